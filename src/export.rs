@@ -1,0 +1,191 @@
+//! Rankings as an aligned table, CSV or JSON. Paths in the table are sanitised for the
+//! terminal; CSV and JSON keep them exact (quoted / escaped as those formats require).
+
+use crate::rank::{RankedImage, Ranking};
+use crate::sanitize::sanitize;
+use crate::scan::Skip;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// One output row: the columns every format shares.
+#[derive(Debug, Serialize)]
+pub struct Row<'a> {
+    pub rank: usize,
+    pub path: &'a str,
+    pub score: Option<f32>,
+    pub nn_distance: Option<f32>,
+    pub knn_mean: Option<f32>,
+    pub lof: Option<f32>,
+    pub closest_match: Option<&'a str>,
+    pub duplicates: usize,
+    pub beyond_fence: bool,
+}
+
+pub const COLUMNS: [&str; 9] = [
+    "rank",
+    "path",
+    "score",
+    "nn_distance",
+    "knn_mean",
+    "lof",
+    "closest_match",
+    "duplicates",
+    "beyond_fence",
+];
+
+impl<'a> From<&'a RankedImage> for Row<'a> {
+    fn from(i: &'a RankedImage) -> Self {
+        Row {
+            rank: i.rank,
+            path: &i.path,
+            score: i.score,
+            nn_distance: i.nn_distance,
+            knn_mean: i.knn_mean,
+            lof: i.lof,
+            closest_match: i.closest_path.as_deref(),
+            duplicates: i.duplicates,
+            beyond_fence: i.beyond_fence,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    model: &'a str,
+    config: &'a crate::rank::RankConfig,
+    total: usize,
+    stats: &'a Option<crate::rank::BoxStats>,
+    images: Vec<Row<'a>>,
+    skipped: &'a [Skip],
+}
+
+fn num(v: Option<f32>) -> String {
+    v.map_or(String::new(), |v| format!("{v:.6}"))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Renders the first `top` images (all when `None`) in `format`.
+pub fn render(
+    ranking: &Ranking,
+    top: Option<usize>,
+    format: Format,
+    model: &str,
+    skipped: &[Skip],
+) -> String {
+    let shown =
+        &ranking.images[..top.map_or(ranking.images.len(), |t| t.min(ranking.images.len()))];
+    match format {
+        Format::Json => {
+            let report = JsonReport {
+                model,
+                config: &ranking.config,
+                total: ranking.images.len(),
+                stats: &ranking.stats,
+                images: shown.iter().map(Row::from).collect(),
+                skipped,
+            };
+            serde_json::to_string_pretty(&report).expect("report serialises") + "\n"
+        }
+        Format::Csv => {
+            let mut out = COLUMNS.join(",") + "\n";
+            for r in shown.iter().map(Row::from) {
+                let fields = [
+                    r.rank.to_string(),
+                    csv_field(r.path),
+                    num(r.score),
+                    num(r.nn_distance),
+                    num(r.knn_mean),
+                    num(r.lof),
+                    csv_field(r.closest_match.unwrap_or("")),
+                    r.duplicates.to_string(),
+                    r.beyond_fence.to_string(),
+                ];
+                out += &(fields.join(",") + "\n");
+            }
+            out
+        }
+        Format::Table => table(shown),
+    }
+}
+
+fn table(rows: &[RankedImage]) -> String {
+    let header = [
+        "rank",
+        "path",
+        "score",
+        "nn dist",
+        "k-nn",
+        "lof",
+        "closest match",
+        "dups",
+        "fence",
+    ];
+    let cells: Vec<[String; 9]> = rows
+        .iter()
+        .map(|i| {
+            [
+                i.rank.to_string(),
+                sanitize(&i.path),
+                num4(i.score),
+                num4(i.nn_distance),
+                num4(i.knn_mean),
+                num4(i.lof),
+                i.closest_path.as_deref().map_or("-".into(), sanitize),
+                i.duplicates.to_string(),
+                if i.beyond_fence {
+                    "*".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    let width = |c: usize| {
+        cells
+            .iter()
+            .map(|r| r[c].chars().count())
+            .chain([header[c].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let line = |cols: Vec<&str>| {
+        cols.iter()
+            .enumerate()
+            .map(|(c, s)| {
+                // Numbers right-aligned, text left-aligned.
+                if matches!(c, 0 | 2..=5 | 7) {
+                    format!("{s:>w$}", w = widths[c])
+                } else {
+                    format!("{s:<w$}", w = widths[c])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in &cells {
+        out += &line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+fn num4(v: Option<f32>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.4}"))
+}

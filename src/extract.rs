@@ -1,0 +1,102 @@
+//! The batch pipeline: a pool of decoder threads prepares images while the model runs on
+//! the previous batch; results and skips come back batch by batch.
+
+use crate::model::{FeatureModel, ModelError};
+use crate::preprocess::{DecodeError, prepare};
+use crossbeam_channel::bounded;
+use rayon::prelude::*;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One image to extract; `id` is the caller's handle for it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: usize,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractOptions {
+    pub batch_size: usize,
+    /// Decoder threads (the model uses the global rayon pool).
+    pub threads: usize,
+}
+
+/// What one batch produced.
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    /// (job id, feature row)
+    pub rows: Vec<(usize, Vec<f32>)>,
+    /// (job id, why it was skipped)
+    pub skipped: Vec<(usize, DecodeError)>,
+    /// The last job of the batch, for "current file" displays.
+    pub last: Option<usize>,
+}
+
+/// Runs every job through decode + model, calling `on_batch` after each batch. Stops early
+/// (without error) when `cancel` is set; finished batches have been delivered by then.
+pub fn run(
+    model: &FeatureModel,
+    jobs: &[Job],
+    opts: ExtractOptions,
+    cancel: &AtomicBool,
+    on_batch: &mut dyn FnMut(BatchResult),
+) -> Result<(), ModelError> {
+    let batch_size = opts.batch_size.max(1);
+    let pp = model.preprocess;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .thread_name(|i| format!("decode-{i}"))
+        .build()
+        .map_err(|e| ModelError::Candle(candle_core::Error::Msg(e.to_string())))?;
+    // Two batches in flight: decoding runs one batch ahead of the model, memory stays bounded.
+    let (tx, rx) = bounded::<Vec<(usize, Result<Vec<f32>, DecodeError>)>>(2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for chunk in jobs.chunks(batch_size) {
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let decoded = pool.install(|| {
+                    chunk
+                        .par_iter()
+                        .map(|j| (j.id, prepare(&j.path, &pp)))
+                        .collect()
+                });
+                if tx.send(decoded).is_err() {
+                    break; // the model side stopped
+                }
+            }
+        });
+        let mut input = Vec::with_capacity(batch_size * pp.len());
+        for decoded in rx {
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut result = BatchResult {
+                last: decoded.last().map(|d| d.0),
+                ..Default::default()
+            };
+            input.clear();
+            let mut ids = Vec::with_capacity(decoded.len());
+            for (id, prepared) in decoded {
+                match prepared {
+                    Ok(pixels) => {
+                        input.extend_from_slice(&pixels);
+                        ids.push(id);
+                    }
+                    Err(e) => result.skipped.push((id, e)),
+                }
+            }
+            if !ids.is_empty() {
+                let (features, dim) = model.features(&input, ids.len())?;
+                result.rows = ids
+                    .into_iter()
+                    .zip(features.chunks_exact(dim).map(<[f32]>::to_vec))
+                    .collect();
+            }
+            on_batch(result);
+        }
+        Ok(())
+    })
+}

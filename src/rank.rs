@@ -1,0 +1,399 @@
+//! From features to a ranking: duplicate groups, nearest non-duplicate neighbours, scores,
+//! and the boxplot statistics of the score. The TUI and `rank` are views over `Ranking`.
+
+use crate::neighbours::{Neighbours, knn};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The number that orders images (larger = more unique).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoreKind {
+    /// L2 distance to the closest match (the tutorial's score).
+    Nn,
+    /// Mean L2 distance to the k nearest non-duplicate neighbours.
+    Knn,
+    /// Local outlier factor over the k nearest neighbours (density-aware).
+    Lof,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RankConfig {
+    /// Neighbours for the k-NN and LOF scores (and shown in the detail view).
+    pub k: usize,
+    /// L2-normalise feature rows first (cosine geometry).
+    pub normalise: bool,
+    pub score: ScoreKind,
+    /// Report squared L2 distances, as FAISS `IndexFlatL2` does (the tutorial's numbers).
+    pub squared: bool,
+}
+
+impl Default for RankConfig {
+    fn default() -> Self {
+        Self {
+            k: 5,
+            normalise: true,
+            score: ScoreKind::Nn,
+            squared: false,
+        }
+    }
+}
+
+impl RankConfig {
+    /// The tutorial's geometry: raw features, squared L2, distance to the closest match.
+    pub fn tutorial() -> Self {
+        Self {
+            k: 1,
+            normalise: false,
+            score: ScoreKind::Nn,
+            squared: true,
+        }
+    }
+}
+
+/// One image's place in the ranking.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RankedImage {
+    /// 1-based position by score (ties share no rank; order is stable by path).
+    pub rank: usize,
+    /// Row in the feature set.
+    pub index: usize,
+    pub path: String,
+    /// The chosen score; `None` when the image has no neighbour to compare with.
+    pub score: Option<f32>,
+    /// Distance to the closest non-duplicate neighbour.
+    pub nn_distance: Option<f32>,
+    pub closest: Option<usize>,
+    pub closest_path: Option<String>,
+    pub knn_mean: Option<f32>,
+    pub lof: Option<f32>,
+    /// Size of the image's duplicate group (1 = unique content).
+    pub duplicates: usize,
+    pub beyond_fence: bool,
+    /// The k nearest non-duplicate neighbours: (row, distance).
+    #[serde(skip)]
+    pub neighbours: Vec<(usize, f32)>,
+}
+
+/// Five-number summary with Tukey fences (1.5 IQR).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct BoxStats {
+    pub count: usize,
+    pub min: f32,
+    pub q1: f32,
+    pub median: f32,
+    pub q3: f32,
+    pub max: f32,
+    pub lower_fence: f32,
+    pub upper_fence: f32,
+    /// Most extreme data points inside the fences.
+    pub lower_whisker: f32,
+    pub upper_whisker: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ranking {
+    pub config: RankConfig,
+    /// Sorted by score, most unique first; images without a score last.
+    pub images: Vec<RankedImage>,
+    pub stats: Option<BoxStats>,
+}
+
+impl Ranking {
+    /// Images whose score is beyond the upper Tukey fence, most unique first.
+    pub fn outliers(&self) -> impl Iterator<Item = &RankedImage> {
+        self.images.iter().filter(|i| i.beyond_fence)
+    }
+}
+
+/// Group id per row: rows with the same content hash or byte-identical features share one.
+pub fn duplicate_groups(hashes: &[&str], data: &[f32], dim: usize) -> Vec<u32> {
+    let n = hashes.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut first_by_hash: HashMap<&str, usize> = HashMap::new();
+    let mut first_by_row: HashMap<Vec<u32>, usize> = HashMap::new();
+    for i in 0..n {
+        let bits: Vec<u32> = data[i * dim..(i + 1) * dim]
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        for first in [
+            *first_by_hash.entry(hashes[i]).or_insert(i),
+            *first_by_row.entry(bits).or_insert(i),
+        ] {
+            let (a, b) = (find(&mut parent, first), find(&mut parent, i));
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    (0..n).map(|i| find(&mut parent, i) as u32).collect()
+}
+
+/// L2-normalises each row in place (zero rows stay zero).
+pub fn normalise_rows(data: &mut [f32], dim: usize) {
+    for row in data.chunks_exact_mut(dim.max(1)) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+}
+
+/// Ranks `paths.len()` images whose features are the rows of `data`.
+pub fn rank(
+    paths: &[String],
+    hashes: &[&str],
+    data: &[f32],
+    dim: usize,
+    cfg: &RankConfig,
+) -> Ranking {
+    let n = paths.len();
+    assert_eq!(data.len(), n * dim, "feature matrix size");
+    assert_eq!(hashes.len(), n, "one hash per image");
+    let owned;
+    let data = if cfg.normalise {
+        owned = {
+            let mut d = data.to_vec();
+            normalise_rows(&mut d, dim);
+            d
+        };
+        &owned[..]
+    } else {
+        data
+    };
+    let groups = duplicate_groups(hashes, data, dim);
+    let mut group_size: HashMap<u32, usize> = HashMap::new();
+    groups
+        .iter()
+        .for_each(|g| *group_size.entry(*g).or_default() += 1);
+    let k = cfg.k.max(1);
+    let nn = knn(data, dim, k, &groups);
+    let distance = |d2: f32| if cfg.squared { d2 } else { d2.sqrt() };
+    let lof = local_outlier_factor(&nn, n);
+
+    let mut images: Vec<RankedImage> = (0..n)
+        .map(|i| {
+            let neighbours: Vec<(usize, f32)> =
+                nn.row(i).map(|(j, d2)| (j, distance(d2))).collect();
+            let nn_distance = neighbours.first().map(|n| n.1);
+            let knn_mean = (!neighbours.is_empty())
+                .then(|| neighbours.iter().map(|n| n.1).sum::<f32>() / neighbours.len() as f32);
+            let score = match cfg.score {
+                ScoreKind::Nn => nn_distance,
+                ScoreKind::Knn => knn_mean,
+                ScoreKind::Lof => lof[i],
+            };
+            RankedImage {
+                rank: 0,
+                index: i,
+                path: paths[i].clone(),
+                score,
+                nn_distance,
+                closest: neighbours.first().map(|n| n.0),
+                closest_path: neighbours.first().map(|n| paths[n.0].clone()),
+                knn_mean,
+                lof: lof[i],
+                duplicates: group_size[&groups[i]],
+                beyond_fence: false,
+                neighbours,
+            }
+        })
+        .collect();
+    let scores: Vec<f32> = images.iter().filter_map(|i| i.score).collect();
+    let stats = box_stats(&scores);
+    if let Some(stats) = stats {
+        for image in &mut images {
+            image.beyond_fence = image.score.is_some_and(|s| s > stats.upper_fence);
+        }
+    }
+    images.sort_by(|a, b| {
+        let key = |s: Option<f32>| s.unwrap_or(f32::NEG_INFINITY);
+        key(b.score)
+            .total_cmp(&key(a.score))
+            .then_with(|| a.path.cmp(&b.path))
+    });
+    for (r, image) in images.iter_mut().enumerate() {
+        image.rank = r + 1;
+    }
+    Ranking {
+        config: *cfg,
+        images,
+        stats,
+    }
+}
+
+/// Local outlier factor (Breunig et al. 2000) from the k-NN lists; `None` without neighbours.
+/// Uses the Euclidean (not squared) distances.
+fn local_outlier_factor(nn: &Neighbours, n: usize) -> Vec<Option<f32>> {
+    let rows: Vec<Vec<(usize, f32)>> = (0..n)
+        .map(|i| nn.row(i).map(|(j, d2)| (j, d2.sqrt())).collect())
+        .collect();
+    let k_distance: Vec<f32> = rows.iter().map(|r| r.last().map_or(0.0, |n| n.1)).collect();
+    // Local reachability density; a tiny floor keeps coincident points finite.
+    let lrd: Vec<Option<f32>> = rows
+        .iter()
+        .map(|r| {
+            (!r.is_empty()).then(|| {
+                let reach =
+                    r.iter().map(|&(j, d)| d.max(k_distance[j])).sum::<f32>() / r.len() as f32;
+                1.0 / reach.max(1e-12)
+            })
+        })
+        .collect();
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let own = lrd[i]?;
+            let ratios: Vec<f32> = r
+                .iter()
+                .filter_map(|&(j, _)| lrd[j])
+                .map(|l| l / own)
+                .collect();
+            (!ratios.is_empty()).then(|| ratios.iter().sum::<f32>() / ratios.len() as f32)
+        })
+        .collect()
+}
+
+/// Quantile with linear interpolation between order statistics (numpy's default method).
+pub fn quantile(sorted: &[f32], q: f64) -> f32 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let frac = (pos - lo as f64) as f32;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+/// Boxplot statistics of `values`; `None` when there are none.
+pub fn box_stats(values: &[f32]) -> Option<BoxStats> {
+    let mut sorted: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f32::total_cmp);
+    let (q1, median, q3) = (
+        quantile(&sorted, 0.25),
+        quantile(&sorted, 0.5),
+        quantile(&sorted, 0.75),
+    );
+    let iqr = q3 - q1;
+    let (lower_fence, upper_fence) = (q1 - 1.5 * iqr, q3 + 1.5 * iqr);
+    let inside = sorted
+        .iter()
+        .filter(|&&v| v >= lower_fence && v <= upper_fence);
+    Some(BoxStats {
+        count: sorted.len(),
+        min: sorted[0],
+        q1,
+        median,
+        q3,
+        max: sorted[sorted.len() - 1],
+        lower_fence,
+        upper_fence,
+        lower_whisker: inside.clone().copied().fold(f32::INFINITY, f32::min),
+        upper_whisker: inside.copied().fold(f32::NEG_INFINITY, f32::max),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn box_stats_by_hand() {
+        // Sorted: 1 2 3 4 5 6 7 8 100. Q1 = 3, median = 5, Q3 = 7 (positions 2, 4, 6).
+        let s = box_stats(&[5.0, 1.0, 100.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0]).unwrap();
+        assert_eq!(
+            (s.min, s.q1, s.median, s.q3, s.max),
+            (1.0, 3.0, 5.0, 7.0, 100.0)
+        );
+        assert_eq!((s.lower_fence, s.upper_fence), (-3.0, 13.0));
+        assert_eq!((s.lower_whisker, s.upper_whisker), (1.0, 8.0));
+        // Four values: positions 0.75, 1.5, 2.25 interpolate.
+        let s = box_stats(&[1.0, 2.0, 4.0, 8.0]).unwrap();
+        assert_eq!((s.q1, s.median, s.q3), (1.75, 3.0, 5.0));
+        assert!(box_stats(&[]).is_none());
+        let one = box_stats(&[2.5]).unwrap();
+        assert_eq!((one.q1, one.q3, one.upper_whisker), (2.5, 2.5, 2.5));
+    }
+
+    fn paths(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{i}.png")).collect()
+    }
+
+    #[test]
+    fn closest_match_skips_exact_duplicates() {
+        // Rows 0, 1, 2 are copies (same content hash); 3 is close, 4 is far.
+        let data = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 10.0, 0.0];
+        let hashes = ["a", "a", "a", "b", "c"];
+        let cfg = RankConfig {
+            k: 2,
+            normalise: false,
+            score: ScoreKind::Nn,
+            squared: false,
+        };
+        let r = rank(&paths(5), &hashes, &data, 2, &cfg);
+        let by_index = |i: usize| r.images.iter().find(|x| x.index == i).unwrap();
+        assert_eq!(by_index(0).closest, Some(3));
+        assert_eq!(by_index(0).duplicates, 3);
+        assert_eq!(by_index(0).nn_distance, Some(1.0));
+        assert_eq!(by_index(4).nn_distance, Some(9.0));
+        assert_eq!(r.images[0].index, 4, "the far point ranks first");
+        let tutorial = rank(&paths(5), &hashes, &data, 2, &RankConfig::tutorial());
+        assert_eq!(
+            tutorial.images[0].nn_distance,
+            Some(81.0),
+            "squared L2 like FAISS"
+        );
+    }
+
+    #[test]
+    fn identical_features_are_duplicates_even_with_different_bytes() {
+        let data = [1.0, 2.0, 1.0, 2.0, 5.0, 5.0];
+        let groups = duplicate_groups(&["x", "y", "z"], &data, 2);
+        assert_eq!(groups[0], groups[1]);
+        assert_ne!(groups[0], groups[2]);
+    }
+
+    #[test]
+    fn one_image_has_no_neighbour_and_two_see_each_other() {
+        let r = rank(&paths(1), &["a"], &[1.0, 1.0], 2, &RankConfig::default());
+        assert_eq!(r.images[0].score, None);
+        assert_eq!(r.images[0].closest, None);
+        let r = rank(
+            &paths(2),
+            &["a", "b"],
+            &[1.0, 0.0, 0.0, 1.0],
+            2,
+            &RankConfig::default(),
+        );
+        assert!(r.images.iter().all(|i| i.closest.is_some()));
+        assert!((r.images[0].nn_distance.unwrap() - 2f32.sqrt()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn lof_flags_the_point_outside_a_cluster() {
+        let mut data = Vec::new();
+        for i in 0..10 {
+            data.extend_from_slice(&[(i % 3) as f32 * 0.1, (i / 3) as f32 * 0.1]);
+        }
+        data.extend_from_slice(&[3.0, 3.0]);
+        let hashes: Vec<String> = (0..11).map(|i| i.to_string()).collect();
+        let hashes: Vec<&str> = hashes.iter().map(String::as_str).collect();
+        let cfg = RankConfig {
+            k: 3,
+            normalise: false,
+            score: ScoreKind::Lof,
+            squared: false,
+        };
+        let r = rank(&paths(11), &hashes, &data, 2, &cfg);
+        assert_eq!(r.images[0].index, 10);
+        assert!(r.images[0].lof.unwrap() > 5.0);
+        assert!(r.images[0].beyond_fence);
+    }
+}

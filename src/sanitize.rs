@@ -1,0 +1,29 @@
+//! Make untrusted text (file names) safe to print: a file name can carry escape sequences.
+
+/// Replaces control characters (C0, DEL, C1) with visible escapes such as `\x1b` or `\n`,
+/// so nothing from a file name can drive the terminal.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn escapes_become_visible() {
+        assert_eq!(sanitize("a\x1b[2Jb\n"), "a\\x1b[2Jb\\n");
+        assert_eq!(sanitize("\u{9b}31m"), "\\x9b31m");
+        assert_eq!(sanitize("snow❄.png"), "snow❄.png");
+    }
+}

@@ -1,0 +1,199 @@
+//! Walk a folder, keep image files in a stable order, and hash their content.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+/// File name extensions (lower case) that the decoders understand.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"];
+
+/// An image file found by the scan, before anything is decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedFile {
+    pub path: PathBuf,
+    /// Path relative to the scanned root, `/`-separated; the stable sort key and the cache key.
+    pub rel: String,
+    pub size: u64,
+    pub mtime_ns: u128,
+}
+
+/// A file that was left out, and why. Skips are always shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skip {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub files: Vec<ScannedFile>,
+    pub skipped: Vec<Skip>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("cannot read folder {path}: {source}")]
+    Root { path: PathBuf, source: io::Error },
+    #[error("{0} is not a folder; give a folder of images")]
+    NotAFolder(PathBuf),
+}
+
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Recursively lists the image files under `root`, sorted by relative path.
+/// Symlinked folders are not followed (no loops); unreadable entries become skips.
+pub fn scan(root: &Path) -> Result<Scan, ScanError> {
+    let meta = fs::metadata(root).map_err(|source| ScanError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(ScanError::NotAFolder(root.to_path_buf()));
+    }
+    let mut out = Scan::default();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if dir == root => {
+                return Err(ScanError::Root {
+                    path: root.to_path_buf(),
+                    source: e,
+                });
+            }
+            Err(e) => {
+                out.skipped
+                    .push(skip(root, &dir, format!("folder not readable: {e}")));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            visit(root, &entry.path(), &mut stack, &mut out);
+        }
+    }
+    out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn visit(root: &Path, path: &Path, stack: &mut Vec<PathBuf>, out: &mut Scan) {
+    let Ok(link_meta) = fs::symlink_metadata(path) else {
+        return; // vanished while we looked
+    };
+    if link_meta.is_dir() {
+        stack.push(path.to_path_buf());
+        return;
+    }
+    if !has_image_extension(path) {
+        return;
+    }
+    // Follow file symlinks, but not folder symlinks (they can form loops).
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            out.skipped
+                .push(skip(root, path, format!("cannot read file: {e}")));
+            return;
+        }
+    };
+    if meta.is_dir() {
+        out.skipped
+            .push(skip(root, path, "symlink to a folder, not followed".into()));
+        return;
+    }
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    out.files.push(ScannedFile {
+        path: path.to_path_buf(),
+        rel: relative(root, path),
+        size: meta.len(),
+        mtime_ns,
+    });
+}
+
+fn skip(root: &Path, path: &Path, reason: String) -> Skip {
+    Skip {
+        path: relative(root, path),
+        reason,
+    }
+}
+
+/// `/`-separated path relative to `root` (lossy for names that are not UTF-8).
+pub fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// BLAKE3 of the file's bytes as hex: equal hashes mean byte-identical files.
+pub fn content_hash(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_is_recursive_sorted_and_filters_extensions() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("b.PNG"), b"x").unwrap();
+        fs::write(dir.path().join("a.jpg"), b"x").unwrap();
+        fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        fs::write(dir.path().join("sub/c.webp"), b"x").unwrap();
+        let scan = scan(dir.path()).unwrap();
+        let rels: Vec<_> = scan.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels, ["a.jpg", "b.PNG", "sub/c.webp"]);
+    }
+
+    #[test]
+    fn scanning_a_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.jpg");
+        fs::write(&file, b"x").unwrap();
+        assert!(matches!(scan(&file), Err(ScanError::NotAFolder(_))));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("loop.png")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("loopdir")).unwrap();
+        let scan = scan(dir.path()).unwrap();
+        assert!(scan.files.is_empty());
+        assert_eq!(scan.skipped.len(), 1);
+    }
+
+    #[test]
+    fn identical_bytes_hash_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a"), b"snow").unwrap();
+        fs::write(dir.path().join("b"), b"snow").unwrap();
+        fs::write(dir.path().join("c"), b"snow!").unwrap();
+        let h = |n: &str| content_hash(&dir.path().join(n)).unwrap();
+        assert_eq!(h("a"), h("b"));
+        assert_ne!(h("a"), h("c"));
+    }
+}
