@@ -1,0 +1,224 @@
+//! The real binary on small generated folders: output formats, the cache, bad input,
+//! exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn snowscope(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_snowscope"))
+        .args(args)
+        .arg("--cache-dir")
+        .arg(cache)
+        .output()
+        .expect("binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Writes `n` distinct small images: coloured discs on gradients.
+fn write_images(dir: &Path, n: usize) {
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(96, 64, |x, y| {
+            let (cx, cy) = (20.0 + 9.0 * i as f32, 32.0);
+            let inside =
+                (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < 150.0 + 40.0 * i as f32;
+            if inside {
+                image::Rgb([(40 * i % 255) as u8, 200, (90 + 30 * i % 160) as u8])
+            } else {
+                image::Rgb([(x * 2) as u8, (y * 3) as u8, (i * 20) as u8])
+            }
+        });
+        img.save(dir.join(format!("img{i:02}.png"))).unwrap();
+    }
+}
+
+#[test]
+fn rank_formats_cache_and_incremental_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 6);
+    std::fs::copy(
+        dir.path().join("img00.png"),
+        dir.path().join("copy_of_00.png"),
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+
+    let out = snowscope(&["rank", d, "--format", "json", "--top", "0"], cache.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Seven files, six distinct contents: one model run each.
+    assert!(
+        text(&out.stderr).contains("6 images, 0 from the cache"),
+        "{}",
+        text(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let images = json["images"].as_array().unwrap();
+    assert_eq!(images.len(), 7);
+    for key in [
+        "rank",
+        "path",
+        "score",
+        "nn_distance",
+        "knn_mean",
+        "lof",
+        "closest_match",
+        "duplicates",
+        "beyond_fence",
+    ] {
+        assert!(images[0].get(key).is_some(), "JSON row lacks {key}");
+    }
+    assert!(json["stats"]["q1"].is_number() && json["skipped"].as_array().unwrap().is_empty());
+    // The byte-identical copy is in a group of 2 and its closest match is not its twin.
+    let copy = images
+        .iter()
+        .find(|i| i["path"] == "copy_of_00.png")
+        .unwrap();
+    assert_eq!(copy["duplicates"], 2);
+    assert_ne!(copy["closest_match"], "img00.png");
+    // Ranks are 1..n and scores descend.
+    let scores: Vec<f64> = images
+        .iter()
+        .map(|i| i["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+
+    // Second run: everything from the cache.
+    let out = snowscope(&["rank", d, "--format", "csv"], cache.path());
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("6 images, 6 from the cache"),
+        "{}",
+        text(&out.stderr)
+    );
+    let csv = text(&out.stdout);
+    assert!(csv.starts_with(
+        "rank,path,score,nn_distance,knn_mean,lof,closest_match,duplicates,beyond_fence\n"
+    ));
+    assert_eq!(csv.lines().count(), 8);
+
+    // One changed and one added file: only those two are extracted.
+    image::RgbImage::from_pixel(50, 50, image::Rgb([250, 10, 10]))
+        .save(dir.path().join("img03.png"))
+        .unwrap();
+    image::RgbImage::from_pixel(40, 70, image::Rgb([10, 10, 250]))
+        .save(dir.path().join("new.png"))
+        .unwrap();
+    let out = snowscope(&["rank", d], cache.path());
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("7 images, 5 from the cache"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("rank")
+    );
+}
+
+#[test]
+fn bad_files_are_skipped_with_reasons_and_a_distinct_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 3);
+    std::fs::write(dir.path().join("empty.png"), b"").unwrap();
+    std::fs::write(dir.path().join("notes.jpg"), b"this is text, not a JPEG").unwrap();
+    let good = std::fs::read(dir.path().join("img00.png")).unwrap();
+    std::fs::write(dir.path().join("truncated.png"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(dir.path().join("evil\x1b[2J.png"), b"\x1b]0;pwned\x07").unwrap();
+    let out = snowscope(
+        &["rank", dir.path().to_str().unwrap(), "--format", "json"],
+        cache.path(),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("empty.png: empty file"), "{stderr}");
+    assert!(
+        stderr.contains("notes.jpg: not a recognised image format"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("truncated.png"), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "an escape sequence reached the terminal"
+    );
+    assert!(stderr.contains("evil\\x1b[2J.png"));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["skipped"].as_array().unwrap().len(), 4);
+    assert_eq!(json["images"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn empty_and_single_image_folders() {
+    let cache = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let out = snowscope(&["rank", empty.path().to_str().unwrap()], cache.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("nothing to rank"));
+    let one = tempfile::tempdir().unwrap();
+    write_images(one.path(), 1);
+    let out = snowscope(&["rank", one.path().to_str().unwrap()], cache.path());
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("no neighbour"));
+    let missing = snowscope(&["rank", "/definitely/not/here"], cache.path());
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("cannot"));
+}
+
+#[test]
+fn features_export_round_trips_through_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 4);
+    let npy = out_dir.path().join("f.npy");
+    let out = snowscope(
+        &[
+            "features",
+            dir.path().to_str().unwrap(),
+            "--out",
+            npy.to_str().unwrap(),
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (data, rows, cols) = snowscope::npy::read(&npy).unwrap();
+    assert_eq!((rows, cols, data.len()), (4, 1280, 4 * 1280));
+    let paths = npy.with_extension("paths.txt");
+    assert_eq!(std::fs::read_to_string(&paths).unwrap().lines().count(), 4);
+    let from_npy = snowscope(
+        &[
+            "rank",
+            "--features",
+            npy.to_str().unwrap(),
+            "--paths",
+            paths.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+        cache.path(),
+    );
+    assert!(from_npy.status.success(), "{}", text(&from_npy.stderr));
+    let from_dir = snowscope(
+        &["rank", dir.path().to_str().unwrap(), "--format", "csv"],
+        cache.path(),
+    );
+    let scores = |o: &Output| -> Vec<String> {
+        text(&o.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        scores(&from_npy),
+        scores(&from_dir),
+        "same features, same scores"
+    );
+}
