@@ -80,8 +80,9 @@ struct RankArgs {
     /// Neighbours for the k-NN and LOF scores.
     #[arg(long, default_value_t = 5, global = true)]
     k: usize,
-    /// Score that orders the images: nn = distance to the closest match.
-    #[arg(long, value_enum, default_value = "nn", global = true)]
+    /// Score that orders the images: nn = distance to the closest match (the tutorial's),
+    /// knn = mean distance to the k nearest (default: best measured), lof = local outlier factor.
+    #[arg(long, value_enum, default_value = "knn", global = true)]
     score: ScoreKind,
     /// Use raw features instead of L2-normalised ones (cosine geometry).
     #[arg(long, global = true)]

@@ -5,7 +5,7 @@
 //! Batch norm is folded into the convolution weights at load, so each layer is one
 //! convolution plus bias; the depthwise convolutions run on a dedicated kernel.
 
-use super::kernels::{Depthwise, same_padding};
+use super::kernels::{self, Depthwise, Im2Col, same_padding};
 use super::{Backbone, Tap};
 use candle_core::{Device, Result, Tensor, bail};
 use candle_nn::VarBuilder;
@@ -40,33 +40,54 @@ fn folded_conv(vb: &VarBuilder, conv: &str, bn: &str) -> Result<(Tensor, Tensor)
     Ok((weight, bias))
 }
 
-/// 1x1 convolution as one matrix product per image: (Cout x Cin) . (Cin x HW).
+/// 1x1 convolution: the fused CPU kernel, or candle's matrix product on other devices.
 struct Pointwise {
+    cpu: kernels::Pointwise,
     weight: Tensor, // (Cout, Cin)
     bias: Tensor,   // (1, Cout, 1)
-    relu6: bool,
 }
 
 impl Pointwise {
     fn load(vb: &VarBuilder, conv: &str, bn: &str, relu6: bool) -> Result<Self> {
         let (weight, bias) = folded_conv(vb, conv, bn)?;
-        let (out, inp, _, _) = weight.dims4()?;
-        Ok(Self {
-            weight: weight.reshape((out, inp))?,
-            bias: bias.reshape((1, out, 1))?,
+        Self::new(weight, bias, relu6)
+    }
+
+    /// From a folded (Cout, Cin, kh, kw) weight; kh x kw > 1 expects im2col input.
+    fn new(weight: Tensor, bias: Tensor, relu6: bool) -> Result<Self> {
+        let out = weight.dim(0)?;
+        let weight = weight.reshape((out, ()))?;
+        let cpu = kernels::Pointwise {
+            weight: weight.flatten_all()?.to_vec1()?,
+            bias: bias.to_vec1()?,
             relu6,
+        };
+        Ok(Self {
+            cpu,
+            weight,
+            bias: bias.reshape((1, out, 1))?,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            return self.cpu.forward(&x.contiguous()?, residual);
+        }
         let (n, c, h, w) = x.dims4()?;
-        let y = self
+        let mut y = self
             .weight
             .broadcast_left(n)?
             .matmul(&x.reshape((n, c, h * w))?)?
-            .broadcast_add(&self.bias)?;
-        let y = if self.relu6 { y.clamp(0f32, 6f32)? } else { y };
-        y.reshape((n, (), h, w))
+            .broadcast_add(&self.bias)?
+            .reshape((n, (), h, w))?;
+        if let Some(r) = residual {
+            y = (y + r)?;
+        }
+        if self.cpu.relu6 {
+            y.clamp(0f32, 6f32)
+        } else {
+            Ok(y)
+        }
     }
 }
 
@@ -129,17 +150,17 @@ struct MbConv {
 impl MbConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.expand {
-            Some(expand) => expand.forward(x)?,
+            Some(expand) => expand.forward(x, None)?,
             None => x.clone(),
         };
-        let y = self.project.forward(&self.depthwise.forward(&y)?)?;
-        if self.residual { y + x } else { Ok(y) }
+        let residual = self.residual.then_some(x);
+        self.project.forward(&self.depthwise.forward(&y)?, residual)
     }
 }
 
 pub struct EfficientNetLite0 {
-    stem_weight: Tensor,
-    stem_bias: Tensor,
+    /// The 3x3 stride-2 stem convolution, run as im2col + GEMM.
+    stem: Pointwise,
     blocks: Vec<MbConv>,
     head: Pointwise,
     tap: Tap,
@@ -180,6 +201,7 @@ impl EfficientNetLite0 {
 
     pub fn load(vb: &VarBuilder, tap: Tap) -> Result<Self> {
         let (stem_weight, stem_bias) = folded_conv(vb, "_conv_stem", "_bn0")?;
+        let stem = Pointwise::new(stem_weight, stem_bias, true)?;
         let mut blocks = Vec::with_capacity(BLOCKS);
         for &(repeats, kernel, stride, expand, input, output) in &STAGES {
             for r in 0..repeats {
@@ -205,8 +227,7 @@ impl EfficientNetLite0 {
         }
         let head = Pointwise::load(vb, "_conv_head", "_bn1", true)?;
         Ok(Self {
-            stem_weight,
-            stem_bias: stem_bias.reshape((1, (), 1, 1))?,
+            stem,
             blocks,
             head,
             tap,
@@ -216,18 +237,27 @@ impl EfficientNetLite0 {
 
 impl Backbone for EfficientNetLite0 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        let mut x = pad_same(x, h, w, 3, 2)?
-            .conv2d(&self.stem_weight, 0, 2, 1, 1)?
-            .broadcast_add(&self.stem_bias)?
-            .clamp(0f32, 6f32)?;
+        let mut x = if x.device().is_cpu() {
+            let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col {
+                kernel: 3,
+                stride: 2,
+            })?;
+            self.stem.forward(&cols, None)?
+        } else {
+            let (_, c, h, w) = x.dims4()?;
+            let weight = self.stem.weight.reshape(((), c, 3, 3))?;
+            pad_same(x, h, w, 3, 2)?
+                .conv2d(&weight, 0, 2, 1, 1)?
+                .broadcast_add(&self.stem.bias.unsqueeze(3)?)?
+                .clamp(0f32, 6f32)?
+        };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(&x)?;
             if self.tap == Tap::Block(i) {
                 return Ok(x);
             }
         }
-        self.head.forward(&x)
+        self.head.forward(&x, None)
     }
 }
 

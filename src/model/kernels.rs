@@ -3,9 +3,13 @@
 //! candle runs a grouped convolution as one convolution per group, which makes the
 //! depthwise convolutions of EfficientNet (groups = channels) about 100x slower per FLOP
 //! than its dense path (DESIGN.md, measured facts). `Depthwise` is a direct NCHW kernel
-//! with the folded batch-norm bias and ReLU6 fused in.
+//! with the folded batch-norm bias and ReLU6 fused in. `Pointwise` runs a 1x1 convolution
+//! as one GEMM per image with bias, residual and ReLU6 fused: candle's separate broadcast
+//! add and clamp passes cost more than the product itself on the large early maps.
+//! `Im2Col` turns the stem's dense 3x3 convolution into the same GEMM.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
+use crate::linalg::{Rhs, matmul};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 /// TensorFlow "SAME" padding as used by EfficientNet-Lite: output = ceil(input / stride),
@@ -112,13 +116,7 @@ impl CustomOp1 for Depthwise {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            bail!("depthwise-conv2d: only f32 is supported")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            bail!("depthwise-conv2d: input must be contiguous")
-        };
-        let input = &data[start..end];
+        let input = cpu_f32(self.name(), storage, layout)?;
         let (n, c, in_h, in_w) = layout.shape().dims4()?;
         if c * self.kernel * self.kernel != self.weight.len() {
             bail!("depthwise-conv2d: {c} channels do not match the weights")
@@ -141,6 +139,163 @@ impl CustomOp1 for Depthwise {
                 self.plane(plane_in, plane_out, p % c, &g);
             });
         Ok((CpuStorage::F32(out), Shape::from((n, c, out_h, out_w))))
+    }
+}
+
+/// The contiguous f32 data of a CPU tensor argument, and its dims.
+fn cpu_f32<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        bail!("{name}: only f32 is supported")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{name}: input must be contiguous")
+    };
+    Ok(&data[start..end])
+}
+
+/// Splits per-image work over the rayon pool: images in parallel when there are enough of
+/// them, otherwise one image at a time with the GEMM itself parallel.
+fn for_each_image(
+    out: &mut [f32],
+    per_image: usize,
+    work: impl Fn(usize, &mut [f32], usize) + Sync,
+) {
+    let threads = rayon::current_num_threads();
+    let images = out.len() / per_image.max(1);
+    if images >= threads {
+        out.par_chunks_mut(per_image)
+            .enumerate()
+            .for_each(|(i, o)| work(i, o, 1));
+    } else {
+        out.chunks_mut(per_image)
+            .enumerate()
+            .for_each(|(i, o)| work(i, o, threads));
+    }
+}
+
+/// 1x1 convolution: `out = relu6?(W . x + bias [+ residual])` per image, W `cout x cin`.
+pub struct Pointwise {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub relu6: bool,
+}
+
+impl Pointwise {
+    pub fn forward(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        match residual {
+            None => x.apply_op1_no_bwd(self),
+            Some(r) => x.apply_op2_no_bwd(&r.contiguous()?, self),
+        }
+    }
+
+    fn run(
+        &self,
+        input: &[f32],
+        layout: &Layout,
+        residual: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, cin, h, w) = layout.shape().dims4()?;
+        let cout = self.bias.len();
+        if cout * cin != self.weight.len() {
+            bail!("pointwise-conv: {cin} input channels do not match the weights")
+        }
+        let hw = h * w;
+        if residual.is_some_and(|r| r.len() != n * cout * hw) {
+            bail!("pointwise-conv: residual shape does not match the output")
+        }
+        let mut out = vec![0f32; n * cout * hw];
+        for_each_image(&mut out, cout * hw, |i, o, threads| {
+            // Start from bias (+ residual) and let the GEMM accumulate onto it.
+            for (c, row) in o.chunks_exact_mut(hw).enumerate() {
+                match residual {
+                    Some(r) => {
+                        let r = &r[(i * cout + c) * hw..(i * cout + c + 1) * hw];
+                        row.iter_mut()
+                            .zip(r)
+                            .for_each(|(o, r)| *o = r + self.bias[c]);
+                    }
+                    None => row.fill(self.bias[c]),
+                }
+            }
+            let x = &input[i * cin * hw..(i + 1) * cin * hw];
+            matmul(o, &self.weight, x, Rhs::Plain, cout, hw, cin, true, threads);
+            if self.relu6 {
+                o.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, cout, h, w))))
+    }
+}
+
+impl CustomOp1 for Pointwise {
+    fn name(&self) -> &'static str {
+        "pointwise-conv"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.run(
+            cpu_f32(CustomOp1::name(self), storage, layout)?,
+            layout,
+            None,
+        )
+    }
+}
+
+impl CustomOp2 for Pointwise {
+    fn name(&self) -> &'static str {
+        "pointwise-conv-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let residual = cpu_f32(CustomOp2::name(self), s2, l2)?;
+        self.run(cpu_f32(CustomOp2::name(self), s1, l1)?, l1, Some(residual))
+    }
+}
+
+/// Unfolds k x k patches ("SAME" padding) into columns: (N, C, H, W) -> (N, C*k*k, OH, OW),
+/// with rows ordered (c, ky, kx) like a flattened convolution weight.
+pub struct Im2Col {
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let input = cpu_f32(self.name(), storage, layout)?;
+        let (n, c, in_h, in_w) = layout.shape().dims4()?;
+        let (k, s) = (self.kernel, self.stride);
+        let (out_h, pad_top) = same_padding(in_h, k, s);
+        let (out_w, pad_left) = same_padding(in_w, k, s);
+        let plane = out_h * out_w;
+        let mut out = vec![0f32; n * c * k * k * plane];
+        out.par_chunks_mut(plane).enumerate().for_each(|(row, o)| {
+            let (image, rest) = (row / (c * k * k), row % (c * k * k));
+            let (ch, ky, kx) = (rest / (k * k), rest % (k * k) / k, rest % k);
+            let src = &input[(image * c + ch) * in_h * in_w..(image * c + ch + 1) * in_h * in_w];
+            for oy in 0..out_h {
+                let iy = (oy * s + ky) as isize - pad_top as isize;
+                if iy < 0 || iy >= in_h as isize {
+                    continue;
+                }
+                let in_row = &src[iy as usize * in_w..(iy as usize + 1) * in_w];
+                let out_row = &mut o[oy * out_w..(oy + 1) * out_w];
+                accumulate_tap(out_row, in_row, 1.0, kx as isize - pad_left as isize, s);
+            }
+        });
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((n, c * k * k, out_h, out_w)),
+        ))
     }
 }
 
@@ -205,6 +360,66 @@ mod tests {
         ] {
             check(k, s, h, w);
         }
+    }
+
+    #[test]
+    fn pointwise_with_residual_and_stem_im2col_match_candle() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (3, 4, 5, 6), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (7, 4, 1, 1), &dev).unwrap();
+        let bias: Vec<f32> = (0..7).map(|i| i as f32 * 0.1).collect();
+        let residual = Tensor::randn(0f32, 1.0, (3, 7, 5, 6), &dev).unwrap();
+        let op = Pointwise {
+            weight: w.flatten_all().unwrap().to_vec1().unwrap(),
+            bias: bias.clone(),
+            relu6: true,
+        };
+        let ours = op.forward(&x, Some(&residual)).unwrap();
+        let b = Tensor::new(bias, &dev)
+            .unwrap()
+            .reshape((1, 7, 1, 1))
+            .unwrap();
+        let reference = (x.conv2d(&w, 0, 1, 1, 1).unwrap().broadcast_add(&b).unwrap() + &residual)
+            .unwrap()
+            .clamp(0f32, 6f32)
+            .unwrap();
+        let diff = (ours - reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+
+        // Stem: 3x3 stride-2 dense convolution = im2col + pointwise.
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 9, 8), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (5, 3, 3, 3), &dev).unwrap();
+        let cols = x
+            .apply_op1_no_bwd(&Im2Col {
+                kernel: 3,
+                stride: 2,
+            })
+            .unwrap();
+        let op = Pointwise {
+            weight: w.flatten_all().unwrap().to_vec1().unwrap(),
+            bias: vec![0.0; 5],
+            relu6: false,
+        };
+        let ours = op.forward(&cols, None).unwrap();
+        let padded = x
+            .pad_with_zeros(2, 1, 1)
+            .unwrap()
+            .pad_with_zeros(3, 0, 1)
+            .unwrap();
+        let reference = padded.conv2d(&w, 0, 2, 1, 1).unwrap();
+        assert_eq!(ours.dims(), reference.dims());
+        let diff = (ours - reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
     }
 
     #[test]
