@@ -405,6 +405,12 @@ fn run_eval(
 }
 
 fn run(cli: Cli) -> Result<u8> {
+    if let Some(threads) = cli.extract.threads {
+        // The model's kernels and the neighbour search share the global pool.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build_global();
+    }
     let cancel = cancel_flag();
     match cli.command {
         Some(Command::Rank(cmd)) => run_rank(cmd, &cli.extract, &cli.ranking, &cancel),

@@ -210,4 +210,84 @@ mod tests {
         assert_eq!(load_rgb(&deep).unwrap().get_pixel(0, 0).0, [255, 0, 0]);
         assert_eq!(prepare(&gray, &PP).unwrap().len(), PP.len());
     }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        use image::ImageEncoder;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rotated.jpg");
+        let img = RgbImage::from_fn(40, 20, |x, _| {
+            if x < 20 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
+        // A TIFF-structured EXIF block with one entry: Orientation (0x0112) = 6, "rotate 90 CW".
+        let exif = [
+            b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0,
+            0,
+        ];
+        let mut bytes = Vec::new();
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+        encoder.set_exif_metadata(exif.to_vec()).unwrap();
+        encoder
+            .write_image(img.as_raw(), 40, 20, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let decoded = load_rgb(&path).unwrap();
+        assert_eq!(decoded.dimensions(), (20, 40), "rotated to portrait");
+        // Red (the left half) ends up on top after a clockwise quarter turn.
+        assert!(decoded.get_pixel(10, 5).0[0] > 200 && decoded.get_pixel(10, 35).0[2] > 200);
+    }
+
+    /// CRC-32 (IEEE) for hand-made PNG chunks.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn decompression_bombs_are_refused_from_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        // A valid PNG header claiming 100000 x 100000 RGB pixels (30 GB), and no pixel data.
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        let path = dir.path().join("bomb.png");
+        std::fs::write(&path, &png).unwrap();
+        let started = std::time::Instant::now();
+        let err = prepare(&path, &PP).unwrap_err();
+        assert!(started.elapsed().as_secs() < 2, "refused quickly");
+        assert!(err.to_string().contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn animated_gif_gives_its_first_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("anim.gif");
+        let frames = [image::Rgba([250, 0, 0, 255]), image::Rgba([0, 0, 250, 255])]
+            .map(|c| image::Frame::new(image::RgbaImage::from_pixel(8, 8, c)));
+        let mut encoder =
+            image::codecs::gif::GifEncoder::new(std::fs::File::create(&path).unwrap());
+        encoder.encode_frames(frames).unwrap();
+        drop(encoder);
+        let decoded = load_rgb(&path).unwrap();
+        assert!(decoded.get_pixel(4, 4).0[0] > 200, "first (red) frame");
+    }
 }
