@@ -176,7 +176,11 @@ impl FeatureModel {
             Arch::EfficientNetLite0 => (TF_LITE_MEAN, TF_LITE_STD),
             Arch::Vgg16 => (IMAGENET_MEAN, IMAGENET_STD),
         };
-        let preprocess = Preprocess { size: 224, mean, std };
+        let preprocess = Preprocess {
+            size: 224,
+            mean,
+            std,
+        };
         let pooling = format!("{:?}", cfg.pooling).to_lowercase();
         let device_name = format!("{:?}", cfg.device).to_lowercase();
         Ok(Self {
