@@ -16,3 +16,4 @@ pub mod rank;
 pub mod sanitize;
 pub mod scan;
 pub mod store;
+pub mod tui;
