@@ -32,7 +32,12 @@ fn boxplot_height(available: u16) -> Option<u16> {
 /// previews are off. Wide terminals put the table left and preview + boxplot right; narrow
 /// ones stack them, dropping the preview, then the boxplot, as height runs out.
 pub fn explorer(area: Rect, zoom: bool, preview: bool) -> Areas {
-    let status = Rect::new(area.x, area.bottom().saturating_sub(1), area.width, 1);
+    let status = Rect::new(
+        area.x,
+        area.bottom().saturating_sub(1),
+        area.width,
+        area.height.min(1),
+    );
     let main = Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1));
     let mut out = Areas {
         table: main,
@@ -62,7 +67,7 @@ pub fn explorer(area: Rect, zoom: bool, preview: bool) -> Areas {
                 out.boxplot = Some(b);
             }
             (true, None) => out.preview = Some(right),
-            (false, _) => {
+            (false, _) if main.height >= 20 => {
                 let h = if main.height >= 34 { 9 } else { 5 };
                 let (t, b) = split_v(right, h.min(right.height));
                 out.boxplot = Some(b);
@@ -71,6 +76,7 @@ pub fn explorer(area: Rect, zoom: bool, preview: bool) -> Areas {
                 out.table = Rect::new(main.x, main.y, main.width, t.height);
                 out.boxplot = Some(Rect::new(main.x, b.y, main.width, b.height));
             }
+            (false, _) => out.table = main,
         }
         return out;
     }

@@ -11,7 +11,12 @@ pub mod keys;
 pub mod layout;
 pub mod model;
 pub mod preview;
+#[doc(hidden)]
+pub mod testing;
 pub mod view;
+
+#[cfg(test)]
+mod app_tests;
 
 use crate::export::Format;
 use crate::pipeline::{self, Event, PipelineConfig};

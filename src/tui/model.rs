@@ -236,10 +236,50 @@ fn float_key(v: Option<f32>) -> u32 {
     }
 }
 
-/// Position of each string in sorted order (equal strings share a position).
+/// Compares file names the way people count: "flake2" before "flake10".
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                // Longer runs without leading zeros are larger numbers.
+                let (na, nb) = (trim_zeros(&a[..da]), trim_zeros(&b[..db]));
+                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let z = d.iter().take_while(|&&c| c == b'0').count();
+    &d[z..]
+}
+
+/// Position of each string in natural order (equal strings share a position).
 fn ordinals(strings: &[&str]) -> Vec<u32> {
     let mut idx: Vec<u32> = (0..strings.len() as u32).collect();
-    idx.sort_unstable_by(|&a, &b| strings[a as usize].cmp(strings[b as usize]));
+    idx.sort_unstable_by(|&a, &b| {
+        natural_cmp(strings[a as usize], strings[b as usize])
+            .then_with(|| strings[a as usize].cmp(strings[b as usize]))
+    });
     let mut out = vec![0u32; strings.len()];
     let mut ord = 0u32;
     for (pos, &i) in idx.iter().enumerate() {
@@ -380,6 +420,13 @@ mod tests {
         assert!(ScoreFilter::parse(">= x").is_err());
         assert!(ScoreFilter::parse("").is_err());
         assert!(ScoreFilter::parse("= 3").is_err());
+    }
+
+    #[test]
+    fn natural_order_counts_numbers() {
+        let mut v = vec!["f10.png", "f2.png", "f1.png", "a/f3.png", "f02.png"];
+        v.sort_by(|a, b| natural_cmp(a, b).then_with(|| a.cmp(b)));
+        assert_eq!(v, ["a/f3.png", "f1.png", "f02.png", "f2.png", "f10.png"]);
     }
 
     #[test]

@@ -222,7 +222,7 @@ pub fn draw(frame: &mut Frame, ex: &Explorer, area: Rect) {
     }
     if full && inner.height >= 7 {
         let summary = format!(
-            "Q1 {:.4}  median {:.4}  Q3 {:.4}  fence {:.4}  {} beyond whiskers",
+            "Q1 {:.3} · median {:.3} · Q3 {:.3} · fence {:.3} · {} outliers",
             stats.q1,
             stats.median,
             stats.q3,

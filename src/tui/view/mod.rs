@@ -116,6 +116,27 @@ pub(crate) fn truncate_left(s: &str, max: usize) -> String {
     out.into_iter().rev().collect()
 }
 
+/// Shortens `s` to `max` cells, keeping the start.
+pub(crate) fn truncate_right(s: &str, max: usize) -> String {
+    if width(s) <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 1;
+    for c in s.chars() {
+        let w = width(c.encode_utf8(&mut [0; 4]));
+        if used + w > max {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    if max > 0 {
+        out.push('…');
+    }
+    out
+}
+
 /// A score or distance with four decimals; "-" when missing.
 pub(crate) fn num(v: Option<f32>) -> String {
     v.map_or("-".into(), |v| format!("{v:.4}"))

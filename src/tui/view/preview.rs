@@ -34,8 +34,8 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
     };
     let selected = ex.table.image(row);
     let other_label = match app.overlay {
-        Overlay::Detail(i) => format!("neighbour {} of {}", i + 1, selected.neighbours.len()),
-        _ => "closest match".to_string(),
+        Overlay::Detail(i) => format!("neighbour {}/{}", i + 1, selected.neighbours.len()),
+        _ => "closest".to_string(),
     };
     let captions = [
         Some((row, "selected".to_string(), selected.nn_distance)),
@@ -64,7 +64,7 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
         frame.render_widget(
             Paragraph::new(vec![
                 Line::styled(name, bold()),
-                Line::styled(truncate_left(&info, w), dim()),
+                Line::styled(super::truncate_right(&info, w), dim()),
             ]),
             caption_area,
         );

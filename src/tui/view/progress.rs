@@ -20,7 +20,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Stage::Ranking(n) => format!("finding nearest neighbours of {n} images"),
         Stage::Cancelling => "cancelling: finishing the current batch…".to_string(),
     };
-    let main = Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1));
+    let screen = Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1));
+    // A box sized to its content, centred: the progress view has little to say.
+    let content_h = 10 + p.notices.len() as u16;
+    let main = super::centered(screen, screen.width.min(100), content_h + 2);
     let block = pane(
         Line::from(vec![
             Span::styled(" snowscope ", bold()),

@@ -1,6 +1,6 @@
 //! The status bar: the prompt while typing; otherwise sort, filter, counts and hints.
 
-use super::{dim, truncate_left, width};
+use super::{dim, truncate_left, truncate_right, width};
 use crate::sanitize::sanitize;
 use crate::tui::app::{App, Explorer};
 use ratatui::Frame;
@@ -58,25 +58,4 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect) {
         Span::styled(truncate_left(&right, rw), right_style),
     ]);
     frame.render_widget(Paragraph::new(line), area);
-}
-
-/// Shortens `s` to `max` cells, keeping the start.
-fn truncate_right(s: &str, max: usize) -> String {
-    if width(s) <= max {
-        return s.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 1;
-    for c in s.chars() {
-        let w = width(c.encode_utf8(&mut [0; 4]));
-        if used + w > max {
-            break;
-        }
-        used += w;
-        out.push(c);
-    }
-    if max > 0 {
-        out.push('…');
-    }
-    out
 }
