@@ -36,7 +36,7 @@ impl Column {
             Column::Rank => "rank",
             Column::File => "file",
             Column::Distance => "distance",
-            Column::Closest => "closest match",
+            Column::Closest => "closest",
             Column::Knn => "k-NN",
             Column::Lof => "LOF",
             Column::Dups => "dups",

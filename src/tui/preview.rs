@@ -71,7 +71,7 @@ pub fn decode(path: &Path) -> Result<Arc<DynamicImage>, String> {
     Ok(Arc::new(img))
 }
 
-/// Resizes and encodes `img` to fit `width` x `height` cells.
+/// Resizes and encodes `img` to fill `width` x `height` cells, keeping its proportions.
 pub fn encode(
     picker: &Picker,
     img: &DynamicImage,
@@ -82,7 +82,9 @@ pub fn encode(
         .new_protocol(
             img.clone(),
             Size::new(width, height),
-            Resize::Fit(Some(FilterType::Triangle)),
+            // Scale, not Fit: small images (thumbnails, low-resolution micrographs) grow to
+            // fill the slot too.
+            Resize::Scale(Some(FilterType::Triangle)),
         )
         .map(Box::new)
         .map_err(|e| format!("cannot encode preview: {e}"))

@@ -60,7 +60,7 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
         let image = ex.table.image(r);
         let w = slot.width as usize;
         let name = truncate_left(&ex.table.paths[r as usize], w);
-        let info = format!("{label} · #{} · d={}", image.rank, num(distance));
+        let info = format!("{label} #{} d={}", image.rank, num(distance));
         frame.render_widget(
             Paragraph::new(vec![
                 Line::styled(name, bold()),
