@@ -17,3 +17,4 @@ pub mod rank;
 pub mod sanitize;
 pub mod scan;
 pub mod store;
+pub mod tui;

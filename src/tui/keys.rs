@@ -1,0 +1,163 @@
+//! Keys to actions, per mode (prompt, overlay, progress view, explorer). Only key presses
+//! count: repeats and releases (kitty keyboard protocol) are ignored, except repeats of
+//! movement keys, so holding `j` scrolls.
+
+use super::app::{Action, App, Direction, Overlay, PromptKind};
+use crate::export::Format;
+use ratatui::crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
+};
+
+/// The action for a terminal event, if any.
+pub fn action_for(app: &App, event: &Event) -> Option<Action> {
+    match event {
+        Event::Key(key) => key_action(app, key),
+        Event::Mouse(m) => match m.kind {
+            MouseEventKind::ScrollDown => Some(Action::Scroll(3)),
+            MouseEventKind::ScrollUp => Some(Action::Scroll(-3)),
+            MouseEventKind::Down(_) if app.explorer.is_some() && app.overlay == Overlay::None => {
+                Some(Action::Click(m.column, m.row))
+            }
+            _ => None,
+        },
+        Event::Resize(w, h) => Some(Action::Resize(*w, *h)),
+        _ => None,
+    }
+}
+
+fn key_action(app: &App, key: &KeyEvent) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && matches!(key.code, KeyCode::Char('c')) {
+        return Some(Action::Cancel);
+    }
+    let action = if app.prompt.is_some() {
+        prompt_key(key, ctrl)
+    } else if app.explorer.is_none() {
+        progress_key(app, key)
+    } else {
+        match app.overlay {
+            Overlay::Help => Some(Action::CloseOverlay),
+            Overlay::Skips => match key.code {
+                KeyCode::Char('q') => Some(Action::Quit),
+                _ => Some(Action::CloseOverlay),
+            },
+            Overlay::Detail(_) => detail_key(key, ctrl),
+            Overlay::None => explorer_key(app, key, ctrl),
+        }
+    };
+    // Holding a key repeats only movement.
+    if key.kind == KeyEventKind::Repeat
+        && !matches!(
+            action,
+            Some(
+                Action::Move(_)
+                    | Action::HalfPage(_)
+                    | Action::Page(_)
+                    | Action::PromptChar(_)
+                    | Action::PromptBackspace
+            )
+        )
+    {
+        return None;
+    }
+    action
+}
+
+fn prompt_key(key: &KeyEvent, ctrl: bool) -> Option<Action> {
+    match key.code {
+        KeyCode::Esc => Some(Action::PromptCancel),
+        KeyCode::Enter => Some(Action::PromptSubmit),
+        KeyCode::Backspace => Some(Action::PromptBackspace),
+        KeyCode::Char(c) if !ctrl => Some(Action::PromptChar(c)),
+        _ => None,
+    }
+}
+
+fn progress_key(app: &App, key: &KeyEvent) -> Option<Action> {
+    match (app.overlay, key.code) {
+        (_, KeyCode::Char('q')) => Some(Action::Cancel),
+        (Overlay::None, KeyCode::Char('s') | KeyCode::Char('S')) => Some(Action::ShowSkips),
+        (Overlay::None, KeyCode::Char('?')) => Some(Action::ShowHelp),
+        (Overlay::None, _) => None,
+        _ => Some(Action::CloseOverlay),
+    }
+}
+
+fn movement(key: &KeyEvent, ctrl: bool) -> Option<Action> {
+    Some(match key.code {
+        KeyCode::Char('j') | KeyCode::Down => Action::Move(1),
+        KeyCode::Char('k') | KeyCode::Up => Action::Move(-1),
+        KeyCode::Char('d') if ctrl => Action::HalfPage(Direction::Down),
+        KeyCode::Char('u') if ctrl => Action::HalfPage(Direction::Up),
+        KeyCode::Char('f') if ctrl => Action::Page(Direction::Down),
+        KeyCode::Char('b') if ctrl => Action::Page(Direction::Up),
+        KeyCode::PageDown => Action::Page(Direction::Down),
+        KeyCode::PageUp => Action::Page(Direction::Up),
+        _ => return None,
+    })
+}
+
+fn detail_key(key: &KeyEvent, ctrl: bool) -> Option<Action> {
+    if let Some(a) = movement(key, ctrl) {
+        return Some(a);
+    }
+    match key.code {
+        KeyCode::Enter | KeyCode::Char('c') => Some(Action::DetailJump),
+        KeyCode::Esc | KeyCode::Backspace | KeyCode::Char('h') | KeyCode::Left => {
+            Some(Action::CloseOverlay)
+        }
+        KeyCode::Char('q') => Some(Action::Quit),
+        KeyCode::Char('?') => Some(Action::ShowHelp),
+        KeyCode::Char('z') => Some(Action::ToggleZoom),
+        _ => None,
+    }
+}
+
+fn explorer_key(app: &App, key: &KeyEvent, ctrl: bool) -> Option<Action> {
+    if let Some(a) = movement(key, ctrl) {
+        return Some(a);
+    }
+    if ctrl {
+        return None;
+    }
+    Some(match key.code {
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char('g') | KeyCode::Home => Action::Top,
+        KeyCode::Char('G') | KeyCode::End => Action::Bottom,
+        KeyCode::Char('h') | KeyCode::Left => Action::FocusColumn(-1),
+        KeyCode::Char('l') | KeyCode::Right => Action::FocusColumn(1),
+        KeyCode::Char('[') => Action::SortFocused { descending: false },
+        KeyCode::Char(']') => Action::SortFocused { descending: true },
+        KeyCode::Char(c @ '1'..='9') => {
+            // The n-th column on screen.
+            let i = c as usize - '1' as usize;
+            let columns = &app.explorer.as_ref()?.columns;
+            return columns.get(i).copied().map(Action::SortBy);
+        }
+        KeyCode::Char('/') => Action::OpenPrompt(PromptKind::Search, String::new()),
+        KeyCode::Char('n') => Action::SearchNext,
+        KeyCode::Char('N') => Action::SearchPrev,
+        KeyCode::Char('&') => Action::OpenPrompt(PromptKind::PathFilter, String::new()),
+        KeyCode::Char('#') => Action::OpenPrompt(PromptKind::ScoreFilter, String::new()),
+        KeyCode::Char(c @ ('>' | '<')) => {
+            Action::OpenPrompt(PromptKind::ScoreFilter, c.to_string())
+        }
+        KeyCode::Char('f') => Action::ToggleFence,
+        KeyCode::Char('d') => Action::ToggleDuplicates,
+        KeyCode::Esc => Action::ClearFilters,
+        KeyCode::Char('b') => Action::ToggleScope,
+        KeyCode::Tab => Action::NextFocus,
+        KeyCode::BackTab => Action::PrevFocus,
+        KeyCode::Char('z') => Action::ToggleZoom,
+        KeyCode::Enter => Action::OpenDetail,
+        KeyCode::Char('c') => Action::JumpClosest,
+        KeyCode::Char('S') => Action::ShowSkips,
+        KeyCode::Char('?') => Action::ShowHelp,
+        KeyCode::Char('e') => Action::Export(Format::Csv),
+        KeyCode::Char('E') => Action::Export(Format::Json),
+        _ => return None,
+    })
+}

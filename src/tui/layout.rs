@@ -1,0 +1,169 @@
+//! Where each pane goes for a terminal size. Pure, so `update` (scrolling, which previews
+//! to prepare, mouse clicks) and the views agree on the same rectangles.
+
+use ratatui::layout::Rect;
+
+/// Below this the explorer shows a "terminal too small" message instead of panes.
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Areas {
+    pub table: Rect,
+    pub preview: Option<Rect>,
+    pub boxplot: Option<Rect>,
+    pub status: Rect,
+}
+
+pub fn too_small(area: Rect) -> bool {
+    area.width < MIN_WIDTH || area.height < MIN_HEIGHT
+}
+
+/// Height of the boxplot pane with borders: full form, or one box line plus an axis.
+fn boxplot_height(available: u16) -> Option<u16> {
+    match available {
+        h if h >= 34 => Some(9),
+        h if h >= 16 => Some(5),
+        _ => None,
+    }
+}
+
+/// Splits the screen. `zoom` gives the preview the whole main area; `preview` is false when
+/// previews are off. Wide terminals put the table left and preview + boxplot right; narrow
+/// ones stack them, dropping the preview, then the boxplot, as height runs out.
+pub fn explorer(area: Rect, zoom: bool, preview: bool) -> Areas {
+    let status = Rect::new(
+        area.x,
+        area.bottom().saturating_sub(1),
+        area.width,
+        area.height.min(1),
+    );
+    let main = Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1));
+    let mut out = Areas {
+        table: main,
+        status,
+        ..Areas::default()
+    };
+    if too_small(area) {
+        return out;
+    }
+    if zoom && preview {
+        let bp = boxplot_height(main.height).map(|h| h.min(5));
+        let (top, bottom) = split_v(main, bp.unwrap_or(0));
+        out.table = Rect::default();
+        out.preview = Some(top);
+        out.boxplot = bp.map(|_| bottom);
+        return out;
+    }
+    if main.width >= 110 {
+        let right_w = (main.width * 2 / 5).clamp(44, 90);
+        let table = Rect::new(main.x, main.y, main.width - right_w, main.height);
+        let right = Rect::new(table.right(), main.y, right_w, main.height);
+        out.table = table;
+        match (preview, boxplot_height(right.height)) {
+            (true, Some(h)) => {
+                let (p, b) = split_v(right, h);
+                out.preview = Some(p);
+                out.boxplot = Some(b);
+            }
+            (true, None) => out.preview = Some(right),
+            (false, _) if main.height >= 20 => {
+                let h = if main.height >= 34 { 9 } else { 5 };
+                let (t, b) = split_v(right, h.min(right.height));
+                out.boxplot = Some(b);
+                // Without previews the right column holds only the boxplot; give the
+                // rest back to the table.
+                out.table = Rect::new(main.x, main.y, main.width, t.height);
+                out.boxplot = Some(Rect::new(main.x, b.y, main.width, b.height));
+            }
+            (false, _) => out.table = main,
+        }
+        return out;
+    }
+    // Narrow: table on top, then preview, then boxplot.
+    let mut rest = main;
+    if let Some(h) = boxplot_height(rest.height)
+        && rest.height >= h + 8
+    {
+        let (t, b) = split_v(rest, if rest.height >= 40 { h } else { 5 });
+        out.boxplot = Some(b);
+        rest = t;
+    }
+    if preview && rest.height >= 26 {
+        let h = rest.height / 2;
+        let (t, p) = split_v(rest, h);
+        out.preview = Some(p);
+        rest = t;
+    }
+    out.table = rest;
+    out
+}
+
+/// Splits `r` into a top part and a bottom part `bottom` rows high.
+fn split_v(r: Rect, bottom: u16) -> (Rect, Rect) {
+    let bottom = bottom.min(r.height);
+    (
+        Rect::new(r.x, r.y, r.width, r.height - bottom),
+        Rect::new(r.x, r.y + r.height - bottom, r.width, bottom),
+    )
+}
+
+/// Rows of data the table shows (inside the border, below the header).
+pub fn table_rows(table: Rect) -> usize {
+    table.height.saturating_sub(3) as usize
+}
+
+/// The two image slots of the preview pane (inside its border), each with two caption lines
+/// below. `None` when the pane is too small to show pictures.
+pub fn preview_slots(preview: Rect) -> Option<[Rect; 2]> {
+    let inner = Rect::new(
+        preview.x + 1,
+        preview.y + 1,
+        preview.width.saturating_sub(2),
+        preview.height.saturating_sub(2),
+    );
+    if inner.width < 10 || inner.height < 5 {
+        return None;
+    }
+    let half = (inner.width - 1) / 2;
+    let img_h = inner.height - 2;
+    Some([
+        Rect::new(inner.x, inner.y, half, img_h),
+        Rect::new(inner.x + half + 1, inner.y, inner.width - half - 1, img_h),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panes_fit_inside_the_screen_at_every_size() {
+        for w in 0..220u16 {
+            for h in 0..70u16 {
+                let area = Rect::new(0, 0, w, h);
+                for zoom in [false, true] {
+                    for preview in [false, true] {
+                        let a = explorer(area, zoom, preview);
+                        for r in [Some(a.table), a.preview, a.boxplot, Some(a.status)]
+                            .into_iter()
+                            .flatten()
+                        {
+                            assert!(r.right() <= w && r.bottom() <= h, "{w}x{h}: {r:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wide_terminals_get_all_panes() {
+        let a = explorer(Rect::new(0, 0, 200, 60), false, true);
+        assert!(a.preview.is_some() && a.boxplot.is_some());
+        assert!(a.table.width > 100);
+        let a = explorer(Rect::new(0, 0, 80, 24), false, true);
+        assert!(a.preview.is_none(), "80x24 keeps the table readable");
+        assert!(a.boxplot.is_some());
+    }
+}

@@ -1,0 +1,492 @@
+//! The terminal explorer: a progress view while features are extracted, then a sortable,
+//! filterable table of the ranking with a boxplot of the score and image previews.
+//!
+//! Threads: the UI thread owns the state and the terminal; one thread reads terminal events,
+//! one runs the pipeline (scan, features, ranking), one decodes and encodes previews. All
+//! of them send [`Msg`]s into one channel; the UI thread turns each into an [`app::Action`],
+//! runs [`app::update`], performs the returned effects and draws.
+
+pub mod app;
+pub mod keys;
+pub mod layout;
+pub mod model;
+pub mod preview;
+#[doc(hidden)]
+pub mod testing;
+pub mod view;
+
+#[cfg(test)]
+mod app_tests;
+
+use crate::export::Format;
+use crate::pipeline::{self, Event, PipelineConfig};
+use crate::rank::{self, RankConfig, Ranking};
+use crate::sanitize::sanitize;
+use anyhow::{Context, bail};
+use app::{Action, App, Effect, Loaded};
+use crossbeam_channel::{Receiver, Sender};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::{
+    cursor, event, execute, queue,
+    terminal::{self, BeginSynchronizedUpdate, EndSynchronizedUpdate},
+};
+use ratatui_image::picker::{Picker, ProtocolType};
+use std::io::{IsTerminal, Stdout};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How previews are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PreviewMode {
+    /// Ask the terminal (kitty, sixel, iTerm2); halfblocks when it does not answer.
+    Auto,
+    Kitty,
+    Sixel,
+    Iterm2,
+    /// Coloured half-block characters: works in every colour terminal and over SSH.
+    Halfblocks,
+    /// No pictures, captions only.
+    None,
+}
+
+pub struct TuiOptions {
+    pub dir: PathBuf,
+    pub pipeline: PipelineConfig,
+    pub rank: RankConfig,
+    pub preview: PreviewMode,
+    /// Where tracing logs go; none are written when `None` (never to the screen).
+    pub log_file: Option<PathBuf>,
+}
+
+/// Everything the UI thread receives.
+pub enum Msg {
+    Input(event::Event),
+    Worker(Event),
+    Ranking(usize),
+    Loaded(Box<Loaded>),
+    Failed(String),
+    Cancelled,
+    Preview(preview::PreviewResult),
+}
+
+/// Runs the explorer until the user quits. Returns the exit code: 0 after a normal quit,
+/// 130 when extraction was cancelled.
+pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
+    if !std::io::stdout().is_terminal() {
+        bail!(
+            "standard output is not a terminal, and the explorer needs one; \
+             for scripts and pipes use `snowscope rank DIR` (table, CSV or JSON)"
+        );
+    }
+    init_logging(opts.log_file.as_deref())?;
+    // Ctrl-C arrives as a key in raw mode; this catches SIGTERM / SIGHUP (and SIGINT sent
+    // by `kill`). It fails harmlessly when the caller installed a handler already.
+    let signalled = Arc::new(AtomicBool::new(false));
+    {
+        let s = signalled.clone();
+        let _ = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed));
+    }
+
+    let mut terminal = enter_terminal().context("cannot set up the terminal")?;
+    let _guard = RestoreGuard;
+    // The query must run in the alternate screen and before anything reads input.
+    let picker = pick_protocol(opts.preview);
+    let protocol_name = picker
+        .as_ref()
+        .map(|p| preview::protocol_name(p).to_string());
+    tracing::info!(?protocol_name, "preview protocol");
+
+    let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx.clone(), stop_input.clone());
+    let cancel = Arc::new(AtomicBool::new(false));
+    spawn_worker(&opts, tx.clone(), cancel.clone());
+    let preview_tx = picker.map(|picker| {
+        let (req_tx, req_rx) = crossbeam_channel::unbounded();
+        let (res_tx, res_rx) = crossbeam_channel::unbounded();
+        preview::spawn(picker, req_rx, res_tx);
+        // Forward results into the main channel.
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for r in res_rx {
+                if tx.send(Msg::Preview(r)).is_err() {
+                    break;
+                }
+            }
+        });
+        req_tx
+    });
+    drop(tx);
+
+    let mut app = App::new(
+        opts.dir.display().to_string(),
+        describe_model(&opts.pipeline),
+        protocol_name,
+    );
+    let size = terminal.size()?;
+    update_and_run(
+        &mut app,
+        Action::Resize(size.width, size.height),
+        &cancel,
+        &preview_tx,
+    );
+    let result = event_loop(
+        &mut terminal,
+        &mut app,
+        &rx,
+        &signalled,
+        &cancel,
+        &preview_tx,
+    );
+    stop_input.store(true, Ordering::Relaxed);
+    let _ = input.join();
+    drop(preview_tx);
+    restore_terminal();
+    result?;
+    if let Some(e) = app.fatal {
+        bail!(e);
+    }
+    Ok(app.exit.unwrap_or(0))
+}
+
+/// A short model summary for the progress view before the worker reports its own.
+fn describe_model(cfg: &PipelineConfig) -> String {
+    let m = &cfg.model;
+    let arch = match m.arch {
+        crate::model::Arch::EfficientNetLite0 => "efficientnet-lite0",
+        crate::model::Arch::Vgg16 => "vgg16",
+    };
+    let layer = m.layer.clone().unwrap_or_else(|| "default layer".into());
+    format!("{arch} {layer} {:?}-pool on {:?}", m.pooling, m.device).to_lowercase()
+}
+
+fn init_logging(path: Option<&Path>) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open log file {}", path.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    Ok(())
+}
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+/// True while the terminal is in raw mode / the alternate screen, so the panic hook and the
+/// guard restore it once.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+fn enter_terminal() -> std::io::Result<Term> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
+    });
+    ACTIVE.store(true, Ordering::SeqCst);
+    terminal::enable_raw_mode()?;
+    execute!(
+        std::io::stdout(),
+        terminal::EnterAlternateScreen,
+        event::EnableMouseCapture,
+        cursor::Hide
+    )?;
+    Terminal::new(CrosstermBackend::new(std::io::stdout()))
+}
+
+/// Leaves raw mode and the alternate screen, shows the cursor, stops mouse reporting.
+/// Safe to call more than once.
+fn restore_terminal() {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let _ = execute!(
+        std::io::stdout(),
+        EndSynchronizedUpdate,
+        event::DisableMouseCapture,
+        terminal::LeaveAlternateScreen,
+        cursor::Show
+    );
+    let _ = terminal::disable_raw_mode();
+}
+
+/// Restores the terminal on every way out of `run`, errors included.
+struct RestoreGuard;
+
+impl Drop for RestoreGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn pick_protocol(mode: PreviewMode) -> Option<Picker> {
+    let query = || {
+        Picker::from_query_stdio().unwrap_or_else(|e| {
+            tracing::warn!("terminal graphics query failed: {e}; using halfblocks");
+            Picker::halfblocks()
+        })
+    };
+    let forced = |t: ProtocolType| {
+        let mut p = query();
+        p.set_protocol_type(t);
+        Some(p)
+    };
+    match mode {
+        PreviewMode::None => None,
+        PreviewMode::Halfblocks => Some(Picker::halfblocks()),
+        PreviewMode::Kitty => forced(ProtocolType::Kitty),
+        PreviewMode::Sixel => forced(ProtocolType::Sixel),
+        PreviewMode::Iterm2 => forced(ProtocolType::Iterm2),
+        PreviewMode::Auto => {
+            let mut p = query();
+            // Sixel through tmux passthrough is fragile (scrolling, stale images); kitty's
+            // placeholders and halfblocks are not. `--preview sixel` still forces it.
+            if p.tmux_detected() && p.protocol_type() == ProtocolType::Sixel {
+                p.set_protocol_type(ProtocolType::Halfblocks);
+            }
+            Some(p)
+        }
+    }
+}
+
+fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(Duration::from_millis(50)) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.send(Msg::Input(ev)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("cannot read terminal input: {e}");
+                            return;
+                        }
+                    },
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!("cannot poll terminal input: {e}");
+                        return;
+                    }
+                }
+            }
+        })
+        .expect("spawn input thread")
+}
+
+/// Features, then the ranking, on a worker thread.
+fn spawn_worker(opts: &TuiOptions, tx: Sender<Msg>, cancel: Arc<AtomicBool>) {
+    let dir = opts.dir.clone();
+    let cfg = opts.pipeline.clone();
+    let rank_cfg = opts.rank;
+    std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let result = pipeline::compute_features(&dir, &cfg, &cancel, &mut |e| {
+                let _ = tx.send(Msg::Worker(e));
+            });
+            let set = match result {
+                Ok(set) => set,
+                Err(e) => {
+                    let _ = tx.send(Msg::Failed(format!(
+                        "cannot extract features of {}: {e}",
+                        sanitize(&dir.display().to_string())
+                    )));
+                    return;
+                }
+            };
+            tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "features ready");
+            if set.cancelled {
+                let _ = tx.send(Msg::Cancelled);
+                return;
+            }
+            let _ = tx.send(Msg::Ranking(set.items.len()));
+            let loaded = load(set, &rank_cfg);
+            tracing::info!(secs = ?started.elapsed(), "ranking ready");
+            let _ = tx.send(Msg::Loaded(Box::new(loaded)));
+        })
+        .expect("spawn pipeline thread");
+}
+
+/// Ranks a feature set for the explorer.
+pub fn load(set: pipeline::FeatureSet, cfg: &RankConfig) -> Loaded {
+    let paths: Vec<String> = set.items.iter().map(|i| i.rel.clone()).collect();
+    let hashes: Vec<&str> = set.items.iter().map(|i| i.hash.as_str()).collect();
+    let ranking = if paths.is_empty() {
+        Ranking {
+            config: *cfg,
+            images: Vec::new(),
+            stats: None,
+        }
+    } else {
+        rank::rank(&paths, &hashes, &set.data, set.dim, cfg)
+    };
+    Loaded {
+        ranking,
+        files: set.items.iter().map(|i| i.path.clone()).collect(),
+        model: set.model,
+        skipped: set.skipped,
+    }
+}
+
+fn update_and_run(
+    app: &mut App,
+    action: Action,
+    cancel: &AtomicBool,
+    previews: &Option<Sender<Vec<preview::PreviewRequest>>>,
+) {
+    for effect in app::update(app, action) {
+        match effect {
+            Effect::CancelWorker => cancel.store(true, Ordering::Relaxed),
+            Effect::LoadPreviews(reqs) => {
+                if let Some(tx) = previews {
+                    let _ = tx.send(reqs);
+                }
+            }
+            Effect::Export(format) => {
+                let note = match export(app, format) {
+                    Ok(msg) => msg,
+                    Err(e) => format!("export failed: {e:#}"),
+                };
+                app::update(app, Action::Notify(note));
+            }
+        }
+    }
+}
+
+/// Writes the current view to the first free `snowscope-view[-N].csv|json` in the working
+/// folder (the temporary folder when that is read-only).
+fn export(app: &App, format: Format) -> anyhow::Result<String> {
+    let text = app.export_text(format).context("nothing to export yet")?;
+    let rows = app.explorer.as_ref().map_or(0, |e| e.view.len());
+    let ext = match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+        Format::Table => "txt",
+    };
+    let mut last_err = None;
+    for dir in [std::env::current_dir().ok(), Some(std::env::temp_dir())]
+        .into_iter()
+        .flatten()
+    {
+        for n in 1..1000 {
+            let name = if n == 1 {
+                format!("snowscope-view.{ext}")
+            } else {
+                format!("snowscope-view-{n}.{ext}")
+            };
+            let path = dir.join(name);
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(text.as_bytes())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    return Ok(format!(
+                        "exported {rows} rows to {}",
+                        sanitize(&path.display().to_string())
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    last_err = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    Err(last_err.map_or_else(|| anyhow::anyhow!("no free file name"), Into::into))
+}
+
+fn event_loop(
+    terminal: &mut Term,
+    app: &mut App,
+    rx: &Receiver<Msg>,
+    signalled: &AtomicBool,
+    cancel: &AtomicBool,
+    previews: &Option<Sender<Vec<preview::PreviewRequest>>>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut signals_seen = false;
+    loop {
+        draw(terminal, app)?;
+        if app.exit.is_some() || app.fatal.is_some() {
+            return Ok(());
+        }
+        // The progress view animates; the explorer waits for something to happen.
+        let timeout = if app.explorer.is_none() {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_millis(500)
+        };
+        let first = match rx.recv_timeout(timeout) {
+            Ok(m) => Some(m),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                bail!("all event sources stopped")
+            }
+        };
+        // Handle everything queued before drawing again, so a held key never lags.
+        for msg in first.into_iter().chain(rx.try_iter().take(512)) {
+            let action = match msg {
+                Msg::Input(ev) => keys::action_for(app, &ev),
+                Msg::Worker(e) => Some(Action::Worker(e)),
+                Msg::Ranking(n) => Some(Action::Ranking(n)),
+                Msg::Loaded(l) => Some(Action::Loaded(l)),
+                Msg::Failed(e) => Some(Action::WorkerFailed(e)),
+                Msg::Cancelled => Some(Action::WorkerCancelled),
+                Msg::Preview(r) => Some(Action::Preview(r)),
+            };
+            if let Some(action) = action {
+                update_and_run(app, action, cancel, previews);
+            }
+            if app.exit.is_some() || app.fatal.is_some() {
+                break;
+            }
+        }
+        if signalled.swap(false, Ordering::Relaxed) {
+            signals_seen = true;
+            update_and_run(app, Action::Cancel, cancel, previews);
+        }
+        if signals_seen && app.explorer.is_some() {
+            app.exit.get_or_insert(130);
+        }
+        if app.explorer.is_none() {
+            update_and_run(
+                app,
+                Action::Tick(started.elapsed().as_secs_f64()),
+                cancel,
+                previews,
+            );
+        }
+    }
+}
+
+/// Draws one frame inside a synchronized update, so the terminal shows it at once.
+fn draw(terminal: &mut Term, app: &App) -> anyhow::Result<()> {
+    queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
+    terminal.draw(|f| view::draw(f, app))?;
+    execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
+    Ok(())
+}

@@ -1,0 +1,445 @@
+//! The table's data: one row per ranked image, precomputed display strings, and for every
+//! column a precomputed sort order. Re-sorting is then picking an order and re-filtering is
+//! one pass over it, which keeps both far under a frame for 100,000 rows.
+
+use crate::rank::{RankedImage, Ranking, ScoreKind};
+use crate::sanitize::sanitize;
+use regex::Regex;
+
+/// A table column. `Lof` is shown only when the ranking's score is LOF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column {
+    Rank,
+    File,
+    Distance,
+    Closest,
+    Knn,
+    Lof,
+    Dups,
+    Fence,
+}
+
+impl Column {
+    pub const ALL: [Column; 8] = [
+        Column::Rank,
+        Column::File,
+        Column::Distance,
+        Column::Closest,
+        Column::Knn,
+        Column::Lof,
+        Column::Dups,
+        Column::Fence,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Rank => "rank",
+            Column::File => "file",
+            Column::Distance => "distance",
+            Column::Closest => "closest",
+            Column::Knn => "k-NN",
+            Column::Lof => "LOF",
+            Column::Dups => "dups",
+            Column::Fence => "fence",
+        }
+    }
+
+    /// Sort direction when a column is first chosen: scores and sizes largest first
+    /// (the interesting end), names and rank ascending.
+    pub fn natural_descending(self) -> bool {
+        !matches!(self, Column::Rank | Column::File | Column::Closest)
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// The columns on screen, in order.
+pub fn visible_columns(score: ScoreKind) -> Vec<Column> {
+    Column::ALL
+        .into_iter()
+        .filter(|c| *c != Column::Lof || score == ScoreKind::Lof)
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub column: Column,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    /// The default: distance to the closest match, largest first.
+    fn default() -> Self {
+        Sort {
+            column: Column::Distance,
+            descending: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScoreFilter {
+    Ge(f32),
+    Gt(f32),
+    Le(f32),
+    Lt(f32),
+    /// Inclusive range `a..b`.
+    Between(f32, f32),
+}
+
+impl ScoreFilter {
+    /// Parses `>= 0.8`, `>0.8`, `< 1e-3`, `<=2`, `0.2..0.5` (spaces optional).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let num = |s: &str| -> Result<f32, String> {
+            let s = s.trim();
+            s.parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("'{s}' is not a number"))
+        };
+        let hint = "write e.g. >= 0.8, < 0.3 or 0.2..0.5";
+        if t.is_empty() {
+            return Err(hint.into());
+        }
+        for (op, make) in [
+            (">=", ScoreFilter::Ge as fn(f32) -> ScoreFilter),
+            ("<=", ScoreFilter::Le),
+            (">", ScoreFilter::Gt),
+            ("<", ScoreFilter::Lt),
+        ] {
+            if let Some(rest) = t.strip_prefix(op) {
+                return num(rest).map(make).map_err(|e| format!("{e}; {hint}"));
+            }
+        }
+        if let Some((a, b)) = t.split_once("..") {
+            let (a, b) = (num(a)?, num(b)?);
+            return Ok(ScoreFilter::Between(a.min(b), a.max(b)));
+        }
+        Err(hint.into())
+    }
+
+    pub fn matches(&self, v: f32) -> bool {
+        match *self {
+            ScoreFilter::Ge(x) => v >= x,
+            ScoreFilter::Gt(x) => v > x,
+            ScoreFilter::Le(x) => v <= x,
+            ScoreFilter::Lt(x) => v < x,
+            ScoreFilter::Between(a, b) => v >= a && v <= b,
+        }
+    }
+}
+
+impl std::fmt::Display for ScoreFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScoreFilter::Ge(x) => write!(f, ">= {x}"),
+            ScoreFilter::Gt(x) => write!(f, "> {x}"),
+            ScoreFilter::Le(x) => write!(f, "<= {x}"),
+            ScoreFilter::Lt(x) => write!(f, "< {x}"),
+            ScoreFilter::Between(a, b) => write!(f, "{a}..{b}"),
+        }
+    }
+}
+
+/// A regex typed by the user, case-insensitive unless it contains an upper-case letter.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub text: String,
+    pub regex: Regex,
+}
+
+impl Pattern {
+    pub fn new(text: &str) -> Result<Self, String> {
+        let smart_case = !text.chars().any(char::is_uppercase);
+        regex::RegexBuilder::new(text)
+            .case_insensitive(smart_case)
+            .size_limit(1 << 20)
+            .build()
+            .map(|regex| Pattern {
+                text: text.to_string(),
+                regex,
+            })
+            .map_err(|e| match e {
+                regex::Error::Syntax(s) => {
+                    // The last line of a syntax error names the problem.
+                    let last = s.lines().last().unwrap_or("invalid regex").to_string();
+                    last.trim_start_matches("error: ").to_string()
+                }
+                other => other.to_string(),
+            })
+    }
+}
+
+/// Everything that hides rows. All parts must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub path: Option<Pattern>,
+    pub score: Option<ScoreFilter>,
+    pub beyond_fence: bool,
+    pub duplicates: bool,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.path.is_none() && self.score.is_none() && !self.beyond_fence && !self.duplicates
+    }
+
+    /// Short text for the status bar.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.path {
+            parts.push(format!("path ~ /{}/", sanitize(&p.text)));
+        }
+        if let Some(s) = &self.score {
+            parts.push(format!("score {s}"));
+        }
+        if self.beyond_fence {
+            parts.push("beyond fence".into());
+        }
+        if self.duplicates {
+            parts.push("duplicates".into());
+        }
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// The rows of a ranking, ready for display, with a sort order per column and direction.
+pub struct Table {
+    pub ranking: Ranking,
+    /// Sanitised relative path of each row (row = position in `ranking.images`).
+    pub paths: Vec<String>,
+    /// Sanitised closest-match path of each row ("-" when there is none).
+    pub closest: Vec<String>,
+    /// Table row of each feature-set row (`RankedImage::index`).
+    pub row_of_index: Vec<u32>,
+    /// `orders[column][descending as usize]`: rows in that order, ties by rank.
+    orders: Vec<[Vec<u32>; 2]>,
+}
+
+/// Maps an optional float to a u32 whose unsigned order is the float's total order;
+/// missing values sort lowest.
+fn float_key(v: Option<f32>) -> u32 {
+    match v {
+        None => 0,
+        Some(v) => {
+            let b = v.to_bits();
+            let k = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
+            k.max(1)
+        }
+    }
+}
+
+/// Compares file names the way people count: "flake2" before "flake10".
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                // Longer runs without leading zeros are larger numbers.
+                let (na, nb) = (trim_zeros(&a[..da]), trim_zeros(&b[..db]));
+                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let z = d.iter().take_while(|&&c| c == b'0').count();
+    &d[z..]
+}
+
+/// Position of each string in natural order (equal strings share a position).
+fn ordinals(strings: &[&str]) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..strings.len() as u32).collect();
+    idx.sort_unstable_by(|&a, &b| {
+        natural_cmp(strings[a as usize], strings[b as usize])
+            .then_with(|| strings[a as usize].cmp(strings[b as usize]))
+    });
+    let mut out = vec![0u32; strings.len()];
+    let mut ord = 0u32;
+    for (pos, &i) in idx.iter().enumerate() {
+        if pos > 0 && strings[idx[pos - 1] as usize] != strings[i as usize] {
+            ord += 1;
+        }
+        out[i as usize] = ord;
+    }
+    out
+}
+
+/// Rows ordered by `key`, ties by row (= rank); `descending` reverses the key only.
+fn order_by(key: &[u32], descending: bool) -> Vec<u32> {
+    let mut packed: Vec<u64> = key
+        .iter()
+        .enumerate()
+        .map(|(row, &k)| {
+            let k = if descending { !k } else { k };
+            (u64::from(k) << 32) | row as u64
+        })
+        .collect();
+    packed.sort_unstable();
+    packed.into_iter().map(|p| p as u32).collect()
+}
+
+impl Table {
+    pub fn new(ranking: Ranking) -> Self {
+        let images = &ranking.images;
+        let paths: Vec<String> = images.iter().map(|i| sanitize(&i.path)).collect();
+        let closest: Vec<String> = images
+            .iter()
+            .map(|i| i.closest_path.as_deref().map_or("-".to_string(), sanitize))
+            .collect();
+        let n_index = images.iter().map(|i| i.index + 1).max().unwrap_or(0);
+        let mut row_of_index = vec![u32::MAX; n_index];
+        for (row, image) in images.iter().enumerate() {
+            row_of_index[image.index] = row as u32;
+        }
+        let raw_paths: Vec<&str> = images.iter().map(|i| i.path.as_str()).collect();
+        let raw_closest: Vec<&str> = images
+            .iter()
+            .map(|i| i.closest_path.as_deref().unwrap_or(""))
+            .collect();
+        let keys = |column: Column| -> Vec<u32> {
+            let f = |get: fn(&RankedImage) -> Option<f32>| -> Vec<u32> {
+                images.iter().map(|i| float_key(get(i))).collect()
+            };
+            match column {
+                Column::Rank => images.iter().map(|i| i.rank as u32).collect(),
+                Column::File => ordinals(&raw_paths),
+                Column::Closest => ordinals(&raw_closest),
+                Column::Distance => f(|i| i.nn_distance),
+                Column::Knn => f(|i| i.knn_mean),
+                Column::Lof => f(|i| i.lof),
+                Column::Dups => images.iter().map(|i| i.duplicates as u32).collect(),
+                Column::Fence => images.iter().map(|i| u32::from(i.beyond_fence)).collect(),
+            }
+        };
+        let orders = Column::ALL
+            .iter()
+            .map(|&c| {
+                let k = keys(c);
+                [order_by(&k, false), order_by(&k, true)]
+            })
+            .collect();
+        Table {
+            ranking,
+            paths,
+            closest,
+            row_of_index,
+            orders,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    pub fn image(&self, row: u32) -> &RankedImage {
+        &self.ranking.images[row as usize]
+    }
+
+    pub fn order(&self, sort: Sort) -> &[u32] {
+        &self.orders[sort.column.slot()][usize::from(sort.descending)]
+    }
+
+    /// Which rows pass `filter` (indexed by row).
+    pub fn mask(&self, filter: &Filter) -> Vec<bool> {
+        self.ranking
+            .images
+            .iter()
+            .zip(&self.paths)
+            .map(|(image, path)| {
+                filter.path.as_ref().is_none_or(|p| p.regex.is_match(path))
+                    && filter
+                        .score
+                        .is_none_or(|s| image.score.is_some_and(|v| s.matches(v)))
+                    && (!filter.beyond_fence || image.beyond_fence)
+                    && (!filter.duplicates || image.duplicates > 1)
+            })
+            .collect()
+    }
+
+    /// The rows on screen: `sort` order, rows hidden by `mask` left out.
+    pub fn view(&self, sort: Sort, mask: &[bool]) -> Vec<u32> {
+        self.order(sort)
+            .iter()
+            .copied()
+            .filter(|&r| mask[r as usize])
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_keys_keep_order() {
+        let vals = [-3.0f32, -0.5, 0.0, 0.25, 1.0, 100.0];
+        let keys: Vec<u32> = vals.iter().map(|&v| float_key(Some(v))).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert!(float_key(None) < keys[0]);
+    }
+
+    #[test]
+    fn score_filters_parse() {
+        assert_eq!(ScoreFilter::parse(">= 0.8"), Ok(ScoreFilter::Ge(0.8)));
+        assert_eq!(ScoreFilter::parse("<.5"), Ok(ScoreFilter::Lt(0.5)));
+        assert_eq!(
+            ScoreFilter::parse("0.5..0.2"),
+            Ok(ScoreFilter::Between(0.2, 0.5))
+        );
+        assert!(ScoreFilter::parse(">= x").is_err());
+        assert!(ScoreFilter::parse("").is_err());
+        assert!(ScoreFilter::parse("= 3").is_err());
+    }
+
+    #[test]
+    fn natural_order_counts_numbers() {
+        let mut v = vec!["f10.png", "f2.png", "f1.png", "a/f3.png", "f02.png"];
+        v.sort_by(|a, b| natural_cmp(a, b).then_with(|| a.cmp(b)));
+        assert_eq!(v, ["a/f3.png", "f1.png", "f02.png", "f2.png", "f10.png"]);
+    }
+
+    #[test]
+    fn ordinals_share_equal_strings() {
+        assert_eq!(ordinals(&["b", "a", "b", "c"]), vec![1, 0, 1, 2]);
+    }
+
+    #[test]
+    fn pattern_is_smart_case_and_reports_errors() {
+        let p = Pattern::new("snow").unwrap();
+        assert!(p.regex.is_match("SNOW.png"));
+        let p = Pattern::new("Snow").unwrap();
+        assert!(!p.regex.is_match("snow.png"));
+        assert!(Pattern::new("(").is_err());
+    }
+}

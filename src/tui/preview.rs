@@ -1,0 +1,179 @@
+//! Image previews off the UI thread: decode (EXIF orientation applied), shrink, and encode
+//! for the terminal's graphics protocol. The worker always serves the newest batch of
+//! requests and reports older ones as stale, so holding `j` never queues up work; decoded
+//! images are kept in a small cache so going back and forth does not decode again.
+
+use crate::preprocess::load_rgb;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use image::DynamicImage;
+use image::imageops::FilterType;
+use ratatui::layout::Size;
+use ratatui_image::picker::Picker;
+use ratatui_image::protocol::Protocol;
+use ratatui_image::{Resize, picker::ProtocolType};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One encoded preview: an image (feature-set row) at a size in cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PreviewKey {
+    pub index: usize,
+    pub width: u16,
+    pub height: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewRequest {
+    pub key: PreviewKey,
+    pub path: PathBuf,
+    /// Requests of one generation are sent together; a newer generation replaces them.
+    pub generation: u64,
+}
+
+#[derive(Debug)]
+pub enum Failure {
+    /// Replaced by newer requests before it was done; ask again if still needed.
+    Stale,
+    Error(String),
+}
+
+pub struct PreviewResult {
+    pub key: PreviewKey,
+    pub outcome: Result<Box<Protocol>, Failure>,
+}
+
+/// Decoded images are shrunk to at most this many pixels a side before caching: more than
+/// any preview pane needs, and it keeps the per-frame resize cheap.
+const MAX_SIDE: u32 = 1024;
+/// Decoded images kept.
+const DECODED_CACHE: usize = 16;
+
+/// Name of the protocol for the status bar.
+pub fn protocol_name(picker: &Picker) -> &'static str {
+    match picker.protocol_type() {
+        ProtocolType::Halfblocks => "halfblocks",
+        ProtocolType::Sixel => "sixel",
+        ProtocolType::Kitty => "kitty",
+        ProtocolType::Iterm2 => "iterm2",
+    }
+}
+
+/// Decodes `path` for previewing.
+pub fn decode(path: &Path) -> Result<Arc<DynamicImage>, String> {
+    let rgb = load_rgb(path).map_err(|e| e.to_string())?;
+    let img = DynamicImage::ImageRgb8(rgb);
+    let img = if img.width() > MAX_SIDE || img.height() > MAX_SIDE {
+        img.resize(MAX_SIDE, MAX_SIDE, FilterType::Triangle)
+    } else {
+        img
+    };
+    Ok(Arc::new(img))
+}
+
+/// Resizes and encodes `img` to fill `width` x `height` cells, keeping its proportions.
+pub fn encode(
+    picker: &Picker,
+    img: &DynamicImage,
+    width: u16,
+    height: u16,
+) -> Result<Box<Protocol>, String> {
+    picker
+        .new_protocol(
+            img.clone(),
+            Size::new(width, height),
+            // Scale, not Fit: small images (thumbnails, low-resolution micrographs) grow to
+            // fill the slot too.
+            Resize::Scale(Some(FilterType::Triangle)),
+        )
+        .map(Box::new)
+        .map_err(|e| format!("cannot encode preview: {e}"))
+}
+
+/// Decodes and encodes one request (what the worker does, callable directly in tests).
+pub fn render_request(picker: &Picker, req: &PreviewRequest) -> PreviewResult {
+    let outcome = decode(&req.path)
+        .and_then(|img| encode(picker, &img, req.key.width, req.key.height))
+        .map_err(Failure::Error);
+    PreviewResult {
+        key: req.key,
+        outcome,
+    }
+}
+
+/// Runs the preview worker until the request channel closes.
+pub fn spawn(
+    picker: Picker,
+    requests: Receiver<Vec<PreviewRequest>>,
+    results: Sender<PreviewResult>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("preview".into())
+        .spawn(move || worker(picker, requests, results))
+        .expect("spawn preview thread")
+}
+
+fn worker(picker: Picker, requests: Receiver<Vec<PreviewRequest>>, results: Sender<PreviewResult>) {
+    let mut decoded: VecDeque<(PathBuf, Arc<DynamicImage>)> = VecDeque::new();
+    let stale = |batch: Vec<PreviewRequest>| {
+        for r in batch {
+            let _ = results.send(PreviewResult {
+                key: r.key,
+                outcome: Err(Failure::Stale),
+            });
+        }
+    };
+    let Ok(mut batch) = requests.recv() else {
+        return;
+    };
+    loop {
+        // Only the newest batch matters.
+        loop {
+            match requests.try_recv() {
+                Ok(newer) => stale(std::mem::replace(&mut batch, newer)),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        let mut pending: VecDeque<PreviewRequest> = batch.into();
+        let mut replaced = None;
+        while let Some(req) = pending.pop_front() {
+            let img = match decoded.iter().find(|(p, _)| *p == req.path) {
+                Some((_, img)) => Ok(img.clone()),
+                None => decode(&req.path).inspect(|img| {
+                    decoded.push_back((req.path.clone(), img.clone()));
+                    if decoded.len() > DECODED_CACHE {
+                        decoded.pop_front();
+                    }
+                }),
+            };
+            let outcome = img
+                .and_then(|img| encode(&picker, &img, req.key.width, req.key.height))
+                .map_err(|e| {
+                    tracing::debug!(path = %req.path.display(), error = %e, "preview failed");
+                    Failure::Error(e)
+                });
+            if results
+                .send(PreviewResult {
+                    key: req.key,
+                    outcome,
+                })
+                .is_err()
+            {
+                return;
+            }
+            if let Ok(newer) = requests.try_recv() {
+                stale(pending.drain(..).collect());
+                replaced = Some(newer);
+                break;
+            }
+        }
+        batch = match replaced {
+            Some(b) => b,
+            None => match requests.recv() {
+                Ok(b) => b,
+                Err(_) => return,
+            },
+        };
+    }
+}

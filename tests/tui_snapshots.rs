@@ -1,0 +1,287 @@
+//! Snapshot tests of the explorer's screens (ratatui TestBackend + insta): the progress
+//! view, the table under several sorts and filters, help, detail, skipped files, and small
+//! terminals, with real halfblocks previews of generated images.
+
+use image::{Rgb, RgbImage};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui_image::picker::Picker;
+use snowscope::pipeline::{Event, Progress};
+use snowscope::scan::Skip;
+use snowscope::tui::app::{Action, App, PromptKind, update};
+use snowscope::tui::model::Column;
+use snowscope::tui::{preview, testing, view};
+use std::path::Path;
+
+/// Twelve small PNGs: discs whose size and colour follow the fixture's points, so the two
+/// far points look different from the clusters.
+fn write_images(dir: &Path) {
+    let colours = [
+        [200, 60, 60],
+        [205, 65, 60],
+        [195, 60, 70],
+        [210, 70, 65],
+        [60, 160, 220],
+        [70, 150, 210],
+        [60, 170, 230],
+        [75, 145, 215],
+        [240, 220, 40],
+        [120, 220, 90],
+        [230, 230, 230],
+        [230, 230, 230],
+    ];
+    for (i, c) in colours.iter().enumerate() {
+        let mut img = RgbImage::from_pixel(48, 48, Rgb([16, 24, 48]));
+        let r = 8.0 + (i % 4) as f32 * 4.0;
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            let (dx, dy) = (x as f32 - 23.5, y as f32 - 23.5);
+            // A hexagon-ish snowflake: a disc with six notches.
+            let angle = dy.atan2(dx);
+            let rr = r * (0.8 + 0.2 * (6.0 * angle).cos());
+            if dx * dx + dy * dy <= rr * rr {
+                *p = Rgb(*c);
+            }
+        }
+        img.save(dir.join(format!("flake{:02}.png", i + 1)))
+            .unwrap();
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: App,
+}
+
+fn explorer(width: u16, height: u16) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    write_images(dir.path());
+    let small = testing::small();
+    let points = [
+        [0.0, 0.0],
+        [0.1, 0.0],
+        [0.0, 0.12],
+        [0.14, 0.1],
+        [1.0, 1.0],
+        [1.3, 1.0],
+        [1.0, 1.4],
+        [1.35, 1.45],
+        [4.0, 0.0],
+        [0.0, 6.0],
+        [2.0, 2.0],
+        [2.0, 2.0],
+    ];
+    let hashes = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "k"];
+    let mut loaded = testing::ranked_points(&points, &hashes, dir.path());
+    assert_eq!(loaded.ranking.images.len(), small.ranking.images.len());
+    loaded.model = "efficientnet-lite0 head avg-pool on cpu".into();
+    loaded.skipped = vec![Skip {
+        path: "broken\u{1b}[31m.png".into(),
+        reason: "cannot decode: truncated file".into(),
+    }];
+    let mut app = App::new(
+        dir.path().display().to_string(),
+        "efficientnet-lite0".into(),
+        Some("halfblocks".into()),
+    );
+    update(&mut app, Action::Resize(width, height));
+    update(&mut app, Action::Loaded(Box::new(loaded)));
+    Fixture { _dir: dir, app }
+}
+
+/// Does what the preview worker does, synchronously, for every preview on screen.
+fn load_previews(app: &mut App) {
+    let picker = Picker::halfblocks();
+    for _ in 0..3 {
+        let wanted = app.wanted_previews();
+        let mut any = false;
+        for (key, path) in wanted {
+            if matches!(
+                app.previews.get(&key),
+                Some(snowscope::tui::app::PreviewSlot::Pending) | None
+            ) {
+                let req = preview::PreviewRequest {
+                    key,
+                    path,
+                    generation: 0,
+                };
+                update(app, Action::Preview(preview::render_request(&picker, &req)));
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+}
+
+fn act(app: &mut App, actions: impl IntoIterator<Item = Action>) {
+    for a in actions {
+        update(app, a);
+    }
+}
+
+fn type_text(app: &mut App, kind: PromptKind, text: &str) {
+    update(app, Action::OpenPrompt(kind, String::new()));
+    for c in text.chars() {
+        update(app, Action::PromptChar(c));
+    }
+}
+
+fn screen(app: &mut App) -> TestBackend {
+    load_previews(app);
+    let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
+    terminal.draw(|f| view::draw(f, app)).unwrap();
+    terminal.backend().clone()
+}
+
+#[test]
+fn progress_view() {
+    let mut app = App::new(
+        "/data/snowflakes".into(),
+        "efficientnet-lite0 head avg-pool on cpu".into(),
+        Some("halfblocks".into()),
+    );
+    act(
+        &mut app,
+        [
+            Action::Resize(80, 24),
+            Action::Worker(Event::Planned {
+                total: 180,
+                cached: 40,
+                model: "efficientnet-lite0 head avg-pool on cpu".into(),
+            }),
+            Action::Worker(Event::Skipped(Skip {
+                path: "empty.png".into(),
+                reason: "empty file (0 bytes)".into(),
+            })),
+            Action::Worker(Event::Progress(Progress {
+                done: 104,
+                total: 180,
+                images_per_s: 21.4,
+                eta_s: 3.55,
+                current: "stellar/dendrite_0412.png".into(),
+                skipped: 1,
+            })),
+            Action::Tick(3.2),
+        ],
+    );
+    insta::assert_snapshot!("progress", screen(&mut app));
+    act(&mut app, [Action::Cancel]);
+    insta::assert_snapshot!("progress_cancelling", screen(&mut app));
+    act(&mut app, [Action::ShowSkips]);
+    insta::assert_snapshot!("progress_skipped", screen(&mut app));
+}
+
+#[test]
+fn explorer_default_sort_with_previews() {
+    let mut f = explorer(120, 36);
+    insta::assert_snapshot!("explorer_default", screen(&mut f.app));
+}
+
+#[test]
+fn explorer_sorted_by_file_then_reversed_k_nn() {
+    let mut f = explorer(120, 36);
+    act(&mut f.app, [Action::SortBy(Column::File), Action::Move(3)]);
+    insta::assert_snapshot!("explorer_by_file", screen(&mut f.app));
+    act(
+        &mut f.app,
+        [Action::SortBy(Column::Knn), Action::SortBy(Column::Knn)],
+    );
+    insta::assert_snapshot!("explorer_by_knn_ascending", screen(&mut f.app));
+}
+
+#[test]
+fn explorer_filtered() {
+    let mut f = explorer(120, 36);
+    type_text(&mut f.app, PromptKind::PathFilter, "flake0");
+    insta::assert_snapshot!("explorer_typing_filter", screen(&mut f.app));
+    act(&mut f.app, [Action::PromptSubmit]);
+    type_text(&mut f.app, PromptKind::ScoreFilter, ">= 0.2");
+    act(&mut f.app, [Action::PromptSubmit]);
+    insta::assert_snapshot!("explorer_path_and_score_filter", screen(&mut f.app));
+    act(
+        &mut f.app,
+        [
+            Action::ClearFilters,
+            Action::ToggleFence,
+            Action::ToggleScope,
+        ],
+    );
+    insta::assert_snapshot!("explorer_beyond_fence_all_scope", screen(&mut f.app));
+    act(&mut f.app, [Action::ClearFilters]);
+    type_text(&mut f.app, PromptKind::PathFilter, "nothing-matches");
+    act(&mut f.app, [Action::PromptSubmit]);
+    insta::assert_snapshot!("explorer_no_match", screen(&mut f.app));
+}
+
+#[test]
+fn explorer_search() {
+    let mut f = explorer(120, 36);
+    type_text(&mut f.app, PromptKind::Search, "flake0[5-8]");
+    act(&mut f.app, [Action::PromptSubmit, Action::SearchNext]);
+    insta::assert_snapshot!("explorer_search", screen(&mut f.app));
+}
+
+#[test]
+fn help_overlay() {
+    let mut f = explorer(120, 40);
+    act(&mut f.app, [Action::ShowHelp]);
+    insta::assert_snapshot!("help", screen(&mut f.app));
+    act(&mut f.app, [Action::Resize(100, 24)]);
+    insta::assert_snapshot!("help_two_columns", screen(&mut f.app));
+}
+
+#[test]
+fn detail_view() {
+    let mut f = explorer(120, 36);
+    act(&mut f.app, [Action::OpenDetail, Action::Move(1)]);
+    insta::assert_snapshot!("detail", screen(&mut f.app));
+}
+
+#[test]
+fn skipped_files_overlay_sanitises_names() {
+    let mut f = explorer(100, 24);
+    act(&mut f.app, [Action::ShowSkips]);
+    let s = screen(&mut f.app);
+    insta::assert_snapshot!("skipped", s);
+}
+
+#[test]
+fn small_terminals() {
+    let mut f = explorer(80, 24);
+    insta::assert_snapshot!("explorer_80x24", screen(&mut f.app));
+    act(&mut f.app, [Action::ToggleZoom]);
+    insta::assert_snapshot!("explorer_80x24_zoomed_preview", screen(&mut f.app));
+    act(&mut f.app, [Action::ToggleZoom, Action::Resize(50, 12)]);
+    insta::assert_snapshot!("explorer_50x12", screen(&mut f.app));
+    act(&mut f.app, [Action::Resize(30, 8)]);
+    insta::assert_snapshot!("tiny", screen(&mut f.app));
+}
+
+#[test]
+fn every_size_draws_without_panicking() {
+    let mut f = explorer(120, 36);
+    for (w, h) in [
+        (0, 0),
+        (1, 1),
+        (10, 3),
+        (40, 10),
+        (41, 11),
+        (60, 16),
+        (109, 30),
+        (110, 30),
+        (250, 80),
+    ] {
+        act(&mut f.app, [Action::Resize(w, h)]);
+        for overlay in [
+            None,
+            Some(Action::ShowHelp),
+            Some(Action::OpenDetail),
+            Some(Action::ShowSkips),
+        ] {
+            act(&mut f.app, overlay);
+            let _ = screen(&mut f.app);
+            act(&mut f.app, [Action::CloseOverlay]);
+        }
+    }
+}
