@@ -7,6 +7,7 @@ use snowscope::model::{Arch, DeviceKind, ModelConfig, Pooling};
 use snowscope::pipeline::{self, CacheMode, FeatureSet, PipelineConfig};
 use snowscope::rank::{self, RankConfig, ScoreKind};
 use snowscope::sanitize::sanitize;
+use snowscope::tui::{PreviewMode, TuiOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,10 +31,31 @@ struct Cli {
     extract: ExtractArgs,
     #[command(flatten)]
     ranking: RankArgs,
+    #[command(flatten)]
+    view: ViewArgs,
+}
+
+#[derive(Args, Clone)]
+struct ViewArgs {
+    /// Image previews in the explorer: auto asks the terminal (kitty, sixel, iTerm2) and
+    /// falls back to halfblocks.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    preview: PreviewMode,
+    /// Log file of the explorer (default: snowscope.log in the cache folder).
+    #[arg(long, global = true)]
+    log_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ExploreCmd {
+    /// Folder of images (default: the bundled snowflakes).
+    dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The terminal explorer (the default): progress, ranking table, boxplot, previews.
+    Explore(ExploreCmd),
     /// Rank a folder headless and print the most unique images (table, CSV or JSON).
     Rank(RankCmd),
     /// Write the feature matrix of a folder as .npy plus a sidecar file of paths.
@@ -404,6 +426,29 @@ fn run_eval(
     Ok(0)
 }
 
+fn run_explore(
+    dir: Option<PathBuf>,
+    extract: &ExtractArgs,
+    ranking: &RankArgs,
+    view: &ViewArgs,
+) -> Result<u8> {
+    let log_file = view.log_file.clone().or_else(|| {
+        let dir = extract
+            .cache_dir
+            .clone()
+            .unwrap_or_else(snowscope::store::default_cache_dir);
+        std::fs::create_dir_all(&dir).ok()?;
+        Some(dir.join("snowscope.log"))
+    });
+    snowscope::tui::run(TuiOptions {
+        dir: dir.unwrap_or_else(default_dir),
+        pipeline: extract.pipeline(ranking.tutorial),
+        rank: ranking.config(),
+        preview: view.preview,
+        log_file,
+    })
+}
+
 fn run(cli: Cli) -> Result<u8> {
     if let Some(threads) = cli.extract.threads {
         // The model's kernels and the neighbour search share the global pool.
@@ -411,26 +456,18 @@ fn run(cli: Cli) -> Result<u8> {
             .num_threads(threads.max(1))
             .build_global();
     }
-    let cancel = cancel_flag();
+    let (extract, ranking) = (&cli.extract, &cli.ranking);
+    // The explorer handles its own keys and signals (and restores the terminal); the
+    // headless commands stop at the next batch on Ctrl-C, SIGTERM or SIGHUP.
     match cli.command {
-        Some(Command::Rank(cmd)) => run_rank(cmd, &cli.extract, &cli.ranking, &cancel),
+        None => run_explore(cli.dir, extract, ranking, &cli.view),
+        Some(Command::Explore(cmd)) => run_explore(cmd.dir, extract, ranking, &cli.view),
+        Some(Command::Rank(cmd)) => run_rank(cmd, extract, ranking, &cancel_flag()),
         Some(Command::Features(cmd)) => {
-            run_features(cmd, &cli.extract, cli.ranking.tutorial, &cancel)
+            run_features(cmd, extract, ranking.tutorial, &cancel_flag())
         }
-        Some(Command::Eval(cmd)) => run_eval(cmd, &cli.extract, &cli.ranking, &cancel),
+        Some(Command::Eval(cmd)) => run_eval(cmd, extract, ranking, &cancel_flag()),
         Some(Command::Synth(cmd)) => run_synth(cmd),
-        None => {
-            // The terminal explorer is not built yet: show the headless ranking instead.
-            let cmd = RankCmd {
-                dir: cli.dir,
-                top: 10,
-                format: Format::Table,
-                output: None,
-                features: None,
-                paths: None,
-            };
-            run_rank(cmd, &cli.extract, &cli.ranking, &cancel)
-        }
     }
 }
 
