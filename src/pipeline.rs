@@ -89,8 +89,11 @@ pub enum PipelineError {
     Store(#[from] crate::store::StoreError),
 }
 
-/// How often finished work is written to the cache during a long extraction.
-const SAVE_EVERY: Duration = Duration::from_secs(15);
+/// Finished work is written to the cache at least this often during a long extraction...
+const SAVE_EVERY: Duration = Duration::from_secs(3);
+/// ...but never more than this fraction of the time goes to saving (a save rewrites the
+/// whole file, which grows with the folder).
+const SAVE_SHARE: u32 = 10;
 
 pub fn compute_features(
     root: &Path,
@@ -174,6 +177,7 @@ pub fn compute_features(
 
     let started = Instant::now();
     let mut last_save = Instant::now();
+    let mut save_cost = Duration::ZERO;
     let mut progress = Progress {
         done: distinct - jobs.len(),
         total: distinct,

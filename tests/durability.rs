@@ -1,0 +1,142 @@
+//! The cache survives what users do to running programs: kill -9 mid-extraction, two
+//! processes on one folder at once, a damaged cache file.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn write_images(dir: &Path, n: usize) {
+    for i in 0..n {
+        let mut img = image::RgbImage::from_fn(80, 60, |x, y| {
+            image::Rgb([
+                ((x * 3 + i as u32 * 7) % 256) as u8,
+                ((y * 5 + i as u32 * 13) % 256) as u8,
+                (i * 4 % 256) as u8,
+            ])
+        });
+        // A corner pixel that spells the index keeps every file distinct.
+        img.put_pixel(0, 0, image::Rgb([(i / 256) as u8, (i % 256) as u8, 0]));
+        img.save(dir.join(format!("img{i:03}.png"))).unwrap();
+    }
+}
+
+fn rank(dir: &Path, cache: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_snowscope"));
+    cmd.arg("rank")
+        .arg(dir)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(extra);
+    cmd
+}
+
+fn cached_count(stderr: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("from the cache"))
+        .expect("plan line");
+    line.split(", ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn cache_files(cache: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(cache).map_or(vec![], |d| d.flatten().map(|e| e.path()).collect())
+}
+
+#[test]
+fn kill_9_during_extraction_keeps_finished_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 150);
+    // One image per batch and one thread: slow enough to be killed in the middle.
+    let mut child = rank(
+        dir.path(),
+        cache.path(),
+        &["--batch-size", "1", "--threads", "1"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let started = Instant::now();
+    // Wait for the first periodic save, then kill without warning.
+    while cache_files(cache.path())
+        .iter()
+        .all(|p| p.extension().is_none_or(|e| e != "safetensors"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no cache written within a minute"
+        );
+        if child.try_wait().unwrap().is_some() {
+            break; // finished before we could kill it: still a valid test of the rerun
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = rank(dir.path(), cache.path(), &["--format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("corrupt"), "{stderr}");
+    assert!(
+        cached_count(&stderr) > 0,
+        "finished work was reused: {stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["total"], 150);
+    // No temporary files are left behind by the killed writer's successors.
+    let again = rank(dir.path(), cache.path(), &[]).output().unwrap();
+    assert_eq!(cached_count(&String::from_utf8_lossy(&again.stderr)), 150);
+}
+
+#[test]
+fn two_processes_at_once_and_a_damaged_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 40);
+    let spawn = || {
+        rank(dir.path(), cache.path(), &["--format", "csv", "--top", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    assert_eq!(a.stdout, b.stdout, "both processes rank the same");
+    let third = rank(dir.path(), cache.path(), &["--format", "csv", "--top", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(cached_count(&String::from_utf8_lossy(&third.stderr)), 40);
+    assert_eq!(third.stdout, a.stdout);
+
+    // Flip bytes in the middle of the cache file: detected, reported, rebuilt.
+    let file = cache_files(cache.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() - 1000;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let out = rank(dir.path(), cache.path(), &["--format", "csv", "--top", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("corrupt") && stderr.contains("rebuilt"),
+        "{stderr}"
+    );
+    assert_eq!(cached_count(&stderr), 0);
+    assert_eq!(out.stdout, a.stdout, "rebuilt features rank the same");
+}
