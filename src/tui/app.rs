@@ -86,6 +86,8 @@ pub struct Prompt {
     /// What to go back to on Esc (the filter or search before the prompt opened).
     previous: Option<Pattern>,
     previous_score: Option<ScoreFilter>,
+    /// The text last applied, so Enter does not filter 100,000 rows twice.
+    applied: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,7 +255,7 @@ impl Explorer {
                 (from + n * 2 - step) % n
             };
             let row = self.view[pos] as usize;
-            pat.regex.is_match(&self.table.paths[row]).then_some(pos)
+            self.table.path_matches(pat, row as u32).then_some(pos)
         })
     }
 }
@@ -634,6 +636,7 @@ fn open_prompt(app: &mut App, kind: PromptKind, text: String) {
             PromptKind::ScoreFilter => None,
         },
         previous_score: ex.filter.score,
+        applied: None,
     });
     apply_prompt(app, false);
 }
@@ -645,7 +648,9 @@ fn apply_prompt(app: &mut App, submit: bool) {
         return;
     };
     let text = prompt.text.clone();
+    let unchanged = prompt.applied.as_ref() == Some(&text);
     let result: Result<(), String> = match prompt.kind {
+        _ if unchanged => Ok(()),
         PromptKind::Search => {
             if text.is_empty() {
                 ex.search = None;
@@ -687,6 +692,7 @@ fn apply_prompt(app: &mut App, submit: bool) {
     match result {
         Ok(()) => {
             prompt.error = None;
+            prompt.applied = Some(text);
             if submit {
                 let kind = prompt.kind;
                 app.prompt = None;

@@ -69,7 +69,7 @@ pub fn draw(frame: &mut Frame, _app: &App, ex: &Explorer, area: Rect) {
         let matched = ex
             .search
             .as_ref()
-            .is_some_and(|p| p.regex.is_match(&ex.table.paths[row as usize]));
+            .is_some_and(|p| ex.table.path_matches(p, row));
         let cells = ex.columns.iter().zip(&widths).map(|(c, &w)| {
             let w = w as usize;
             match c {
