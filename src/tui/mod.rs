@@ -187,14 +187,36 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 /// True while the terminal is in raw mode / the alternate screen, so the panic hook and the
 /// guard restore it once.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The thread that owns the terminal: a panic there restores it before the message prints.
+static UI_THREAD: std::sync::OnceLock<std::thread::ThreadId> = std::sync::OnceLock::new();
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
 
 fn enter_terminal() -> std::io::Result<Term> {
     static HOOK: std::sync::Once = std::sync::Once::new();
+    let _ = UI_THREAD.set(std::thread::current().id());
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            previous(info);
+            let on_ui = UI_THREAD.get() == Some(&std::thread::current().id());
+            if on_ui || !ACTIVE.load(Ordering::SeqCst) {
+                restore_terminal();
+                previous(info);
+            } else {
+                // A worker's panic is caught and reported in the UI; printing it here
+                // would scribble over the screen.
+                tracing::error!(
+                    "panic in thread {}: {info}",
+                    std::thread::current().name().unwrap_or("?")
+                );
+            }
         }));
     });
     ACTIVE.store(true, Ordering::SeqCst);
@@ -291,7 +313,7 @@ fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
         .expect("spawn input thread")
 }
 
-/// Features, then the ranking, on a worker thread.
+/// Features, then the ranking, on a worker thread; a panic there becomes an error message.
 fn spawn_worker(opts: &TuiOptions, tx: Sender<Msg>, cancel: Arc<AtomicBool>) {
     let dir = opts.dir.clone();
     let cfg = opts.pipeline.clone();
@@ -299,31 +321,49 @@ fn spawn_worker(opts: &TuiOptions, tx: Sender<Msg>, cancel: Arc<AtomicBool>) {
     std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
-            let started = Instant::now();
-            let result = pipeline::compute_features(&dir, &cfg, &cancel, &mut |e| {
-                let _ = tx.send(Msg::Worker(e));
-            });
-            let set = match result {
-                Ok(set) => set,
-                Err(e) => {
-                    let _ = tx.send(Msg::Failed(format!(
-                        "cannot extract features of {}: {e}",
-                        sanitize(&dir.display().to_string())
-                    )));
-                    return;
-                }
-            };
-            tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "features ready");
-            if set.cancelled {
-                let _ = tx.send(Msg::Cancelled);
-                return;
+            let fail = tx.clone();
+            let job = std::panic::AssertUnwindSafe(|| work(&dir, &cfg, &rank_cfg, &cancel, &tx));
+            if let Err(payload) = std::panic::catch_unwind(job) {
+                let _ = fail.send(Msg::Failed(format!(
+                    "internal error while preparing the ranking: {}",
+                    panic_message(payload.as_ref())
+                )));
             }
-            let _ = tx.send(Msg::Ranking(set.items.len()));
-            let loaded = load(set, &rank_cfg);
-            tracing::info!(secs = ?started.elapsed(), "ranking ready");
-            let _ = tx.send(Msg::Loaded(Box::new(loaded)));
         })
         .expect("spawn pipeline thread");
+}
+
+/// The worker's job: features (from the cache where possible), then the ranking.
+fn work(
+    dir: &Path,
+    cfg: &PipelineConfig,
+    rank_cfg: &RankConfig,
+    cancel: &AtomicBool,
+    tx: &Sender<Msg>,
+) {
+    let started = Instant::now();
+    let result = pipeline::compute_features(dir, cfg, cancel, &mut |e| {
+        let _ = tx.send(Msg::Worker(e));
+    });
+    let set = match result {
+        Ok(set) => set,
+        Err(e) => {
+            let _ = tx.send(Msg::Failed(format!(
+                "cannot extract features of {}: {e}",
+                sanitize(&dir.display().to_string())
+            )));
+            return;
+        }
+    };
+    tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "features ready");
+    if set.cancelled {
+        let _ = tx.send(Msg::Cancelled);
+        return;
+    }
+    let _ = tx.send(Msg::Ranking(set.items.len()));
+    let loaded = load(set, rank_cfg);
+    tracing::info!(secs = ?started.elapsed(), "ranking ready");
+    let _ = tx.send(Msg::Loaded(Box::new(loaded)));
 }
 
 /// Ranks a feature set for the explorer.
