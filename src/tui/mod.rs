@@ -141,8 +141,10 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
         &cancel,
         &preview_tx,
     );
+    // Not joined: when the terminal hangs up (SSH dropped, tmux killed), crossterm's poll
+    // can spin inside the call without returning, and joining would keep the process alive.
     stop_input.store(true, Ordering::Relaxed);
-    let _ = input.join();
+    drop(input);
     drop(preview_tx);
     restore_terminal();
     result?;
@@ -468,7 +470,6 @@ fn event_loop(
     previews: &Option<Sender<Vec<preview::PreviewRequest>>>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut signals_seen = false;
     loop {
         draw(terminal, app)?;
         if app.exit.is_some() || app.fatal.is_some() {
@@ -505,12 +506,14 @@ fn event_loop(
                 break;
             }
         }
+        // SIGTERM / SIGHUP: in the explorer leave now; during extraction cancel like
+        // Ctrl-C (finished work is saved), and a second signal leaves at once.
         if signalled.swap(false, Ordering::Relaxed) {
-            signals_seen = true;
-            update_and_run(app, Action::Cancel, cancel, previews);
-        }
-        if signals_seen && app.explorer.is_some() {
-            app.exit.get_or_insert(130);
+            if app.explorer.is_some() {
+                app.exit = Some(130);
+            } else {
+                update_and_run(app, Action::Cancel, cancel, previews);
+            }
         }
         if app.explorer.is_none() {
             update_and_run(
