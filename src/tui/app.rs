@@ -311,7 +311,7 @@ pub struct App {
     pub exit: Option<u8>,
     /// Set when the worker failed; the loop ends and `run` returns it as the error.
     pub fatal: Option<String>,
-    /// Name of the graphics protocol, or `None` when previews are off.
+    /// Name of the graphics protocol, or `None` when previews are off (set once at start).
     pub preview_protocol: Option<String>,
     pub previews: Previews,
     preview_generation: u64,
@@ -754,8 +754,21 @@ fn explorer_action(app: &mut App, action: Action, effects: &mut Vec<Effect>) {
         Action::Bottom => ex.selected = last,
         Action::Click(x, y) => {
             let t = areas.table;
-            // Data rows start below the top border and the header.
-            if x >= t.x && x < t.right() && y >= t.y + 2 && y < t.bottom().saturating_sub(1) {
+            // A click on a column title sorts by it (again: reverses), like its number key.
+            if y == t.y + 1 && x > t.x && x < t.right() {
+                if let Some(i) = layout::column_at(&ex.columns, t, x) {
+                    let column = ex.columns[i];
+                    let descending = if ex.sort.column == column {
+                        !ex.sort.descending
+                    } else {
+                        column.natural_descending()
+                    };
+                    ex.set_sort(Sort { column, descending });
+                }
+                ex.focus = Focus::Table;
+            } else if x >= t.x && x < t.right() && y >= t.y + 2 && y < t.bottom().saturating_sub(1)
+            {
+                // Data rows start below the top border and the header.
                 let pos = ex.offset + (y - t.y - 2) as usize;
                 if pos < ex.view.len() {
                     ex.selected = pos;

@@ -92,18 +92,28 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
 
     let mut terminal = enter_terminal().context("cannot set up the terminal")?;
     let _guard = RestoreGuard;
-    // The query must run in the alternate screen and before anything reads input.
-    let picker = pick_protocol(opts.preview);
-    let protocol_name = picker
-        .as_ref()
-        .map(|p| preview::protocol_name(p).to_string());
-    tracing::info!(?protocol_name, "preview protocol");
-
     let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
-    let stop_input = Arc::new(AtomicBool::new(false));
-    let input = spawn_input(tx.clone(), stop_input.clone());
+    // Start the work first: the terminal query below can wait up to 2 s for an answer
+    // (typical over SSH), and a cached folder is ranked meanwhile.
     let cancel = Arc::new(AtomicBool::new(false));
     spawn_worker(&opts, tx.clone(), cancel.clone());
+    let mut app = App::new(
+        opts.dir.display().to_string(),
+        describe_model(&opts.pipeline),
+        None,
+    );
+    let size = terminal.size()?;
+    app::update(&mut app, Action::Resize(size.width, size.height));
+    draw(&mut terminal, &app)?;
+    // The query must run in the alternate screen and before anything reads input.
+    let picker = pick_protocol(opts.preview);
+    app.preview_protocol = picker
+        .as_ref()
+        .map(|p| preview::protocol_name(p).to_string());
+    tracing::info!(protocol = ?app.preview_protocol, "preview protocol");
+
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx.clone(), stop_input.clone());
     let preview_tx = picker.map(|picker| {
         let (req_tx, req_rx) = crossbeam_channel::unbounded();
         let (res_tx, res_rx) = crossbeam_channel::unbounded();
@@ -120,19 +130,6 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
         req_tx
     });
     drop(tx);
-
-    let mut app = App::new(
-        opts.dir.display().to_string(),
-        describe_model(&opts.pipeline),
-        protocol_name,
-    );
-    let size = terminal.size()?;
-    update_and_run(
-        &mut app,
-        Action::Resize(size.width, size.height),
-        &cancel,
-        &preview_tx,
-    );
     let result = event_loop(
         &mut terminal,
         &mut app,
@@ -161,7 +158,13 @@ fn describe_model(cfg: &PipelineConfig) -> String {
         crate::model::Arch::EfficientNetLite0 => "efficientnet-lite0",
         crate::model::Arch::Vgg16 => "vgg16",
     };
-    let layer = m.layer.clone().unwrap_or_else(|| "default layer".into());
+    let layer = m.layer.clone().unwrap_or_else(|| {
+        match m.arch {
+            crate::model::Arch::EfficientNetLite0 => "head",
+            crate::model::Arch::Vgg16 => "block5_conv3",
+        }
+        .into()
+    });
     format!("{arch} {layer} {:?}-pool on {:?}", m.pooling, m.device).to_lowercase()
 }
 

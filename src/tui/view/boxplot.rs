@@ -68,8 +68,13 @@ pub fn draw(frame: &mut Frame, ex: &Explorer, area: Rect) {
         Scope::Shown => "shown",
         Scope::All => "all",
     };
+    let score = match ex.table.ranking.config.score {
+        crate::rank::ScoreKind::Nn => " distance boxplot ",
+        crate::rank::ScoreKind::Knn => " k-NN distance boxplot ",
+        crate::rank::ScoreKind::Lof => " LOF boxplot ",
+    };
     let mut title = vec![
-        Span::styled(" score boxplot ", bold()),
+        Span::styled(score, bold()),
         Span::raw(format!("· {scope} ")),
     ];
     if let Some(s) = dist.stats {
