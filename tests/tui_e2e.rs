@@ -170,7 +170,8 @@ fn explorer_starts_sorts_filters_and_restores_the_terminal() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("score >= 0", 10);
     tmux.keys(&["Escape"]);
-    tmux.wait_for("filter: none │ 8/8 shown", 10);
+    let screen = tmux.wait_for("8/8 shown", 10);
+    assert!(screen.contains("filter: none"), "{screen}");
 
     // Help opens and closes.
     tmux.keys(&["?"]);
@@ -193,4 +194,26 @@ fn explorer_starts_sorts_filters_and_restores_the_terminal() {
         "canonical mode back on:\n{screen}"
     );
     assert!(words.contains(&"echo"), "echo back on:\n{screen}");
+}
+
+#[test]
+#[ignore = "needs `snowscope explore` wired to snowscope::tui::run; remove this line after wiring"]
+fn without_a_terminal_it_points_to_rank() {
+    let bin = std::env::var_os("SNOWSCOPE_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_snowscope")));
+    let images = tempfile::tempdir().unwrap();
+    write_images(images.path());
+    // stdout is a pipe here.
+    let out = Command::new(bin)
+        .arg("explore")
+        .arg(images.path())
+        .args(["--preview", "none", "--no-cache"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a terminal"), "{stderr}");
+    assert!(stderr.contains("snowscope rank"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no escape codes written to the pipe");
 }

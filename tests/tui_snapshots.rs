@@ -285,3 +285,12 @@ fn every_size_draws_without_panicking() {
         }
     }
 }
+
+#[test]
+fn unreadable_image_shows_why_instead_of_a_picture() {
+    let mut f = explorer(120, 36);
+    // The closest match of the first row, truncated after the fixture was ranked.
+    let path = f._dir.path().join("flake11.png");
+    std::fs::write(&path, b"\x89PNG\r\n\x1a\n not really").unwrap();
+    insta::assert_snapshot!("preview_error", screen(&mut f.app));
+}

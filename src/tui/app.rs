@@ -86,6 +86,8 @@ pub struct Prompt {
     /// What to go back to on Esc (the filter or search before the prompt opened).
     previous: Option<Pattern>,
     previous_score: Option<ScoreFilter>,
+    /// The text last applied, so Enter does not filter 100,000 rows twice.
+    applied: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,7 +255,7 @@ impl Explorer {
                 (from + n * 2 - step) % n
             };
             let row = self.view[pos] as usize;
-            pat.regex.is_match(&self.table.paths[row]).then_some(pos)
+            self.table.path_matches(pat, row as u32).then_some(pos)
         })
     }
 }
@@ -309,7 +311,7 @@ pub struct App {
     pub exit: Option<u8>,
     /// Set when the worker failed; the loop ends and `run` returns it as the error.
     pub fatal: Option<String>,
-    /// Name of the graphics protocol, or `None` when previews are off.
+    /// Name of the graphics protocol, or `None` when previews are off (set once at start).
     pub preview_protocol: Option<String>,
     pub previews: Previews,
     preview_generation: u64,
@@ -634,6 +636,7 @@ fn open_prompt(app: &mut App, kind: PromptKind, text: String) {
             PromptKind::ScoreFilter => None,
         },
         previous_score: ex.filter.score,
+        applied: None,
     });
     apply_prompt(app, false);
 }
@@ -645,7 +648,9 @@ fn apply_prompt(app: &mut App, submit: bool) {
         return;
     };
     let text = prompt.text.clone();
+    let unchanged = prompt.applied.as_ref() == Some(&text);
     let result: Result<(), String> = match prompt.kind {
+        _ if unchanged => Ok(()),
         PromptKind::Search => {
             if text.is_empty() {
                 ex.search = None;
@@ -687,6 +692,7 @@ fn apply_prompt(app: &mut App, submit: bool) {
     match result {
         Ok(()) => {
             prompt.error = None;
+            prompt.applied = Some(text);
             if submit {
                 let kind = prompt.kind;
                 app.prompt = None;
@@ -748,8 +754,21 @@ fn explorer_action(app: &mut App, action: Action, effects: &mut Vec<Effect>) {
         Action::Bottom => ex.selected = last,
         Action::Click(x, y) => {
             let t = areas.table;
-            // Data rows start below the top border and the header.
-            if x >= t.x && x < t.right() && y >= t.y + 2 && y < t.bottom().saturating_sub(1) {
+            // A click on a column title sorts by it (again: reverses), like its number key.
+            if y == t.y + 1 && x > t.x && x < t.right() {
+                if let Some(i) = layout::column_at(&ex.columns, t, x) {
+                    let column = ex.columns[i];
+                    let descending = if ex.sort.column == column {
+                        !ex.sort.descending
+                    } else {
+                        column.natural_descending()
+                    };
+                    ex.set_sort(Sort { column, descending });
+                }
+                ex.focus = Focus::Table;
+            } else if x >= t.x && x < t.right() && y >= t.y + 2 && y < t.bottom().saturating_sub(1)
+            {
+                // Data rows start below the top border and the header.
                 let pos = ex.offset + (y - t.y - 2) as usize;
                 if pos < ex.view.len() {
                     ex.selected = pos;

@@ -287,6 +287,16 @@ fn click_selects_a_row() {
     assert_eq!(app.explorer.as_ref().unwrap().selected, 3);
     update(&mut app, Action::Click(5, 0));
     assert_eq!(app.explorer.as_ref().unwrap().selected, 3);
+    // The header row (y = 1): the second column is the file name.
+    update(&mut app, Action::Click(10, 1));
+    let ex = app.explorer.as_ref().unwrap();
+    assert_eq!(ex.sort.column, Column::File);
+    assert!(!ex.sort.descending);
+    update(&mut app, Action::Click(10, 1));
+    assert!(
+        app.explorer.as_ref().unwrap().sort.descending,
+        "again reverses"
+    );
 }
 
 #[test]

@@ -161,3 +161,142 @@ fn explorer_key(app: &App, key: &KeyEvent, ctrl: bool) -> Option<Action> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::{Action, update};
+    use crate::tui::testing;
+    use ratatui::crossterm::event::{KeyEventState, MouseButton, MouseEvent};
+
+    fn key(code: KeyCode, modifiers: KeyModifiers, kind: KeyEventKind) -> Event {
+        Event::Key(KeyEvent {
+            code,
+            modifiers,
+            kind,
+            state: KeyEventState::NONE,
+        })
+    }
+
+    fn press(c: char) -> Event {
+        key(KeyCode::Char(c), KeyModifiers::NONE, KeyEventKind::Press)
+    }
+
+    fn explorer() -> App {
+        let mut app = App::new("d".into(), "m".into(), None);
+        update(&mut app, Action::Resize(120, 40));
+        update(&mut app, Action::Loaded(Box::new(testing::small())));
+        app
+    }
+
+    #[test]
+    fn progress_view_keys_cancel() {
+        let app = App::new("d".into(), "m".into(), None);
+        assert!(matches!(
+            action_for(&app, &press('q')),
+            Some(Action::Cancel)
+        ));
+        let ctrl_c = key(
+            KeyCode::Char('c'),
+            KeyModifiers::CONTROL,
+            KeyEventKind::Press,
+        );
+        assert!(matches!(action_for(&app, &ctrl_c), Some(Action::Cancel)));
+        assert!(matches!(
+            action_for(&app, &press('s')),
+            Some(Action::ShowSkips)
+        ));
+        assert!(action_for(&app, &press('j')).is_none());
+    }
+
+    #[test]
+    fn explorer_keys() {
+        let app = explorer();
+        assert!(matches!(
+            action_for(&app, &press('j')),
+            Some(Action::Move(1))
+        ));
+        assert!(matches!(action_for(&app, &press('q')), Some(Action::Quit)));
+        assert!(matches!(
+            action_for(&app, &press('2')),
+            Some(Action::SortBy(crate::tui::model::Column::File))
+        ));
+        assert!(action_for(&app, &press('9')).is_none(), "only 7 columns");
+        assert!(matches!(
+            action_for(&app, &press('>')),
+            Some(Action::OpenPrompt(PromptKind::ScoreFilter, ref t)) if t == ">"
+        ));
+        let ctrl_d = key(
+            KeyCode::Char('d'),
+            KeyModifiers::CONTROL,
+            KeyEventKind::Press,
+        );
+        assert!(matches!(
+            action_for(&app, &ctrl_d),
+            Some(Action::HalfPage(Direction::Down))
+        ));
+        assert!(matches!(
+            action_for(&app, &press('d')),
+            Some(Action::ToggleDuplicates)
+        ));
+    }
+
+    #[test]
+    fn releases_are_ignored_and_only_movement_repeats() {
+        let app = explorer();
+        let release = key(
+            KeyCode::Char('j'),
+            KeyModifiers::NONE,
+            KeyEventKind::Release,
+        );
+        assert!(action_for(&app, &release).is_none());
+        let repeat_j = key(KeyCode::Char('j'), KeyModifiers::NONE, KeyEventKind::Repeat);
+        assert!(matches!(action_for(&app, &repeat_j), Some(Action::Move(1))));
+        let repeat_2 = key(KeyCode::Char('2'), KeyModifiers::NONE, KeyEventKind::Repeat);
+        assert!(
+            action_for(&app, &repeat_2).is_none(),
+            "a held 2 does not flip the sort"
+        );
+    }
+
+    #[test]
+    fn prompt_takes_letters_that_are_otherwise_commands() {
+        let mut app = explorer();
+        update(
+            &mut app,
+            Action::OpenPrompt(PromptKind::Search, String::new()),
+        );
+        assert!(matches!(
+            action_for(&app, &press('q')),
+            Some(Action::PromptChar('q'))
+        ));
+        let esc = key(KeyCode::Esc, KeyModifiers::NONE, KeyEventKind::Press);
+        assert!(matches!(action_for(&app, &esc), Some(Action::PromptCancel)));
+    }
+
+    #[test]
+    fn mouse_and_resize() {
+        let app = explorer();
+        let wheel = Event::Mouse(MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: 3,
+            row: 4,
+            modifiers: KeyModifiers::NONE,
+        });
+        assert!(matches!(action_for(&app, &wheel), Some(Action::Scroll(3))));
+        let click = Event::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 3,
+            row: 4,
+            modifiers: KeyModifiers::NONE,
+        });
+        assert!(matches!(
+            action_for(&app, &click),
+            Some(Action::Click(3, 4))
+        ));
+        assert!(matches!(
+            action_for(&app, &Event::Resize(50, 20)),
+            Some(Action::Resize(50, 20))
+        ));
+    }
+}

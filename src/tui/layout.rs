@@ -1,6 +1,7 @@
 //! Where each pane goes for a terminal size. Pure, so `update` (scrolling, which previews
 //! to prepare, mouse clicks) and the views agree on the same rectangles.
 
+use super::model::Column;
 use ratatui::layout::Rect;
 
 /// Below this the explorer shows a "terminal too small" message instead of panes.
@@ -133,6 +134,48 @@ pub fn preview_slots(preview: Rect) -> Option<[Rect; 2]> {
     ])
 }
 
+/// Fixed width of a column; `None` for the two path columns, which share the rest.
+fn fixed_width(c: Column) -> Option<u16> {
+    match c {
+        Column::Rank => Some(6),
+        Column::Distance | Column::Knn | Column::Lof => Some(9),
+        Column::Dups => Some(5),
+        Column::Fence => Some(5),
+        Column::File | Column::Closest => None,
+    }
+}
+
+/// Table column widths for an inner width: the file gets 60 % of the flexible space.
+pub fn column_widths(columns: &[Column], inner: u16) -> Vec<u16> {
+    let fixed: u16 = columns.iter().filter_map(|c| fixed_width(*c)).sum();
+    let gaps = columns.len().saturating_sub(1) as u16;
+    let flexible = inner.saturating_sub(fixed + gaps).max(8);
+    let file = (flexible * 3 / 5).max(4);
+    columns
+        .iter()
+        .map(|c| match c {
+            Column::File => file,
+            Column::Closest => flexible.saturating_sub(file),
+            c => fixed_width(*c).unwrap_or(0),
+        })
+        .collect()
+}
+
+/// The table column under screen column `x`, for a table pane at `table` (border included).
+pub fn column_at(columns: &[Column], table: Rect, x: u16) -> Option<usize> {
+    let inner_x = table.x + 1;
+    let widths = column_widths(columns, table.width.saturating_sub(2));
+    let mut start = inner_x;
+    for (i, w) in widths.iter().enumerate() {
+        // A click on the gap after a column counts for that column.
+        if x >= start && x <= start + w {
+            return Some(i);
+        }
+        start += w + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +198,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn clicks_find_columns() {
+        let cols = [Column::Rank, Column::File, Column::Distance];
+        let t = Rect::new(0, 0, 40, 10);
+        // Inner width 38: rank 6, distance 9, two gaps, file gets the remaining 21.
+        assert_eq!(column_at(&cols, t, 1), Some(0));
+        assert_eq!(column_at(&cols, t, 8), Some(1));
+        assert_eq!(column_at(&cols, t, 30), Some(2));
+        assert_eq!(column_at(&cols, t, 39), None);
     }
 
     #[test]

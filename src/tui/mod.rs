@@ -92,18 +92,28 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
 
     let mut terminal = enter_terminal().context("cannot set up the terminal")?;
     let _guard = RestoreGuard;
-    // The query must run in the alternate screen and before anything reads input.
-    let picker = pick_protocol(opts.preview);
-    let protocol_name = picker
-        .as_ref()
-        .map(|p| preview::protocol_name(p).to_string());
-    tracing::info!(?protocol_name, "preview protocol");
-
     let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
-    let stop_input = Arc::new(AtomicBool::new(false));
-    let input = spawn_input(tx.clone(), stop_input.clone());
+    // Start the work first: the terminal query below can wait up to 2 s for an answer
+    // (typical over SSH), and a cached folder is ranked meanwhile.
     let cancel = Arc::new(AtomicBool::new(false));
     spawn_worker(&opts, tx.clone(), cancel.clone());
+    let mut app = App::new(
+        opts.dir.display().to_string(),
+        describe_model(&opts.pipeline),
+        None,
+    );
+    let size = terminal.size()?;
+    app::update(&mut app, Action::Resize(size.width, size.height));
+    draw(&mut terminal, &app)?;
+    // The query must run in the alternate screen and before anything reads input.
+    let picker = pick_protocol(opts.preview);
+    app.preview_protocol = picker
+        .as_ref()
+        .map(|p| preview::protocol_name(p).to_string());
+    tracing::info!(protocol = ?app.preview_protocol, "preview protocol");
+
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx.clone(), stop_input.clone());
     let preview_tx = picker.map(|picker| {
         let (req_tx, req_rx) = crossbeam_channel::unbounded();
         let (res_tx, res_rx) = crossbeam_channel::unbounded();
@@ -120,19 +130,6 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
         req_tx
     });
     drop(tx);
-
-    let mut app = App::new(
-        opts.dir.display().to_string(),
-        describe_model(&opts.pipeline),
-        protocol_name,
-    );
-    let size = terminal.size()?;
-    update_and_run(
-        &mut app,
-        Action::Resize(size.width, size.height),
-        &cancel,
-        &preview_tx,
-    );
     let result = event_loop(
         &mut terminal,
         &mut app,
@@ -141,8 +138,10 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
         &cancel,
         &preview_tx,
     );
+    // Not joined: when the terminal hangs up (SSH dropped, tmux killed), crossterm's poll
+    // can spin inside the call without returning, and joining would keep the process alive.
     stop_input.store(true, Ordering::Relaxed);
-    let _ = input.join();
+    drop(input);
     drop(preview_tx);
     restore_terminal();
     result?;
@@ -159,7 +158,13 @@ fn describe_model(cfg: &PipelineConfig) -> String {
         crate::model::Arch::EfficientNetLite0 => "efficientnet-lite0",
         crate::model::Arch::Vgg16 => "vgg16",
     };
-    let layer = m.layer.clone().unwrap_or_else(|| "default layer".into());
+    let layer = m.layer.clone().unwrap_or_else(|| {
+        match m.arch {
+            crate::model::Arch::EfficientNetLite0 => "head",
+            crate::model::Arch::Vgg16 => "block5_conv3",
+        }
+        .into()
+    });
     format!("{arch} {layer} {:?}-pool on {:?}", m.pooling, m.device).to_lowercase()
 }
 
@@ -187,14 +192,36 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 /// True while the terminal is in raw mode / the alternate screen, so the panic hook and the
 /// guard restore it once.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The thread that owns the terminal: a panic there restores it before the message prints.
+static UI_THREAD: std::sync::OnceLock<std::thread::ThreadId> = std::sync::OnceLock::new();
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
 
 fn enter_terminal() -> std::io::Result<Term> {
     static HOOK: std::sync::Once = std::sync::Once::new();
+    let _ = UI_THREAD.set(std::thread::current().id());
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            previous(info);
+            let on_ui = UI_THREAD.get() == Some(&std::thread::current().id());
+            if on_ui || !ACTIVE.load(Ordering::SeqCst) {
+                restore_terminal();
+                previous(info);
+            } else {
+                // A worker's panic is caught and reported in the UI; printing it here
+                // would scribble over the screen.
+                tracing::error!(
+                    "panic in thread {}: {info}",
+                    std::thread::current().name().unwrap_or("?")
+                );
+            }
         }));
     });
     ACTIVE.store(true, Ordering::SeqCst);
@@ -291,7 +318,7 @@ fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
         .expect("spawn input thread")
 }
 
-/// Features, then the ranking, on a worker thread.
+/// Features, then the ranking, on a worker thread; a panic there becomes an error message.
 fn spawn_worker(opts: &TuiOptions, tx: Sender<Msg>, cancel: Arc<AtomicBool>) {
     let dir = opts.dir.clone();
     let cfg = opts.pipeline.clone();
@@ -299,31 +326,49 @@ fn spawn_worker(opts: &TuiOptions, tx: Sender<Msg>, cancel: Arc<AtomicBool>) {
     std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
-            let started = Instant::now();
-            let result = pipeline::compute_features(&dir, &cfg, &cancel, &mut |e| {
-                let _ = tx.send(Msg::Worker(e));
-            });
-            let set = match result {
-                Ok(set) => set,
-                Err(e) => {
-                    let _ = tx.send(Msg::Failed(format!(
-                        "cannot extract features of {}: {e}",
-                        sanitize(&dir.display().to_string())
-                    )));
-                    return;
-                }
-            };
-            tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "features ready");
-            if set.cancelled {
-                let _ = tx.send(Msg::Cancelled);
-                return;
+            let fail = tx.clone();
+            let job = std::panic::AssertUnwindSafe(|| work(&dir, &cfg, &rank_cfg, &cancel, &tx));
+            if let Err(payload) = std::panic::catch_unwind(job) {
+                let _ = fail.send(Msg::Failed(format!(
+                    "internal error while preparing the ranking: {}",
+                    panic_message(payload.as_ref())
+                )));
             }
-            let _ = tx.send(Msg::Ranking(set.items.len()));
-            let loaded = load(set, &rank_cfg);
-            tracing::info!(secs = ?started.elapsed(), "ranking ready");
-            let _ = tx.send(Msg::Loaded(Box::new(loaded)));
         })
         .expect("spawn pipeline thread");
+}
+
+/// The worker's job: features (from the cache where possible), then the ranking.
+fn work(
+    dir: &Path,
+    cfg: &PipelineConfig,
+    rank_cfg: &RankConfig,
+    cancel: &AtomicBool,
+    tx: &Sender<Msg>,
+) {
+    let started = Instant::now();
+    let result = pipeline::compute_features(dir, cfg, cancel, &mut |e| {
+        let _ = tx.send(Msg::Worker(e));
+    });
+    let set = match result {
+        Ok(set) => set,
+        Err(e) => {
+            let _ = tx.send(Msg::Failed(format!(
+                "cannot extract features of {}: {e}",
+                sanitize(&dir.display().to_string())
+            )));
+            return;
+        }
+    };
+    tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "features ready");
+    if set.cancelled {
+        let _ = tx.send(Msg::Cancelled);
+        return;
+    }
+    let _ = tx.send(Msg::Ranking(set.items.len()));
+    let loaded = load(set, rank_cfg);
+    tracing::info!(secs = ?started.elapsed(), "ranking ready");
+    let _ = tx.send(Msg::Loaded(Box::new(loaded)));
 }
 
 /// Ranks a feature set for the explorer.
@@ -428,7 +473,6 @@ fn event_loop(
     previews: &Option<Sender<Vec<preview::PreviewRequest>>>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut signals_seen = false;
     loop {
         draw(terminal, app)?;
         if app.exit.is_some() || app.fatal.is_some() {
@@ -465,12 +509,14 @@ fn event_loop(
                 break;
             }
         }
+        // SIGTERM / SIGHUP: in the explorer leave now; during extraction cancel like
+        // Ctrl-C (finished work is saved), and a second signal leaves at once.
         if signalled.swap(false, Ordering::Relaxed) {
-            signals_seen = true;
-            update_and_run(app, Action::Cancel, cancel, previews);
-        }
-        if signals_seen && app.explorer.is_some() {
-            app.exit.get_or_insert(130);
+            if app.explorer.is_some() {
+                app.exit = Some(130);
+            } else {
+                update_and_run(app, Action::Cancel, cancel, previews);
+            }
         }
         if app.explorer.is_none() {
             update_and_run(

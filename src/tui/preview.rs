@@ -140,15 +140,33 @@ fn worker(picker: Picker, requests: Receiver<Vec<PreviewRequest>>, results: Send
         while let Some(req) = pending.pop_front() {
             let img = match decoded.iter().find(|(p, _)| *p == req.path) {
                 Some((_, img)) => Ok(img.clone()),
-                None => decode(&req.path).inspect(|img| {
-                    decoded.push_back((req.path.clone(), img.clone()));
-                    if decoded.len() > DECODED_CACHE {
-                        decoded.pop_front();
-                    }
-                }),
+                None => std::panic::catch_unwind(|| decode(&req.path))
+                    .unwrap_or_else(|p| {
+                        Err(format!(
+                            "internal error: {}",
+                            super::panic_message(p.as_ref())
+                        ))
+                    })
+                    .inspect(|img| {
+                        decoded.push_back((req.path.clone(), img.clone()));
+                        if decoded.len() > DECODED_CACHE {
+                            decoded.pop_front();
+                        }
+                    }),
             };
+            // A decoder or encoder bug must not end previews for the whole session.
             let outcome = img
-                .and_then(|img| encode(&picker, &img, req.key.width, req.key.height))
+                .and_then(|img| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        encode(&picker, &img, req.key.width, req.key.height)
+                    }))
+                    .unwrap_or_else(|p| {
+                        Err(format!(
+                            "internal error: {}",
+                            super::panic_message(p.as_ref())
+                        ))
+                    })
+                })
                 .map_err(|e| {
                     tracing::debug!(path = %req.path.display(), error = %e, "preview failed");
                     Failure::Error(e)

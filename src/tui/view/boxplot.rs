@@ -36,11 +36,12 @@ fn tick_step(span: f32, n: u16) -> f32 {
     }
     let mag = 10f32.powf(raw.log10().floor());
     let f = raw / mag;
-    let nice = if f <= 1.0 {
+    // The nearest nice factor, so the count stays close to `n`.
+    let nice = if f < 1.5 {
         1.0
-    } else if f <= 2.0 {
+    } else if f < 3.5 {
         2.0
-    } else if f <= 5.0 {
+    } else if f < 7.5 {
         5.0
     } else {
         10.0
@@ -68,8 +69,13 @@ pub fn draw(frame: &mut Frame, ex: &Explorer, area: Rect) {
         Scope::Shown => "shown",
         Scope::All => "all",
     };
+    let score = match ex.table.ranking.config.score {
+        crate::rank::ScoreKind::Nn => " distance boxplot ",
+        crate::rank::ScoreKind::Knn => " k-NN distance boxplot ",
+        crate::rank::ScoreKind::Lof => " LOF boxplot ",
+    };
     let mut title = vec![
-        Span::styled(" score boxplot ", bold()),
+        Span::styled(score, bold()),
         Span::raw(format!("· {scope} ")),
     ];
     if let Some(s) = dist.stats {
@@ -191,7 +197,7 @@ pub fn draw(frame: &mut Frame, ex: &Explorer, area: Rect) {
         }
     }
     // Axis: a rule with ticks, labels below (full form) or labels only (compact).
-    let step = tick_step(hi - lo, (plot.width / 12).max(2));
+    let step = tick_step(hi - lo, (plot.width / 10).clamp(3, 10));
     let dec = decimals(step);
     let first = (lo / step).ceil() as i64;
     let last = (hi / step).floor() as i64;
@@ -240,7 +246,8 @@ mod tests {
     #[test]
     fn nice_ticks() {
         assert_eq!(tick_step(1.0, 5), 0.2);
-        assert_eq!(tick_step(100.0, 4), 50.0);
+        assert_eq!(tick_step(100.0, 4), 20.0);
+        assert_eq!(tick_step(0.7, 4), 0.2);
         assert!((tick_step(0.03, 3) - 0.01).abs() < 1e-7);
         assert_eq!(decimals(0.2), 1);
         assert_eq!(decimals(0.01), 2);

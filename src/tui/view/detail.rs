@@ -130,9 +130,15 @@ pub fn draw_skips(frame: &mut Frame, app: &App, area: Rect) {
     let lines: Vec<Line> = if skipped.is_empty() {
         vec![Line::raw("No file was skipped.")]
     } else {
-        skipped
+        let room = inner.height as usize;
+        let shown = if skipped.len() > room {
+            room.saturating_sub(1)
+        } else {
+            room
+        };
+        let mut lines: Vec<Line> = skipped
             .iter()
-            .take(inner.height as usize)
+            .take(shown)
             .map(|s| {
                 Line::from(vec![
                     Span::styled(sanitize(&s.path), Style::default().fg(Color::Yellow)),
@@ -140,7 +146,17 @@ pub fn draw_skips(frame: &mut Frame, app: &App, area: Rect) {
                     Span::raw(sanitize(&s.reason)),
                 ])
             })
-            .collect()
+            .collect();
+        if shown < skipped.len() {
+            lines.push(Line::styled(
+                format!(
+                    "… and {} more (`snowscope rank` lists them all)",
+                    skipped.len() - shown
+                ),
+                dim(),
+            ));
+        }
+        lines
     };
     frame.render_widget(Paragraph::new(lines), inner);
 }

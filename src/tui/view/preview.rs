@@ -58,9 +58,23 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
             continue;
         };
         let image = ex.table.image(r);
+        let key = PreviewKey {
+            index: image.index,
+            width: slot.width,
+            height: slot.height,
+        };
+        let state = app
+            .preview_protocol
+            .as_ref()
+            .map(|_| app.previews.get(&key));
         let w = slot.width as usize;
         let name = truncate_left(&ex.table.paths[r as usize], w);
-        let info = format!("{label} #{} d={}", image.rank, num(distance));
+        let mut info = format!("{label} #{} d={}", image.rank, num(distance));
+        // "loading" goes in the caption: text in the picture's cells could linger under a
+        // graphics protocol that tmux passes through without seeing it.
+        if matches!(state, Some(Some(PreviewSlot::Pending) | None)) {
+            info += " · loading…";
+        }
         frame.render_widget(
             Paragraph::new(vec![
                 Line::styled(name, bold()),
@@ -68,16 +82,8 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
             ]),
             caption_area,
         );
-        if app.preview_protocol.is_none() {
-            continue;
-        }
-        let key = PreviewKey {
-            index: image.index,
-            width: slot.width,
-            height: slot.height,
-        };
-        match app.previews.get(&key) {
-            Some(PreviewSlot::Ready(protocol)) if pictures => {
+        match state {
+            Some(Some(PreviewSlot::Ready(protocol))) if pictures => {
                 // Centre the picture horizontally in its slot.
                 let size = protocol.size();
                 let x = slot.x + slot.width.saturating_sub(size.width) / 2;
@@ -89,16 +95,13 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
                 );
                 frame.render_widget(Image::new(protocol), r);
             }
-            Some(PreviewSlot::Ready(_)) => {}
-            Some(PreviewSlot::Failed(e)) => frame.render_widget(
+            Some(Some(PreviewSlot::Failed(e))) => frame.render_widget(
                 Paragraph::new(format!("cannot preview: {}", crate::sanitize::sanitize(e)))
                     .style(Style::default().fg(Color::Red))
                     .wrap(Wrap { trim: true }),
                 slot,
             ),
-            Some(PreviewSlot::Pending) | None => {
-                frame.render_widget(Paragraph::new("loading…").style(dim()), slot)
-            }
+            _ => {}
         }
     }
 }

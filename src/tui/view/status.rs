@@ -28,12 +28,13 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect) {
         return;
     }
     let arrow = if ex.sort.descending { "↓" } else { "↑" };
+    // Most important first, since a narrow terminal cuts the end.
     let mut left = format!(
-        " sort: {} {arrow} │ filter: {} │ {}/{} shown",
+        " {}/{} shown │ sort: {} {arrow} │ filter: {}",
+        ex.view.len(),
+        ex.table.len(),
         ex.sort.column.title(),
         ex.filter.describe(),
-        ex.view.len(),
-        ex.table.len()
     );
     if let Some(s) = &ex.search {
         left += &format!(" │ search: /{}/", sanitize(&s.text));
@@ -41,14 +42,16 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect) {
     if !ex.skipped.is_empty() {
         left += &format!(" │ {} skipped (S)", ex.skipped.len());
     }
+    let total = area.width as usize;
+    // The key hint gives way when space is short; a message does not.
     let (right, right_style) = match &app.message {
         Some(m) => (
             format!("{} ", sanitize(m)),
             Style::default().fg(Color::Yellow),
         ),
-        None => ("? help · q quit ".to_string(), dim()),
+        None if width(&left) + 18 <= total => ("? help · q quit ".to_string(), dim()),
+        None => (String::new(), dim()),
     };
-    let total = area.width as usize;
     let rw = width(&right).min(total);
     let left = truncate_right(&left, total.saturating_sub(rw + 1));
     let gap = total.saturating_sub(width(&left) + rw);

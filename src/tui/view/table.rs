@@ -10,33 +10,6 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-/// Fixed width of a column; `None` for the two path columns, which share the rest.
-fn fixed_width(c: Column) -> Option<u16> {
-    match c {
-        Column::Rank => Some(6),
-        Column::Distance | Column::Knn | Column::Lof => Some(9),
-        Column::Dups => Some(5),
-        Column::Fence => Some(5),
-        Column::File | Column::Closest => None,
-    }
-}
-
-/// Column widths for an inner width: the file gets 60 % of the flexible space.
-fn widths(columns: &[Column], inner: u16) -> Vec<u16> {
-    let fixed: u16 = columns.iter().filter_map(|c| fixed_width(*c)).sum();
-    let gaps = columns.len().saturating_sub(1) as u16;
-    let flexible = inner.saturating_sub(fixed + gaps).max(8);
-    let file = (flexible * 3 / 5).max(4);
-    columns
-        .iter()
-        .map(|c| match c {
-            Column::File => file,
-            Column::Closest => flexible.saturating_sub(file),
-            c => fixed_width(*c).unwrap_or(0),
-        })
-        .collect()
-}
-
 pub fn draw(frame: &mut Frame, _app: &App, ex: &Explorer, area: Rect) {
     let title = Line::from(vec![
         Span::styled(" images ", bold()),
@@ -49,7 +22,7 @@ pub fn draw(frame: &mut Frame, _app: &App, ex: &Explorer, area: Rect) {
         frame.render_widget(Paragraph::new("No images to show."), inner);
         return;
     }
-    let widths = widths(&ex.columns, inner.width);
+    let widths = layout::column_widths(&ex.columns, inner.width);
     let header = Row::new(ex.columns.iter().enumerate().map(|(i, c)| {
         let mut title = c.title().to_string();
         if ex.sort.column == *c {
@@ -69,7 +42,7 @@ pub fn draw(frame: &mut Frame, _app: &App, ex: &Explorer, area: Rect) {
         let matched = ex
             .search
             .as_ref()
-            .is_some_and(|p| p.regex.is_match(&ex.table.paths[row as usize]));
+            .is_some_and(|p| ex.table.path_matches(p, row));
         let cells = ex.columns.iter().zip(&widths).map(|(c, &w)| {
             let w = w as usize;
             match c {
