@@ -4,22 +4,15 @@
 //! [0, 1) from SplitMix64 with seed N, the same generator as `benches/faiss_knn.py`.
 
 use snowscope::neighbours::knn;
+use snowscope::rng::Rng;
 use std::time::Instant;
 
 const DIM: usize = 1280;
 const K: usize = 3;
 
 fn uniform(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| rng.f32()).collect()
 }
 
 fn peak_rss_mb() -> f64 {
@@ -32,9 +25,21 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![10_000, 50_000] } else { sizes };
-    knn(&uniform(1000 * DIM, 1), DIM, K, &(0..1000).collect::<Vec<u32>>()); // warm-up
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 50_000]
+    } else {
+        sizes
+    };
+    knn(
+        &uniform(1000 * DIM, 1),
+        DIM,
+        K,
+        &(0..1000).collect::<Vec<u32>>(),
+    ); // warm-up
     for n in sizes {
         let data = uniform(n * DIM, n as u64);
         let groups: Vec<u32> = (0..n as u32).collect();

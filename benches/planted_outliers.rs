@@ -12,6 +12,7 @@ use snowscope::eval::{is_listed, quality, read_truth};
 use snowscope::model::{ModelConfig, Pooling};
 use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
 use snowscope::rank::{RankConfig, ScoreKind, rank};
+use snowscope::rng::Rng;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -30,21 +31,6 @@ fn features(dir: &Path, pooling: Pooling) -> FeatureSet {
         cache: CacheMode::Default,
     };
     compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).expect("features")
-}
-
-/// SplitMix64: a tiny deterministic generator for the draws.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -151,7 +137,7 @@ fn fashion(dir: &Path, pooling: Pooling, results: &mut HashMap<String, Mean>) {
     let mut names: Vec<&str> = label.clone();
     names.sort();
     names.dedup();
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for class in &names {
         let inliers: Vec<usize> = (0..label.len()).filter(|&i| label[i] == *class).collect();
         let others: Vec<usize> = (0..label.len()).filter(|&i| label[i] != *class).collect();

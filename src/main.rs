@@ -471,8 +471,40 @@ fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn run_synth(_cmd: SynthCmd) -> Result<u8> {
-    bail!("synth is not available yet")
+fn run_synth(cmd: SynthCmd) -> Result<u8> {
+    let cfg = snowscope::synth::SynthConfig {
+        count: cmd.count,
+        seed: cmd.seed,
+        rare_fraction: cmd.rare_fraction,
+        size: cmd.size,
+        out: cmd.out.clone(),
+        duplicates: cmd.duplicates,
+        near_duplicates: cmd.near_duplicates,
+    };
+    let total = cmd.count + cmd.duplicates + cmd.near_duplicates;
+    let bar = std::sync::Mutex::new(
+        kdam::Bar::builder()
+            .total(total)
+            .desc("crystals")
+            .unit("img")
+            .build()
+            .map_err(anyhow::Error::msg)?,
+    );
+    let started = std::time::Instant::now();
+    let manifest = snowscope::synth::generate(&cfg, &|done, _| {
+        if let Ok(mut bar) = bar.lock() {
+            let _ = kdam::BarExt::update_to(&mut *bar, done);
+        }
+    })?;
+    eprintln!();
+    let rare = manifest.images.iter().filter(|i| i.rare).count();
+    eprintln!(
+        "wrote {} images ({rare} rare) and manifest.json to {} in {:.1} s",
+        manifest.images.len(),
+        sanitize(&cmd.out.display().to_string()),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(0)
 }
 
 fn main() -> ExitCode {

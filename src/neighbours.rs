@@ -199,18 +199,9 @@ fn refine(data: &[f32], dim: usize, table: TopK) -> Neighbours {
 mod tests {
     use super::*;
 
-    /// SplitMix64 for test data.
     fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = s;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect()
+        let mut rng = crate::rng::Rng::new(seed);
+        (0..n).map(|_| rng.f32()).collect()
     }
 
     fn brute_force(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> Vec<Vec<(f32, usize)>> {

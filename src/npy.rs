@@ -5,11 +5,8 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
-    #[error("cannot access {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot access {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error(
         "{path} is not a supported .npy matrix: {why} (need a 2-D little-endian float32/float64 C-order array)"
     )]
@@ -30,18 +27,18 @@ pub fn write(path: &Path, data: &[f32], rows: usize, cols: usize) -> Result<(), 
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
-    crate::store::write_atomic(path, &bytes).map_err(|source| NpyError::Io {
+    crate::store::write_atomic(path, &bytes).map_err(|cause| NpyError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })
 }
 
 /// Reads a 2-D float32 or float64 matrix as f32: (data, rows, cols).
 pub fn read(path: &Path) -> Result<(Vec<f32>, usize, usize), NpyError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+    let bytes = std::fs::read(path).map_err(|cause| NpyError::Io {
         path: name.clone(),
-        source,
+        cause,
     })?;
     parse(&bytes).map_err(|why| NpyError::Format { path: name, why })
 }

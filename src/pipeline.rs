@@ -101,12 +101,10 @@ pub fn compute_features(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<FeatureSet, PipelineError> {
-    let root = root
-        .canonicalize()
-        .map_err(|source| scan::ScanError::Root {
-            path: root.to_path_buf(),
-            source,
-        })?;
+    let root = root.canonicalize().map_err(|cause| scan::ScanError::Root {
+        path: root.to_path_buf(),
+        cause,
+    })?;
     let found = scan::scan(&root)?;
     let model = FeatureModel::load(&cfg.model)?;
     let mut store = open_store(&root, &model, &cfg.cache, on_event);
@@ -218,10 +216,12 @@ pub fn compute_features(
                 progress.current = files[last].rel.clone();
             }
             on_event(Event::Progress(progress.clone()));
-            if last_save.elapsed() > SAVE_EVERY {
+            if last_save.elapsed() > SAVE_EVERY.max(save_cost * SAVE_SHARE) {
+                let saving = Instant::now();
                 if let Err(e) = store.save() {
                     on_event(Event::Notice(e.to_string()));
                 }
+                save_cost = saving.elapsed();
                 last_save = Instant::now();
             }
         },

@@ -33,8 +33,8 @@ pub struct Scan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("cannot read folder {path}: {source}")]
-    Root { path: PathBuf, source: io::Error },
+    #[error("cannot read folder {path}: {cause}")]
+    Root { path: PathBuf, cause: io::Error },
     #[error("{0} is not a folder; give a folder of images")]
     NotAFolder(PathBuf),
 }
@@ -48,9 +48,9 @@ pub fn has_image_extension(path: &Path) -> bool {
 /// Recursively lists the image files under `root`, sorted by relative path.
 /// Symlinked folders are not followed (no loops); unreadable entries become skips.
 pub fn scan(root: &Path) -> Result<Scan, ScanError> {
-    let meta = fs::metadata(root).map_err(|source| ScanError::Root {
+    let meta = fs::metadata(root).map_err(|cause| ScanError::Root {
         path: root.to_path_buf(),
-        source,
+        cause,
     })?;
     if !meta.is_dir() {
         return Err(ScanError::NotAFolder(root.to_path_buf()));
@@ -63,7 +63,7 @@ pub fn scan(root: &Path) -> Result<Scan, ScanError> {
             Err(e) if dir == root => {
                 return Err(ScanError::Root {
                     path: root.to_path_buf(),
-                    source: e,
+                    cause: e,
                 });
             }
             Err(e) => {

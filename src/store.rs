@@ -44,10 +44,10 @@ struct Manifest {
 pub enum StoreError {
     #[error("cache {path} is unreadable or corrupt ({why}); it will be rebuilt")]
     Corrupt { path: PathBuf, why: String },
-    #[error("cannot write cache {path}: {source}")]
+    #[error("cannot write cache {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("feature rows of {got} values do not match the cache's {want}")]
     Dim { got: usize, want: usize },
@@ -272,10 +272,10 @@ impl FeatureStore {
         let encoded = safetensors::tensor::serialize(tensors, Some(metadata)).map_err(|e| {
             StoreError::Write {
                 path: path.clone(),
-                source: std::io::Error::other(e),
+                cause: std::io::Error::other(e),
             }
         })?;
-        write_atomic(&path, &encoded).map_err(|source| StoreError::Write { path, source })
+        write_atomic(&path, &encoded).map_err(|cause| StoreError::Write { path, cause })
     }
 }
 

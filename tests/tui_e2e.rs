@@ -4,9 +4,7 @@
 //! quits, and checks that the terminal is restored (normal screen, cursor shown, mouse
 //! reporting off, canonical mode and echo back on).
 //!
-//! NOTE: this needs `snowscope explore DIR --preview halfblocks --cache-dir D` to start
-//! the explorer (`snowscope::tui::run`). Until the CLI is wired that way the binary
-//! prints a ranking table, so the test is ignored; drop the `#[ignore]` once wired.
+//! It runs `snowscope explore DIR --preview halfblocks --cache-dir D`.
 //! `SNOWSCOPE_E2E_BIN` runs another binary with the same command line instead.
 //! Without tmux the test says so and passes (CI installs tmux).
 
@@ -98,7 +96,6 @@ fn shell_quote(p: &Path) -> String {
 }
 
 #[test]
-#[ignore = "needs `snowscope explore` wired to snowscope::tui::run; remove this line after wiring"]
 fn explorer_starts_sorts_filters_and_restores_the_terminal() {
     if Command::new("tmux").arg("-V").output().is_err() {
         eprintln!("SKIPPED: tmux is not installed (apt-get install tmux); the e2e test needs it");
@@ -197,7 +194,6 @@ fn explorer_starts_sorts_filters_and_restores_the_terminal() {
 }
 
 #[test]
-#[ignore = "needs `snowscope explore` wired to snowscope::tui::run; remove this line after wiring"]
 fn without_a_terminal_it_points_to_rank() {
     let bin = std::env::var_os("SNOWSCOPE_E2E_BIN")
         .map(PathBuf::from)

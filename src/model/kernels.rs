@@ -304,6 +304,17 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
 
+    fn assert_close(ours: &Tensor, reference: &Tensor) {
+        assert_eq!(ours.dims(), reference.dims());
+        let diff = (ours - reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+    }
+
     /// The kernel against candle's own grouped convolution on explicitly padded input.
     fn check(k: usize, stride: usize, h: usize, w: usize) {
         let dev = Device::Cpu;
@@ -338,14 +349,7 @@ mod tests {
                     .unwrap(),
             )
             .unwrap();
-        assert_eq!(ours.dims(), reference.dims());
-        let diff = (ours - reference)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+        assert_close(&ours, &reference);
     }
 
     #[test]
@@ -383,13 +387,7 @@ mod tests {
             .unwrap()
             .clamp(0f32, 6f32)
             .unwrap();
-        let diff = (ours - reference)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+        assert_close(&ours, &reference);
 
         // Stem: 3x3 stride-2 dense convolution = im2col + pointwise.
         let x = Tensor::randn(0f32, 1.0, (2, 3, 9, 8), &dev).unwrap();
@@ -412,14 +410,7 @@ mod tests {
             .pad_with_zeros(3, 0, 1)
             .unwrap();
         let reference = padded.conv2d(&w, 0, 2, 1, 1).unwrap();
-        assert_eq!(ours.dims(), reference.dims());
-        let diff = (ours - reference)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+        assert_close(&ours, &reference);
     }
 
     #[test]

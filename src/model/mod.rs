@@ -93,10 +93,10 @@ impl Default for ModelConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("cannot read weights {path}: {source}")]
+    #[error("cannot read weights {path}: {cause}")]
     Weights {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "VGG16 weights are not bundled: pass --weights FILE.safetensors (torchvision key names, see weights/README.md)"
@@ -138,9 +138,9 @@ impl FeatureModel {
     pub fn load(cfg: &ModelConfig) -> Result<Self, ModelError> {
         let device = device(cfg.device)?;
         let bytes = match (&cfg.weights, cfg.arch) {
-            (Some(path), _) => std::fs::read(path).map_err(|source| ModelError::Weights {
+            (Some(path), _) => std::fs::read(path).map_err(|cause| ModelError::Weights {
                 path: path.clone(),
-                source,
+                cause,
             })?,
             (None, Arch::EfficientNetLite0) => BUNDLED_EFFICIENTNET_LITE0.to_vec(),
             (None, Arch::Vgg16) => return Err(ModelError::NeedsWeights),
