@@ -278,38 +278,50 @@ fn write_output(text: &str, output: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// A feature set from a .npy matrix and a list of paths (embeddings made elsewhere).
+fn precomputed_set(npy: &Path, list: &Path) -> Result<FeatureSet> {
+    let (data, rows, dim) = snowscope::npy::read(npy)?;
+    let text =
+        std::fs::read_to_string(list).with_context(|| format!("cannot read {}", list.display()))?;
+    let paths: Vec<&str> = text.lines().collect();
+    if paths.len() != rows {
+        bail!(
+            "{} has {rows} rows but {} lists {} paths",
+            npy.display(),
+            list.display(),
+            paths.len()
+        );
+    }
+    // Without file contents, rows are distinct unless their features are identical.
+    let items = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| pipeline::Item {
+            rel: p.to_string(),
+            path: PathBuf::from(p),
+            hash: format!("row{i}"),
+        })
+        .collect();
+    Ok(FeatureSet {
+        root: list.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        items,
+        dim,
+        data,
+        skipped: Vec::new(),
+        cancelled: false,
+        model: format!("precomputed {}", npy.display()),
+        neighbour_cache: None,
+    })
+}
+
 fn run_rank(
     cmd: RankCmd,
     extract: &ExtractArgs,
     ranking: &RankArgs,
     cancel: &AtomicBool,
 ) -> Result<u8> {
-    let (paths, hashes, data, dim, skipped, model) = match (&cmd.features, &cmd.paths) {
-        (Some(npy), Some(list)) => {
-            let (data, rows, dim) = snowscope::npy::read(npy)?;
-            let text = std::fs::read_to_string(list)
-                .with_context(|| format!("cannot read {}", list.display()))?;
-            let paths: Vec<String> = text.lines().map(str::to_string).collect();
-            if paths.len() != rows {
-                bail!(
-                    "{} has {} rows but {} lists {} paths",
-                    npy.display(),
-                    rows,
-                    list.display(),
-                    paths.len()
-                );
-            }
-            // Without file contents, rows are distinct unless their features are identical.
-            let hashes: Vec<String> = (0..rows).map(|i| format!("row{i}")).collect();
-            (
-                paths,
-                hashes,
-                data,
-                dim,
-                Vec::new(),
-                format!("precomputed {}", npy.display()),
-            )
-        }
+    let set = match (&cmd.features, &cmd.paths) {
+        (Some(npy), Some(list)) => precomputed_set(npy, list)?,
         _ => {
             let dir = cmd.dir.clone().unwrap_or_else(default_dir);
             let set = features_of(&dir, extract, ranking.tutorial, cancel)?;
@@ -317,25 +329,26 @@ fn run_rank(
                 eprintln!("cancelled: finished work is kept in the cache; run again to continue");
                 return Ok(EXIT_CANCELLED);
             }
-            let paths = set.items.iter().map(|i| i.rel.clone()).collect();
-            let hashes = set.items.iter().map(|i| i.hash.clone()).collect();
-            (paths, hashes, set.data, set.dim, set.skipped, set.model)
+            set
         }
     };
-    report_skips(&skipped);
-    if paths.is_empty() {
+    report_skips(&set.skipped);
+    if set.items.is_empty() {
         eprintln!("nothing to rank: no image could be read");
         return Ok(EXIT_ERROR);
     }
-    if paths.len() == 1 {
+    if set.items.len() == 1 {
         eprintln!("only one image: it has no neighbour to compare with");
     }
-    let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
-    let ranked = rank::rank(&paths, &hash_refs, &data, dim, &ranking.config());
+    let ranked = rank::rank_features(&set, &ranking.config());
     let top = (cmd.top > 0).then_some(cmd.top);
-    let text = export::render(&ranked, top, cmd.format, &model, &skipped);
+    let text = export::render(&ranked, top, cmd.format, &set.model, &set.skipped);
     write_output(&text, cmd.output.as_deref())?;
-    Ok(if skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+    Ok(if set.skipped.is_empty() {
+        0
+    } else {
+        EXIT_SKIPPED
+    })
 }
 
 fn run_features(
@@ -382,9 +395,7 @@ fn run_eval(
     let dir = cmd.dir.unwrap_or_else(default_dir);
     let set = features_of(&dir, extract, ranking.tutorial, cancel)?;
     report_skips(&set.skipped);
-    let paths: Vec<String> = set.items.iter().map(|i| i.rel.clone()).collect();
-    let hashes: Vec<&str> = set.items.iter().map(|i| i.hash.as_str()).collect();
-    let ranked = rank::rank(&paths, &hashes, &set.data, set.dim, &ranking.config());
+    let ranked = rank::rank_features(&set, &ranking.config());
     let flags: Vec<bool> = ranked
         .images
         .iter()

@@ -12,6 +12,7 @@
 
 use crate::linalg::{Rhs, matmul};
 use rayon::prelude::*;
+use std::path::Path;
 
 /// Rows per tile: 512 x 512 products keep the GEMM efficient and the tile (1 MB) in cache.
 const TILE: usize = 512;
@@ -165,6 +166,80 @@ pub fn knn(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> Neighbours {
     refine(data, dim, table)
 }
 
+/// `knn`, remembered in `cache`: the file holds the lists with a key of everything they
+/// depend on (data, groups, k), so reopening an unchanged folder skips the search. A
+/// missing, stale or damaged file is simply recomputed and rewritten.
+pub fn knn_cached(
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    groups: &[u32],
+    cache: Option<&Path>,
+) -> Neighbours {
+    let Some(path) = cache else {
+        return knn(data, dim, k, groups);
+    };
+    let key = cache_key(data, dim, k, groups);
+    if let Some(found) = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| decode(&bytes, &key, groups.len(), k))
+    {
+        return found;
+    }
+    let found = knn(data, dim, k, groups);
+    // Best effort: a cache that cannot be written only costs the search next time.
+    if let Err(e) = crate::store::write_atomic(path, &encode(&found, &key)) {
+        tracing::warn!("cannot write neighbour cache {}: {e}", path.display());
+    }
+    found
+}
+
+const MAGIC: &[u8; 8] = b"SNOWKNN1";
+
+fn cache_key(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&(dim as u64).to_le_bytes());
+    hasher.update(&(k as u64).to_le_bytes());
+    groups.iter().for_each(|g| {
+        hasher.update(&g.to_le_bytes());
+    });
+    data.iter().for_each(|v| {
+        hasher.update(&v.to_le_bytes());
+    });
+    *hasher.finalize().as_bytes()
+}
+
+/// magic, key, then the index and distance arrays, then BLAKE3 of everything before it.
+fn encode(nn: &Neighbours, key: &[u8; 32]) -> Vec<u8> {
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(key);
+    bytes.extend(nn.index.iter().flat_map(|v| v.to_le_bytes()));
+    bytes.extend(nn.dist2.iter().flat_map(|v| v.to_le_bytes()));
+    let checksum = blake3::hash(&bytes);
+    bytes.extend_from_slice(checksum.as_bytes());
+    bytes
+}
+
+fn decode(bytes: &[u8], key: &[u8; 32], n: usize, k: usize) -> Option<Neighbours> {
+    let body_len = 8 + 32 + n * k * 8;
+    if bytes.len() != body_len + 32 || &bytes[..8] != MAGIC || &bytes[8..40] != key {
+        return None;
+    }
+    if blake3::hash(&bytes[..body_len]).as_bytes() != &bytes[body_len..] {
+        return None;
+    }
+    let words = |range: std::ops::Range<usize>| {
+        bytes[range]
+            .chunks_exact(4)
+            .map(|b| [b[0], b[1], b[2], b[3]])
+    };
+    let index = words(40..40 + n * k * 4).map(u32::from_le_bytes).collect();
+    let dist2 = words(40 + n * k * 4..body_len)
+        .map(f32::from_le_bytes)
+        .collect();
+    Some(Neighbours { k, index, dist2 })
+}
+
 /// Replaces the product-based distances with exact ones and re-sorts each row.
 fn refine(data: &[f32], dim: usize, table: TopK) -> Neighbours {
     let k = table.k;
@@ -290,6 +365,32 @@ mod tests {
         // Without grouping, a copy is at distance exactly 0.
         let ungrouped: Vec<u32> = (0..33).collect();
         assert_eq!(knn(&data, 2, 1, &ungrouped).row(30).next().unwrap().1, 0.0);
+    }
+
+    #[test]
+    fn cached_lists_are_reused_and_stale_ones_recomputed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.knn");
+        let data = random(50 * 8, 3);
+        let groups: Vec<u32> = (0..50).collect();
+        let fresh = knn_cached(&data, 8, 3, &groups, Some(&path));
+        assert_eq!(fresh, knn(&data, 8, 3, &groups));
+        assert_eq!(knn_cached(&data, 8, 3, &groups, Some(&path)), fresh);
+        // Changed data: the key differs and the lists are recomputed.
+        let mut moved = data.clone();
+        moved[0] += 10.0;
+        assert_eq!(
+            knn_cached(&moved, 8, 3, &groups, Some(&path)),
+            knn(&moved, 8, 3, &groups)
+        );
+        // A damaged file is ignored.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(
+            knn_cached(&moved, 8, 3, &groups, Some(&path)),
+            knn(&moved, 8, 3, &groups)
+        );
     }
 
     #[test]

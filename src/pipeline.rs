@@ -71,6 +71,8 @@ pub struct FeatureSet {
     /// Set when the run was cancelled: `items` holds what was finished.
     pub cancelled: bool,
     pub model: String,
+    /// Where the neighbour lists of this folder are cached (beside the features).
+    pub neighbour_cache: Option<PathBuf>,
 }
 
 impl FeatureSet {
@@ -274,6 +276,7 @@ pub fn compute_features(
         skipped,
         cancelled,
         model: model.description,
+        neighbour_cache: store.path().map(|p| p.with_extension("knn")),
     })
 }
 

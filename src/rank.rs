@@ -1,9 +1,11 @@
 //! From features to a ranking: duplicate groups, nearest non-duplicate neighbours, scores,
 //! and the boxplot statistics of the score. The TUI and `rank` are views over `Ranking`.
 
-use crate::neighbours::{Neighbours, knn};
+use crate::neighbours::{Neighbours, knn_cached};
+use crate::pipeline::FeatureSet;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::path::Path;
 
 /// The number that orders images (larger = more unique).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -146,6 +148,20 @@ pub fn normalise_rows(data: &mut [f32], dim: usize) {
     }
 }
 
+/// Ranks the images of a feature set, reusing its cached neighbour lists when unchanged.
+pub fn rank_features(set: &FeatureSet, cfg: &RankConfig) -> Ranking {
+    let paths: Vec<String> = set.items.iter().map(|i| i.rel.clone()).collect();
+    let hashes: Vec<&str> = set.items.iter().map(|i| i.hash.as_str()).collect();
+    rank_cached(
+        &paths,
+        &hashes,
+        &set.data,
+        set.dim,
+        cfg,
+        set.neighbour_cache.as_deref(),
+    )
+}
+
 /// Ranks `paths.len()` images whose features are the rows of `data`.
 pub fn rank(
     paths: &[String],
@@ -153,6 +169,18 @@ pub fn rank(
     data: &[f32],
     dim: usize,
     cfg: &RankConfig,
+) -> Ranking {
+    rank_cached(paths, hashes, data, dim, cfg, None)
+}
+
+/// `rank`, with the neighbour lists remembered in `neighbour_cache`.
+pub fn rank_cached(
+    paths: &[String],
+    hashes: &[&str],
+    data: &[f32],
+    dim: usize,
+    cfg: &RankConfig,
+    neighbour_cache: Option<&Path>,
 ) -> Ranking {
     let n = paths.len();
     assert_eq!(data.len(), n * dim, "feature matrix size");
@@ -174,7 +202,7 @@ pub fn rank(
         .iter()
         .for_each(|g| *group_size.entry(*g).or_default() += 1);
     let k = cfg.k.max(1);
-    let nn = knn(data, dim, k, &groups);
+    let nn = knn_cached(data, dim, k, &groups, neighbour_cache);
     let distance = |d2: f32| if cfg.squared { d2 } else { d2.sqrt() };
     let lof = local_outlier_factor(&nn, n);
 

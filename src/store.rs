@@ -168,6 +168,11 @@ impl FeatureStore {
         Ok(())
     }
 
+    /// The cache file, when caching is on.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     /// The remembered content hash of `file`, if its size and mtime are unchanged.
     pub fn known_hash(&self, file: &ScannedFile) -> Option<&str> {
         self.files

@@ -373,16 +373,14 @@ fn work(
 
 /// Ranks a feature set for the explorer.
 pub fn load(set: pipeline::FeatureSet, cfg: &RankConfig) -> Loaded {
-    let paths: Vec<String> = set.items.iter().map(|i| i.rel.clone()).collect();
-    let hashes: Vec<&str> = set.items.iter().map(|i| i.hash.as_str()).collect();
-    let ranking = if paths.is_empty() {
+    let ranking = if set.items.is_empty() {
         Ranking {
             config: *cfg,
             images: Vec::new(),
             stats: None,
         }
     } else {
-        rank::rank(&paths, &hashes, &set.data, set.dim, cfg)
+        rank::rank_features(&set, cfg)
     };
     Loaded {
         ranking,
