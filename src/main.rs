@@ -100,7 +100,7 @@ struct ExtractArgs {
 #[derive(Args, Clone)]
 struct RankArgs {
     /// Neighbours for the k-NN and LOF scores.
-    #[arg(long, default_value_t = 5, global = true)]
+    #[arg(long, default_value_t = RankConfig::default().k, global = true)]
     k: usize,
     /// Score that orders the images: nn = distance to the closest match (the tutorial's),
     /// knn = mean distance to the k nearest (default: best measured), lof = local outlier factor.

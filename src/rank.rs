@@ -34,9 +34,9 @@ pub struct RankConfig {
 impl Default for RankConfig {
     fn default() -> Self {
         Self {
-            k: 5,
+            k: 3,
             normalise: true,
-            score: ScoreKind::Nn,
+            score: ScoreKind::Knn,
             squared: false,
         }
     }
