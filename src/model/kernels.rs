@@ -44,35 +44,111 @@ impl Depthwise {
         x.apply_op1_no_bwd(self)
     }
 
-    fn plane(&self, input: &[f32], out: &mut [f32], channel: usize, g: &PlaneGeometry) {
-        let k = self.kernel;
-        let s = self.stride;
+    /// One output plane. The input plane is first copied into `scratch` with its zero
+    /// padding, and for stride 2 split into even and odd columns, so that every tap is a
+    /// contiguous, bounds-check-free multiply-add over an output row (which vectorises).
+    fn plane(
+        &self,
+        input: &[f32],
+        out: &mut [f32],
+        channel: usize,
+        g: &PlaneGeometry,
+        scratch: &mut Vec<f32>,
+    ) {
+        let (k, s) = (self.kernel, self.stride);
         let taps = &self.weight[channel * k * k..(channel + 1) * k * k];
+        // Padded plane covering every input position any tap reads.
+        let padded_h = (g.out_h - 1) * s + k;
+        let padded_w = (g.out_w - 1) * s + k;
+        // Column phases: stride 1 has one (the row itself), stride 2 has even and odd.
+        let phase_w = padded_w.div_ceil(s);
+        scratch.clear();
+        scratch.resize(padded_h * s * phase_w, 0.0);
+        for y in 0..g.in_h.min(padded_h.saturating_sub(g.pad_top)) {
+            let py = y + g.pad_top;
+            let src = &input[y * g.in_w..(y + 1) * g.in_w];
+            let src = &src[..src.len().min(padded_w - g.pad_left)];
+            if s == 1 {
+                let dst = py * phase_w + g.pad_left;
+                scratch[dst..dst + src.len()].copy_from_slice(src);
+            } else {
+                // Stride 2: even columns to the first phase row, odd to the second.
+                for (x, &v) in src.iter().enumerate() {
+                    let px = x + g.pad_left;
+                    scratch[(py * 2 + (px & 1)) * phase_w + (px >> 1)] = v;
+                }
+            }
+        }
         out.fill(self.bias[channel]);
-        for oy in 0..g.out_h {
-            let row = &mut out[oy * g.out_w..(oy + 1) * g.out_w];
-            for ky in 0..k {
-                let iy = (oy * s + ky) as isize - g.pad_top as isize;
-                if iy < 0 || iy >= g.in_h as isize {
-                    continue;
-                }
-                let in_row = &input[iy as usize * g.in_w..(iy as usize + 1) * g.in_w];
-                for kx in 0..k {
-                    accumulate_tap(
-                        row,
-                        in_row,
-                        taps[ky * k + kx],
-                        kx as isize - g.pad_left as isize,
-                        s,
-                    );
-                }
-            }
-        }
+        let phases = PhasedPlane {
+            data: scratch,
+            phase_w,
+            stride: s,
+        };
+        accumulate_taps(out, g.out_w, &phases, taps, k);
         if self.relu6 {
-            for v in out.iter_mut() {
-                *v = v.clamp(0.0, 6.0);
+            relu6(out);
+        }
+    }
+}
+
+/// A zero-padded input plane, its columns split by phase (stride 1: one phase).
+struct PhasedPlane<'a> {
+    data: &'a [f32],
+    phase_w: usize,
+    stride: usize,
+}
+
+/// `out += taps (*) plane`, dispatched once per plane to an AVX2+FMA build of the same code
+/// where the CPU has it (the crate is compiled for baseline x86-64, SSE2 only).
+fn accumulate_taps(out: &mut [f32], out_w: usize, plane: &PhasedPlane, taps: &[f32], k: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU was just checked for the features this build uses.
+        return unsafe { accumulate_taps_avx2(out, out_w, plane, taps, k) };
+    }
+    accumulate_taps_generic(out, out_w, plane, taps, k)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn accumulate_taps_avx2(
+    out: &mut [f32],
+    out_w: usize,
+    plane: &PhasedPlane,
+    taps: &[f32],
+    k: usize,
+) {
+    accumulate_taps_generic(out, out_w, plane, taps, k)
+}
+
+#[inline(always)]
+fn accumulate_taps_generic(
+    out: &mut [f32],
+    out_w: usize,
+    plane: &PhasedPlane,
+    taps: &[f32],
+    k: usize,
+) {
+    let s = plane.stride;
+    for (oy, row) in out.chunks_exact_mut(out_w).enumerate() {
+        for ky in 0..k {
+            let py = oy * s + ky;
+            for kx in 0..k {
+                let start = (py * s + kx % s) * plane.phase_w + kx / s;
+                let w = taps[ky * k + kx];
+                for (o, i) in row.iter_mut().zip(&plane.data[start..start + out_w]) {
+                    *o += w * i;
+                }
             }
         }
+    }
+}
+
+/// Clamps to [0, 6]; written with max/min (not `clamp`) so it vectorises.
+fn relu6(values: &mut [f32]) {
+    for v in values {
+        *v = v.max(0.0).min(6.0);
     }
 }
 
@@ -132,12 +208,13 @@ impl CustomOp1 for Depthwise {
             pad_left,
         };
         let mut out = vec![0f32; n * c * out_h * out_w];
-        out.par_chunks_mut(out_h * out_w)
-            .enumerate()
-            .for_each(|(p, plane_out)| {
+        out.par_chunks_mut(out_h * out_w).enumerate().for_each_init(
+            Vec::new,
+            |scratch, (p, plane_out)| {
                 let plane_in = &input[p * in_h * in_w..(p + 1) * in_h * in_w];
-                self.plane(plane_in, plane_out, p % c, &g);
-            });
+                self.plane(plane_in, plane_out, p % c, &g, scratch);
+            },
+        );
         Ok((CpuStorage::F32(out), Shape::from((n, c, out_h, out_w))))
     }
 }
@@ -220,7 +297,7 @@ impl Pointwise {
             let x = &input[i * cin * hw..(i + 1) * cin * hw];
             matmul(o, &self.weight, x, Rhs::Plain, cout, hw, cin, true, threads);
             if self.relu6 {
-                o.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0));
+                relu6(o);
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((n, cout, h, w))))
