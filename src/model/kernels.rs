@@ -145,7 +145,9 @@ fn accumulate_taps_generic(
     }
 }
 
-/// Clamps to [0, 6]; written with max/min (not `clamp`) so it vectorises.
+/// Clamps to [0, 6]; written with max/min (not `clamp`, whose NaN handling blocks
+/// vectorisation).
+#[allow(clippy::manual_clamp)]
 fn relu6(values: &mut [f32]) {
     for v in values {
         *v = v.max(0.0).min(6.0);
