@@ -12,7 +12,8 @@ peers=$("$PYTHON" benches/peer_extract.py --threads 2 --batches 10 | grep '^{')
 echo "$peers"
 "$PYTHON" - "$peers" <<'PY'
 import json, sys
-est = json.load(open("target/criterion/extract/efficientnet_lite0_b32_224/new/estimates.json"))
+import os
+est = json.load(open(os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "criterion/extract/efficientnet_lite0_b32_224/new/estimates.json")))
 ours = 32 / (est["median"]["point_estimate"] / 1e9)
 print(json.dumps({"engine": "snowscope (candle + custom kernels)", "images_per_s_median": round(ours, 1)}))
 for line in sys.argv[1].splitlines():
