@@ -222,3 +222,48 @@ fn features_export_round_trips_through_rank() {
         "same features, same scores"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn hostile_file_names_never_reach_the_terminal_raw() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 3);
+    let names: [&[u8]; 3] = [
+        b"new\nline.png",
+        b"\x1b]0;title\x07bell.png",
+        b"latin1-\xe9t\xe9.png",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let from = dir.path().join(format!("img0{i}.png"));
+        std::fs::rename(&from, dir.path().join(std::ffi::OsStr::from_bytes(name))).unwrap();
+    }
+    // A dangling symlink: the file vanished after it was listed.
+    std::os::unix::fs::symlink(dir.path().join("gone.png"), dir.path().join("dangling.png"))
+        .unwrap();
+    let out = snowscope(
+        &["rank", dir.path().to_str().unwrap(), "--top", "0"],
+        cache.path(),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    for stream in [&stdout, &stderr] {
+        assert!(
+            !stream.contains('\x1b') && !stream.contains('\x07'),
+            "raw control bytes in {stream:?}"
+        );
+    }
+    assert!(stdout.contains("new\\nline.png"), "{stdout}");
+    assert!(stdout.contains("\\x1b]0;title\\x07bell.png"), "{stdout}");
+    assert!(stdout.contains("latin1-\u{fffd}t\u{fffd}.png"), "{stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        4,
+        "header + 3 images, one line each"
+    );
+    assert!(
+        stderr.contains("dangling.png: cannot read file"),
+        "{stderr}"
+    );
+}
