@@ -53,39 +53,48 @@ impl Depthwise {
         out: &mut [f32],
         channel: usize,
         g: &PlaneGeometry,
-        scratch: &mut Vec<f32>,
+        scratch: &mut (Vec<f32>, Vec<f32>),
     ) {
         let (k, s) = (self.kernel, self.stride);
         let taps = &self.weight[channel * k * k..(channel + 1) * k * k];
         // Padded plane covering every input position any tap reads.
         let padded_h = (g.out_h - 1) * s + k;
         let padded_w = (g.out_w - 1) * s + k;
-        // Column phases: stride 1 has one (the row itself), stride 2 has even and odd.
-        let phase_w = padded_w.div_ceil(s);
-        scratch.clear();
-        scratch.resize(padded_h * s * phase_w, 0.0);
+        // Output rows are computed 8 lanes wide (AVX2) so no row ends in a scalar tail.
+        let lanes_w = g.out_w.next_multiple_of(8);
+        // Column phases: stride 1 has one (the row itself), stride 2 has even and odd; each
+        // wide enough for the widest tap read.
+        let phase_w = padded_w.div_ceil(s).max((k - 1) / s + lanes_w);
+        let plane = &mut scratch.0;
+        plane.clear();
+        plane.resize(padded_h * s * phase_w, 0.0);
         for y in 0..g.in_h.min(padded_h.saturating_sub(g.pad_top)) {
             let py = y + g.pad_top;
             let src = &input[y * g.in_w..(y + 1) * g.in_w];
             let src = &src[..src.len().min(padded_w - g.pad_left)];
             if s == 1 {
                 let dst = py * phase_w + g.pad_left;
-                scratch[dst..dst + src.len()].copy_from_slice(src);
+                plane[dst..dst + src.len()].copy_from_slice(src);
             } else {
                 // Stride 2: even columns to the first phase row, odd to the second.
                 for (x, &v) in src.iter().enumerate() {
                     let px = x + g.pad_left;
-                    scratch[(py * 2 + (px & 1)) * phase_w + (px >> 1)] = v;
+                    plane[(py * 2 + (px & 1)) * phase_w + (px >> 1)] = v;
                 }
             }
         }
-        out.fill(self.bias[channel]);
+        let (plane, acc) = (&scratch.0, &mut scratch.1);
+        acc.clear();
+        acc.resize(g.out_h * lanes_w, self.bias[channel]);
         let phases = PhasedPlane {
-            data: scratch,
+            data: plane,
             phase_w,
             stride: s,
         };
-        accumulate_taps(out, g.out_w, &phases, taps, k);
+        accumulate_taps(acc, lanes_w, &phases, taps, k);
+        for (row, wide) in out.chunks_exact_mut(g.out_w).zip(acc.chunks_exact(lanes_w)) {
+            row.copy_from_slice(&wide[..g.out_w]);
+        }
         if self.relu6 {
             relu6(out);
         }
@@ -211,7 +220,7 @@ impl CustomOp1 for Depthwise {
         };
         let mut out = vec![0f32; n * c * out_h * out_w];
         out.par_chunks_mut(out_h * out_w).enumerate().for_each_init(
-            Vec::new,
+            Default::default,
             |scratch, (p, plane_out)| {
                 let plane_in = &input[p * in_h * in_w..(p + 1) * in_h * in_w];
                 self.plane(plane_in, plane_out, p % c, &g, scratch);
