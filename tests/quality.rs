@@ -1,6 +1,6 @@
 //! Ranking quality guard on the bundled snowflakes (data/snowflakes, 186 images, 5 planted
 //! rare crystals): fails if the default settings stop finding the rare ones.
-//! Measured when the floor was set: AUROC 0.945, AP 0.531, precision@5 0.60.
+//! Measured when the floor was set: AUROC 0.934, AP 0.613, precision@5 0.60.
 
 use snowscope::eval::{is_listed, quality, read_truth};
 use snowscope::pipeline::{CacheMode, PipelineConfig, compute_features};
@@ -8,7 +8,7 @@ use snowscope::rank::{RankConfig, rank};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-const MIN_AUROC: f64 = 0.90;
+const MIN_AUROC: f64 = 0.88;
 
 #[test]
 fn default_ranking_finds_the_rare_snowflakes() {
