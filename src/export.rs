@@ -61,6 +61,9 @@ struct JsonReport<'a> {
     config: &'a crate::rank::RankConfig,
     total: usize,
     stats: &'a Option<crate::rank::BoxStats>,
+    /// Paths whose score lies beyond the upper Tukey fence, most unique first (all of
+    /// them, whatever `--top` shows).
+    beyond_upper_fence: Vec<&'a str>,
     images: Vec<Row<'a>>,
     skipped: &'a [Skip],
 }
@@ -94,6 +97,7 @@ pub fn render(
                 config: &ranking.config,
                 total: ranking.images.len(),
                 stats: &ranking.stats,
+                beyond_upper_fence: ranking.outliers().map(|i| i.path.as_str()).collect(),
                 images: shown.iter().map(Row::from).collect(),
                 skipped,
             };

@@ -71,6 +71,19 @@ fn rank_formats_cache_and_incremental_updates() {
         assert!(images[0].get(key).is_some(), "JSON row lacks {key}");
     }
     assert!(json["stats"]["q1"].is_number() && json["skipped"].as_array().unwrap().is_empty());
+    let fence = json["stats"]["upper_fence"].as_f64().unwrap();
+    let beyond: Vec<&str> = images
+        .iter()
+        .filter(|i| i["score"].as_f64().unwrap() > fence)
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    let listed: Vec<&str> = json["beyond_upper_fence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, beyond);
     // The byte-identical copy is in a group of 2 and its closest match is not its twin.
     let copy = images
         .iter()
