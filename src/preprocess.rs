@@ -2,7 +2,7 @@
 //! model's input size and normalise it into a CHW f32 tensor.
 
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use std::path::Path;
 
 /// Largest accepted side in pixels. A header that claims more is refused before any
@@ -68,13 +68,21 @@ fn decode_error(e: image::ImageError) -> DecodeError {
 /// palette images are converted; alpha is composited over black. Animated formats give
 /// their first frame.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, DecodeError> {
+    load_rgb_at_least(path, None)
+}
+
+/// `load_rgb`, allowed to return a smaller image as long as both sides stay at least
+/// `min_side`: large JPEGs are then decoded at 1/2, 1/4 or 1/8 scale in the DCT domain,
+/// which skips most of the decoding work of camera-sized photos.
+pub fn load_rgb_at_least(path: &Path, min_side: Option<u32>) -> Result<RgbImage, DecodeError> {
     if std::fs::metadata(path)?.len() == 0 {
         return Err(DecodeError::Empty);
     }
     // The content decides the format, not the extension (a text file may be called .jpg).
     let file = std::io::BufReader::new(std::fs::File::open(path)?);
     let mut reader = ImageReader::new(file).with_guessed_format()?;
-    if reader.format().is_none() {
+    let format = reader.format();
+    if format.is_none() {
         return Err(DecodeError::UnknownFormat);
     }
     let mut limits = Limits::default();
@@ -91,9 +99,40 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DecodeError> {
         return Err(DecodeError::NoPixels { width, height });
     }
     let orientation = decoder.orientation().map_err(decode_error)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    let reduced = match (format, min_side) {
+        (Some(ImageFormat::Jpeg), Some(min)) => reduced_jpeg(path, width, height, min),
+        _ => None,
+    };
+    let mut image = match reduced {
+        Some(rgb) => DynamicImage::ImageRgb8(rgb),
+        None => {
+            to_rgb_over_black(DynamicImage::from_decoder(decoder).map_err(decode_error)?).into()
+        }
+    };
     image.apply_orientation(orientation);
-    Ok(to_rgb_over_black(image))
+    Ok(image.into_rgb8())
+}
+
+/// Decodes a JPEG at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps both sides at
+/// least `min_side`. `None` when no reduction applies or the file needs the full decoder
+/// (CMYK, 16-bit, or anything jpeg-decoder refuses): the caller then decodes normally.
+fn reduced_jpeg(path: &Path, width: u32, height: u32, min_side: u32) -> Option<RgbImage> {
+    let denominator = [8, 4, 2]
+        .into_iter()
+        .find(|d| width / d >= min_side && height / d >= min_side)?;
+    let bytes = std::fs::read(path).ok()?;
+    let mut decoder = jpeg_decoder::Decoder::new(&bytes[..]);
+    let request = |side: u32| u16::try_from(side.div_ceil(denominator)).ok();
+    let (w, h) = decoder.scale(request(width)?, request(height)?).ok()?;
+    let pixels = decoder.decode().ok()?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    match decoder.info()?.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(w, h, pixels),
+        jpeg_decoder::PixelFormat::L8 => {
+            RgbImage::from_raw(w, h, pixels.iter().flat_map(|&v| [v, v, v]).collect())
+        }
+        _ => None,
+    }
 }
 
 fn to_rgb_over_black(image: DynamicImage) -> RgbImage {
@@ -136,7 +175,7 @@ pub fn normalise_into(image: &RgbImage, pp: &Preprocess, out: &mut [f32]) {
 
 /// Decode, resize and normalise one file: the model input for one image.
 pub fn prepare(path: &Path, pp: &Preprocess) -> Result<Vec<f32>, DecodeError> {
-    let image = resize_square(&load_rgb(path)?, pp.size);
+    let image = resize_square(&load_rgb_at_least(path, Some(pp.size))?, pp.size);
     let mut out = vec![0.0; pp.len()];
     normalise_into(&image, pp, &mut out);
     Ok(out)
@@ -289,5 +328,40 @@ mod tests {
         drop(encoder);
         let decoded = load_rgb(&path).unwrap();
         assert!(decoded.get_pixel(4, 4).0[0] > 200, "first (red) frame");
+    }
+
+    #[test]
+    fn large_jpegs_decode_at_reduced_scale_with_the_same_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("camera.jpg");
+        let img = RgbImage::from_fn(1800, 1200, |x, y| {
+            let ring =
+                (((x as f32 - 900.0).hypot(y as f32 - 600.0) / 40.0).sin() * 100.0 + 120.0) as u8;
+            image::Rgb([ring, (x / 8) as u8, (y / 6) as u8])
+        });
+        img.save(&path).unwrap();
+        let reduced = load_rgb_at_least(&path, Some(224)).unwrap();
+        assert_eq!(reduced.dimensions(), (450, 300), "decoded at 1/4 scale");
+        let full = load_rgb(&path).unwrap();
+        assert_eq!(full.dimensions(), (1800, 1200));
+        // Same picture at model size: mean absolute difference of a few levels at most.
+        let (a, b) = (resize_square(&reduced, 224), resize_square(&full, 224));
+        let diff: f64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| (*x as f64 - *y as f64).abs())
+            .sum::<f64>();
+        let mean = diff / a.as_raw().len() as f64;
+        assert!(mean < 2.0, "mean difference {mean}");
+        // Small images are not reduced below the model size.
+        let small = dir.path().join("small.jpg");
+        RgbImage::from_pixel(300, 500, image::Rgb([1, 2, 3]))
+            .save(&small)
+            .unwrap();
+        assert_eq!(
+            load_rgb_at_least(&small, Some(224)).unwrap().dimensions(),
+            (300, 500)
+        );
     }
 }
