@@ -55,24 +55,7 @@ struct Fixture {
 fn explorer(width: u16, height: u16) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     write_images(dir.path());
-    let small = testing::small();
-    let points = [
-        [0.0, 0.0],
-        [0.1, 0.0],
-        [0.0, 0.12],
-        [0.14, 0.1],
-        [1.0, 1.0],
-        [1.3, 1.0],
-        [1.0, 1.4],
-        [1.35, 1.45],
-        [4.0, 0.0],
-        [0.0, 6.0],
-        [2.0, 2.0],
-        [2.0, 2.0],
-    ];
-    let hashes = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "k"];
-    let mut loaded = testing::ranked_points(&points, &hashes, dir.path());
-    assert_eq!(loaded.ranking.images.len(), small.ranking.images.len());
+    let mut loaded = testing::small_in(dir.path());
     loaded.model = "efficientnet-lite0 head avg-pool on cpu".into();
     loaded.skipped = vec![Skip {
         path: "broken\u{1b}[31m.png".into(),

@@ -28,6 +28,11 @@ pub fn ranked_points(points: &[[f32; 2]], hashes: &[&str], dir: &std::path::Path
 
 /// Twelve points: a tight cluster, a looser one, two far points and a pair of copies.
 pub fn small() -> Loaded {
+    small_in(std::path::Path::new("/nonexistent"))
+}
+
+/// `small()`, with image files expected in `dir` (for previews).
+pub fn small_in(dir: &std::path::Path) -> Loaded {
     let points = [
         [0.0, 0.0],
         [0.1, 0.0],
@@ -43,7 +48,7 @@ pub fn small() -> Loaded {
         [2.0, 2.0],
     ];
     let hashes = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "k"];
-    ranked_points(&points, &hashes, std::path::Path::new("/nonexistent"))
+    ranked_points(&points, &hashes, dir)
 }
 
 /// `n` images with made-up but consistent scores (a fixed pseudo-random sequence), for
