@@ -140,3 +140,61 @@ fn two_processes_at_once_and_a_damaged_cache() {
     assert_eq!(cached_count(&stderr), 0);
     assert_eq!(out.stdout, a.stdout, "rebuilt features rank the same");
 }
+
+/// A tiny tmpfs, unmounted on drop; `None` where mounting is not allowed (not root).
+struct TinyDisk(tempfile::TempDir);
+
+impl TinyDisk {
+    fn mount(bytes: usize) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Self(dir))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_loses_no_result_and_leaves_no_partial_file() {
+    let Some(disk) = TinyDisk::mount(64 * 1024) else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 60); // 60 x 1280 features: 300 KB, more than the disk holds
+    let out = rank(
+        dir.path(),
+        disk.0.path(),
+        &["--format", "csv", "--top", "0"],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot write cache") && stderr.contains("No space left"),
+        "{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        61,
+        "every image ranked"
+    );
+    let leftovers: Vec<_> = cache_files(disk.0.path())
+        .into_iter()
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "tmp" || e == "safetensors")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "partial files left: {leftovers:?}");
+}
