@@ -110,16 +110,15 @@ impl FeatureStore {
                 return (store, Some(StoreError::Corrupt { path, why }));
             }
         };
+        // `load` changes nothing unless every check passes, so a failed load leaves an
+        // empty store that will overwrite the bad file.
         match store.load(&bytes) {
             Ok(()) => (store, None),
-            Err(why) => {
-                let mut fresh = Self::in_memory(root, model_id);
-                fresh.path = Some(path.clone());
-                (fresh, Some(StoreError::Corrupt { path, why }))
-            }
+            Err(why) => (store, Some(StoreError::Corrupt { path, why })),
         }
     }
 
+    /// Fills an empty store from a cache file; on any error the store is left untouched.
     fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
         let (_, meta) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
