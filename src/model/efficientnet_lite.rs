@@ -5,7 +5,9 @@
 //! Batch norm is folded into the convolution weights at load, so each layer is one
 //! convolution plus bias; the depthwise convolutions run on a dedicated kernel.
 
-use super::kernels::{self, Depthwise, Im2Col, same_padding};
+use super::kernels::depthwise::DepthwiseConv;
+use super::kernels::gemm::PackedConv;
+use super::kernels::{im2col, same_padding};
 use super::{Backbone, Tap};
 use candle_core::{Device, Result, Tensor, bail};
 use candle_nn::VarBuilder;
@@ -40,11 +42,12 @@ fn folded_conv(vb: &VarBuilder, conv: &str, bn: &str) -> Result<(Tensor, Tensor)
     Ok((weight, bias))
 }
 
-/// 1x1 convolution: the fused CPU kernel, or candle's matrix product on other devices.
+/// 1x1 convolution: the packed CPU kernel, or candle's matrix product on other devices.
 struct Pointwise {
-    cpu: kernels::Pointwise,
+    cpu: PackedConv,
     weight: Tensor, // (Cout, Cin)
     bias: Tensor,   // (1, Cout, 1)
+    relu6: bool,
 }
 
 impl Pointwise {
@@ -57,22 +60,21 @@ impl Pointwise {
     fn new(weight: Tensor, bias: Tensor, relu6: bool) -> Result<Self> {
         let out = weight.dim(0)?;
         let weight = weight.reshape((out, ()))?;
-        let cpu = kernels::Pointwise {
-            weight: weight.flatten_all()?.to_vec1()?,
-            bias: bias.to_vec1()?,
+        let cpu = PackedConv::new(
+            &weight.flatten_all()?.to_vec1()?,
+            &bias.to_vec1()?,
+            weight.dim(1)?,
             relu6,
-        };
+        );
         Ok(Self {
             cpu,
             weight,
             bias: bias.reshape((1, out, 1))?,
+            relu6,
         })
     }
 
     fn forward(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
-        if x.device().is_cpu() {
-            return self.cpu.forward(&x.contiguous()?, residual);
-        }
         let (n, c, h, w) = x.dims4()?;
         let mut y = self
             .weight
@@ -83,7 +85,7 @@ impl Pointwise {
         if let Some(r) = residual {
             y = (y + r)?;
         }
-        if self.cpu.relu6 {
+        if self.relu6 {
             y.clamp(0f32, 6f32)
         } else {
             Ok(y)
@@ -91,15 +93,15 @@ impl Pointwise {
     }
 }
 
-/// Depthwise k x k convolution: the fused CPU kernel, or candle's grouped convolution on
-/// other devices.
-struct DepthwiseConv {
-    cpu: Depthwise,
-    weight: Tensor, // (C, 1, k, k), for non-CPU devices
+/// Depthwise k x k convolution with ReLU6: the channels-last CPU kernel, or candle's
+/// grouped convolution on other devices.
+struct Depthwise {
+    cpu: DepthwiseConv,
+    weight: Tensor, // (C, 1, k, k)
     bias: Tensor,
 }
 
-impl DepthwiseConv {
+impl Depthwise {
     fn load(vb: &VarBuilder, conv: &str, bn: &str, kernel: usize, stride: usize) -> Result<Self> {
         let (weight, bias) = folded_conv(vb, conv, bn)?;
         if weight.dims4()?.2 != kernel {
@@ -108,23 +110,20 @@ impl DepthwiseConv {
                 weight.dims()
             );
         }
-        let cpu = Depthwise {
-            weight: weight.flatten_all()?.to_vec1()?,
-            bias: bias.to_vec1()?,
+        let cpu = DepthwiseConv::new(
+            &weight.flatten_all()?.to_vec1()?,
+            &bias.to_vec1()?,
             kernel,
             stride,
-            relu6: true,
-        };
+        );
         Ok(Self { cpu, weight, bias })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
-            return self.cpu.forward(&x.contiguous()?);
-        }
         let (_, c, h, w) = x.dims4()?;
-        let x = pad_same(x, h, w, self.cpu.kernel, self.cpu.stride)?;
-        x.conv2d(&self.weight, 0, self.cpu.stride, 1, c)?
+        let (kernel, stride) = (self.cpu.kernel(), self.cpu.stride());
+        let x = pad_same(x, h, w, kernel, stride)?;
+        x.conv2d(&self.weight, 0, stride, 1, c)?
             .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?
             .clamp(0f32, 6f32)
     }
@@ -142,7 +141,7 @@ fn pad_same(x: &Tensor, h: usize, w: usize, kernel: usize, stride: usize) -> Res
 
 struct MbConv {
     expand: Option<Pointwise>,
-    depthwise: DepthwiseConv,
+    depthwise: Depthwise,
     project: Pointwise,
     residual: bool,
 }
@@ -156,6 +155,59 @@ impl MbConv {
         let residual = self.residual.then_some(x);
         self.project.forward(&self.depthwise.forward(&y)?, residual)
     }
+
+    /// The block on the CPU: reads the `h x w` map in `s.x`, leaves its output there.
+    /// Returns the output height and width.
+    fn forward_cpu(&self, s: &mut Scratch, h: usize, w: usize) -> (usize, usize) {
+        let Scratch {
+            x,
+            y,
+            expanded,
+            depthwise,
+        } = s;
+        let mid = self.project.cpu.inputs();
+        let cin = self.expand.as_ref().map_or(mid, |e| e.cpu.inputs());
+        let input = &x[..h * w * cin];
+        let expanded: &[f32] = match &self.expand {
+            Some(expand) => {
+                let e = sized(expanded, h * w * expand.cpu.outputs());
+                expand.cpu.apply(input, h * w, None, e);
+                e
+            }
+            None => input,
+        };
+        let (oh, ow) = self.depthwise.cpu.output_size(h, w);
+        let d = sized(depthwise, oh * ow * mid);
+        self.depthwise.cpu.apply(expanded, h, w, d);
+        let out = sized(y, oh * ow * self.project.cpu.outputs());
+        let residual = self.residual.then_some(input);
+        self.project.cpu.apply(d, oh * ow, residual, out);
+        std::mem::swap(x, y);
+        (oh, ow)
+    }
+}
+
+/// Per-thread buffers of the CPU path, reused from image to image (the largest map,
+/// 112 x 112 x 96, is 4.8 MB).
+#[derive(Default)]
+struct Scratch {
+    /// The current block's input (and, after it, its output).
+    x: Vec<f32>,
+    y: Vec<f32>,
+    expanded: Vec<f32>,
+    depthwise: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// The first `len` values of `buf`, growing it when needed (contents are overwritten).
+fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
 }
 
 pub struct EfficientNetLite0 {
@@ -213,7 +265,7 @@ impl EfficientNetLite0 {
                     .transpose()?;
                 blocks.push(MbConv {
                     expand,
-                    depthwise: DepthwiseConv::load(
+                    depthwise: Depthwise::load(
                         vb,
                         &b("_depthwise_conv"),
                         &b("_bn1"),
@@ -235,22 +287,84 @@ impl EfficientNetLite0 {
     }
 }
 
+impl EfficientNetLite0 {
+    /// One CHW image through the network on the CPU, channels-last throughout; returns the
+    /// map at the tap as CHW (PyTorch's layout, which flattened features follow).
+    fn forward_cpu(&self, image: &[f32], h: usize, w: usize) -> (Vec<f32>, [usize; 3]) {
+        SCRATCH.with_borrow_mut(|s| {
+            let (mut h, mut w) = self.stem_cpu(image, h, w, s);
+            let mut c = self.stem.cpu.outputs();
+            for (i, block) in self.blocks.iter().enumerate() {
+                (h, w) = block.forward_cpu(s, h, w);
+                c = block.project.cpu.outputs();
+                if self.tap == Tap::Block(i) {
+                    return (hwc_to_chw(&s.x[..h * w * c], c), [c, h, w]);
+                }
+            }
+            let head = sized(&mut s.y, h * w * self.head.cpu.outputs());
+            self.head.cpu.apply(&s.x[..h * w * c], h * w, None, head);
+            let c = self.head.cpu.outputs();
+            (hwc_to_chw(head, c), [c, h, w])
+        })
+    }
+}
+
+impl EfficientNetLite0 {
+    /// The 3x3 stride-2 stem, into `s.x`, im2col band by band through `s.expanded`.
+    fn stem_cpu(&self, image: &[f32], h: usize, w: usize, s: &mut Scratch) -> (usize, usize) {
+        /// Output rows per band: the unfolded band (16 x 112 x 27 values) stays in L2.
+        const BAND: usize = 16;
+        let (oh, ow) = (same_padding(h, 3, 2).0, same_padding(w, 3, 2).0);
+        let cout = self.stem.cpu.outputs();
+        let out = sized(&mut s.x, oh * ow * cout);
+        for band in (0..oh).step_by(BAND) {
+            let rows = band..(band + BAND).min(oh);
+            let pixels = rows.len() * ow;
+            im2col::<3>(image, (3, h, w), 2, rows, &mut s.expanded);
+            let dst = &mut out[band * ow * cout..][..pixels * cout];
+            self.stem
+                .cpu
+                .apply(&s.expanded[..pixels * 27], pixels, None, dst);
+        }
+        (oh, ow)
+    }
+}
+
+/// Transposes an `(h * w) x c` channels-last map to `c x (h * w)`.
+fn hwc_to_chw(map: &[f32], c: usize) -> Vec<f32> {
+    let pixels = map.len() / c;
+    let mut out = vec![0f32; map.len()];
+    for (p, pixel) in map.chunks_exact(c).enumerate() {
+        for (ch, &v) in pixel.iter().enumerate() {
+            out[ch * pixels + p] = v;
+        }
+    }
+    out
+}
+
 impl Backbone for EfficientNetLite0 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = if x.device().is_cpu() {
-            let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col {
-                kernel: 3,
-                stride: 2,
-            })?;
-            self.stem.forward(&cols, None)?
-        } else {
-            let (_, c, h, w) = x.dims4()?;
-            let weight = self.stem.weight.reshape(((), c, 3, 3))?;
-            pad_same(x, h, w, 3, 2)?
-                .conv2d(&weight, 0, 2, 1, 1)?
-                .broadcast_add(&self.stem.bias.unsqueeze(3)?)?
-                .clamp(0f32, 6f32)?
-        };
+        let (n, c, h, w) = x.dims4()?;
+        if x.device().is_cpu() {
+            if c != 3 {
+                bail!("efficientnet-lite0 expects 3 input channels, got {c}");
+            }
+            let pixels = x.flatten_all()?.to_vec1::<f32>()?;
+            let mut maps = Vec::new();
+            let mut shape = [0; 3];
+            for image in pixels.chunks_exact(c * h * w) {
+                let (map, s) = self.forward_cpu(image, h, w);
+                maps.extend_from_slice(&map);
+                shape = s;
+            }
+            let [c, h, w] = shape;
+            return Tensor::from_vec(maps, (n, c, h, w), x.device());
+        }
+        let weight = self.stem.weight.reshape(((), c, 3, 3))?;
+        let mut x = pad_same(x, h, w, 3, 2)?
+            .conv2d(&weight, 0, 2, 1, 1)?
+            .broadcast_add(&self.stem.bias.unsqueeze(3)?)?
+            .clamp(0f32, 6f32)?;
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(&x)?;
             if self.tap == Tap::Block(i) {

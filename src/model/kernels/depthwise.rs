@@ -1,0 +1,302 @@
+//! Depthwise k x k convolution on a channels-last (HWC) map, with the folded batch-norm bias
+//! and ReLU6 fused, and TensorFlow "SAME" padding.
+//!
+//! Channels-last makes every tap a multiply-add of 16 consecutive channels, so the AVX-512
+//! path needs no shuffles, no padded copies and no scalar tails (EfficientNet-Lite's
+//! depthwise layers all have a multiple of 16 channels). Eight output pixels are computed
+//! together so that eight independent accumulator chains hide the multiply-add latency.
+
+use super::same_padding;
+
+/// Output pixels per register block.
+const PIXELS: usize = 8;
+/// f32 lanes per AVX-512 vector.
+const LANES: usize = 16;
+
+pub struct DepthwiseConv {
+    /// `k * k * channels`, tap-major (`[ky][kx][c]`).
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    kernel: usize,
+    stride: usize,
+}
+
+/// Input and output geometry of one call.
+#[derive(Clone, Copy)]
+struct Geometry {
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+    pad_top: usize,
+    pad_left: usize,
+}
+
+impl DepthwiseConv {
+    /// From PyTorch's `(c, 1, k, k)` weight.
+    pub fn new(weight: &[f32], bias: &[f32], kernel: usize, stride: usize) -> Self {
+        let c = bias.len();
+        assert_eq!(weight.len(), c * kernel * kernel, "weight is c x k x k");
+        let mut tap_major = vec![0f32; weight.len()];
+        for (ch, taps) in weight.chunks_exact(kernel * kernel).enumerate() {
+            for (t, &w) in taps.iter().enumerate() {
+                tap_major[t * c + ch] = w;
+            }
+        }
+        Self {
+            weight: tap_major,
+            bias: bias.to_vec(),
+            kernel,
+            stride,
+        }
+    }
+
+    pub fn kernel(&self) -> usize {
+        self.kernel
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Output height and width for an `h x w` input.
+    pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            same_padding(h, self.kernel, self.stride).0,
+            same_padding(w, self.kernel, self.stride).0,
+        )
+    }
+
+    fn geometry(&self, in_h: usize, in_w: usize) -> Geometry {
+        let (out_h, pad_top) = same_padding(in_h, self.kernel, self.stride);
+        let (out_w, pad_left) = same_padding(in_w, self.kernel, self.stride);
+        Geometry {
+            in_h,
+            in_w,
+            out_h,
+            out_w,
+            pad_top,
+            pad_left,
+        }
+    }
+
+    /// `out = relu6(dwconv(input) + bias)`, both HWC.
+    pub fn apply(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        let c = self.bias.len();
+        let g = self.geometry(h, w);
+        assert_eq!(input.len(), h * w * c, "input is h x w x c");
+        assert_eq!(out.len(), g.out_h * g.out_w * c, "output is oh x ow x c");
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx512() && c.is_multiple_of(LANES) {
+            // SAFETY: AVX-512F is present; the asserts above size both maps for `g`.
+            unsafe {
+                match (self.kernel, self.stride) {
+                    (3, 1) => return self.run_avx512::<3, 1>(input, out, g),
+                    (3, 2) => return self.run_avx512::<3, 2>(input, out, g),
+                    (5, 1) => return self.run_avx512::<5, 1>(input, out, g),
+                    (5, 2) => return self.run_avx512::<5, 2>(input, out, g),
+                    _ => {}
+                }
+            }
+        }
+        self.apply_portable(input, h, w, out);
+    }
+
+    /// Plain loops over pixels, taps and channels (vectorised over channels by the compiler).
+    pub fn apply_portable(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        let c = self.bias.len();
+        let (k, s) = (self.kernel, self.stride);
+        let g = self.geometry(h, w);
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let o = &mut out[(oy * g.out_w + ox) * c..(oy * g.out_w + ox + 1) * c];
+                o.copy_from_slice(&self.bias);
+                for ky in 0..k {
+                    let Some(iy) = (oy * s + ky).checked_sub(g.pad_top).filter(|&y| y < h) else {
+                        continue;
+                    };
+                    for kx in 0..k {
+                        let Some(ix) = (ox * s + kx).checked_sub(g.pad_left).filter(|&x| x < w)
+                        else {
+                            continue;
+                        };
+                        let i = &input[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                        let t = &self.weight[(ky * k + kx) * c..(ky * k + kx + 1) * c];
+                        for ((o, i), t) in o.iter_mut().zip(i).zip(t) {
+                            *o += i * t;
+                        }
+                    }
+                }
+                super::relu6(o);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512<const K: usize, const S: usize>(
+        &self,
+        input: &[f32],
+        out: &mut [f32],
+        g: Geometry,
+    ) {
+        let c = self.bias.len();
+        for oy in 0..g.out_h {
+            for cb in (0..c).step_by(LANES) {
+                let mut ox = 0;
+                while ox < g.out_w {
+                    let count = (g.out_w - ox).min(PIXELS);
+                    // Whole block inside the input: no per-tap bounds checks.
+                    let interior = count == PIXELS
+                        && ox * S >= g.pad_left
+                        && (ox + PIXELS - 1) * S + K - 1 - g.pad_left < g.in_w;
+                    // SAFETY: the block covers output pixels ox..ox+count of row oy and
+                    // channels cb..cb+16 (c is a multiple of 16); input reads are bounds
+                    // checked unless `interior` proved them in range.
+                    unsafe {
+                        if interior {
+                            self.block_avx512::<K, S, false>(input, out, g, oy, ox, cb, count)
+                        } else {
+                            self.block_avx512::<K, S, true>(input, out, g, oy, ox, cb, count)
+                        }
+                    }
+                    ox += PIXELS;
+                }
+            }
+        }
+    }
+
+    /// Up to eight output pixels of one row, sixteen channels.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block_avx512<const K: usize, const S: usize, const CHECKED: bool>(
+        &self,
+        input: &[f32],
+        out: &mut [f32],
+        g: Geometry,
+        oy: usize,
+        ox: usize,
+        cb: usize,
+        count: usize,
+    ) {
+        use std::arch::x86_64::*;
+        let c = self.bias.len();
+        // SAFETY (whole body): reads are at (iy, ix) inside the input (rows checked here,
+        // columns checked or proved by the caller), channels cb..cb+16 < c; writes only to
+        // the `count` pixels of this block.
+        unsafe {
+            let bias = _mm512_loadu_ps(self.bias.as_ptr().add(cb));
+            let mut acc = [bias; PIXELS];
+            for ky in 0..K {
+                let Some(iy) = (oy * S + ky).checked_sub(g.pad_top).filter(|&y| y < g.in_h) else {
+                    continue;
+                };
+                let row = input.as_ptr().add(iy * g.in_w * c + cb);
+                let taps: [__m512; K] = std::array::from_fn(|kx| {
+                    _mm512_loadu_ps(self.weight.as_ptr().add((ky * K + kx) * c + cb))
+                });
+                let inside = |x: usize| !CHECKED || (x >= g.pad_left && x - g.pad_left < g.in_w);
+                let load = |x: usize| _mm512_loadu_ps(row.add((x - g.pad_left) * c));
+                if S == 1 {
+                    // Pixel p's tap kx reads column ox + p + kx (padded coordinates): load
+                    // each column once and feed every (pixel, tap) pair that reads it.
+                    for j in 0..PIXELS + K - 1 {
+                        if !inside(ox + j) {
+                            continue; // zero padding
+                        }
+                        let v = load(ox + j);
+                        for (kx, tap) in taps.iter().enumerate() {
+                            if let Some(p) = j.checked_sub(kx).filter(|&p| p < PIXELS) {
+                                acc[p] = _mm512_fmadd_ps(v, *tap, acc[p]);
+                            }
+                        }
+                    }
+                } else {
+                    // Strided: few columns are shared, so load per (pixel, tap).
+                    for (kx, tap) in taps.iter().enumerate() {
+                        for (p, acc) in acc.iter_mut().enumerate() {
+                            let x = (ox + p) * S + kx;
+                            if inside(x) {
+                                *acc = _mm512_fmadd_ps(load(x), *tap, *acc);
+                            }
+                        }
+                    }
+                }
+            }
+            let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+            let dst = out.as_mut_ptr().add((oy * g.out_w + ox) * c + cb);
+            for (p, acc) in acc.iter().enumerate().take(count) {
+                let y = _mm512_min_ps(_mm512_max_ps(*acc, zero), six);
+                _mm512_storeu_ps(dst.add(p * c), y);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Direct evaluation of the definition on a CHW layout, independent of both paths.
+    fn naive(x: &[f32], w: &[f32], b: &[f32], k: usize, s: usize, h: usize, wd: usize) -> Vec<f32> {
+        let c = b.len();
+        let (oh, pt) = same_padding(h, k, s);
+        let (ow, pl) = same_padding(wd, k, s);
+        let mut out = vec![0f32; oh * ow * c];
+        for ch in 0..c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = b[ch];
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * s + ky) as isize - pt as isize;
+                            let ix = (ox * s + kx) as isize - pl as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                                let v = x[(iy as usize * wd + ix as usize) * c + ch];
+                                acc += v * w[(ch * k + ky) * k + kx];
+                            }
+                        }
+                    }
+                    out[(oy * ow + ox) * c + ch] = acc.clamp(0.0, 6.0);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_definition_for_every_kernel_stride_and_edge() {
+        let mut rng = Rng::new(3);
+        for &(k, s, h, w, c) in &[
+            (3, 1, 7, 9, 16),
+            (3, 2, 8, 8, 32),
+            (5, 1, 14, 14, 16),
+            (5, 2, 9, 23, 16),
+            (3, 2, 1, 1, 16),
+            (5, 2, 2, 3, 16),
+            (3, 1, 5, 20, 3), // channels not a multiple of 16: the portable path
+        ] {
+            let x: Vec<f32> = (0..h * w * c).map(|_| rng.f32() * 2.0 - 1.0).collect();
+            let wt: Vec<f32> = (0..c * k * k).map(|_| rng.f32() * 2.0 - 1.0).collect();
+            let b: Vec<f32> = (0..c).map(|_| rng.f32()).collect();
+            let conv = DepthwiseConv::new(&wt, &b, k, s);
+            let want = naive(&x, &wt, &b, k, s, h, w);
+            let (oh, ow) = conv.output_size(h, w);
+            let mut fast = vec![f32::NAN; oh * ow * c];
+            conv.apply(&x, h, w, &mut fast);
+            let mut portable = vec![f32::NAN; oh * ow * c];
+            conv.apply_portable(&x, h, w, &mut portable);
+            for got in [&fast, &portable] {
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(g, w)| (g - w).abs())
+                    .fold(0f32, f32::max);
+                assert!(err < 1e-5, "k={k} s={s} {h}x{w}x{c}: max error {err}");
+            }
+        }
+    }
+}

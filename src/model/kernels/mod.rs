@@ -1,0 +1,112 @@
+//! CPU kernels for EfficientNet-Lite on channels-last (HWC) maps, one image at a time.
+//!
+//! candle runs a grouped convolution as one convolution per group, which makes the
+//! depthwise convolutions of EfficientNet (groups = channels) about 100x slower per FLOP
+//! than its dense path (DESIGN.md, measured facts), and its NCHW matrix products leave
+//! the small late maps (14x14, 7x7) with short rows. Channels-last turns every 1x1
+//! convolution into one `pixels x channels` product ([`gemm`]) and every depthwise tap
+//! into a multiply-add of consecutive channels ([`depthwise`]). Both have an AVX-512 path
+//! (the crate is built for baseline x86-64, so it is chosen at run time) and a portable one.
+
+pub mod depthwise;
+pub mod gemm;
+
+/// TensorFlow "SAME" padding as used by EfficientNet-Lite: output = ceil(input / stride),
+/// with the odd pixel of padding at the bottom/right. Returns (out, pad_before).
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = input.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(input);
+    (out, total / 2)
+}
+
+/// Whether the AVX-512 kernels can run (the detection result is cached by std).
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// Clamps to [0, 6]; written with max/min (not `clamp`, whose NaN handling blocks
+/// vectorisation).
+#[allow(clippy::manual_clamp)]
+fn relu6(values: &mut [f32]) {
+    for v in values {
+        *v = v.max(0.0).min(6.0);
+    }
+}
+
+/// Unfolds the K x K patches ("SAME" padding, stride `s`) of a CHW image into the rows of
+/// an `(oh * ow) x (c * K * K)` matrix, each row ordered (c, ky, kx) like a flattened
+/// convolution weight, so a dense convolution becomes one [`gemm::PackedConv`] product.
+/// Only output rows `rows` are unfolded (callers go band by band, so the unfolded band
+/// stays in cache for the product); `out` is resized as needed and every value written.
+pub fn im2col<const K: usize>(
+    image: &[f32],
+    (c, h, w): (usize, usize, usize),
+    s: usize,
+    rows: std::ops::Range<usize>,
+    out: &mut Vec<f32>,
+) {
+    assert_eq!(image.len(), c * h * w, "image is c x h x w");
+    let (oh, pad_top) = same_padding(h, K, s);
+    let (ow, pad_left) = same_padding(w, K, s);
+    assert!(rows.end <= oh, "rows {rows:?} beyond the {oh} output rows");
+    let row_len = c * K * K;
+    let pixels = rows.len() * ow;
+    out.resize(pixels * row_len, 0.0);
+    for (pixel, row) in out[..pixels * row_len]
+        .chunks_exact_mut(row_len)
+        .enumerate()
+    {
+        let (y0, x0) = ((rows.start + pixel / ow) * s, pixel % ow * s);
+        let interior =
+            y0 >= pad_top && x0 >= pad_left && y0 + K <= h + pad_top && x0 + K <= w + pad_left;
+        for (ch, patch) in row.chunks_exact_mut(K * K).enumerate() {
+            let plane = &image[ch * h * w..(ch + 1) * h * w];
+            for (ky, dst) in patch.chunks_exact_mut(K).enumerate() {
+                if interior {
+                    // The common case: K contiguous input values, no padding.
+                    let start = (y0 + ky - pad_top) * w + x0 - pad_left;
+                    let src: &[f32; K] = plane[start..start + K].try_into().expect("K values");
+                    dst.copy_from_slice(src);
+                    continue;
+                }
+                let iy = (y0 + ky).checked_sub(pad_top).filter(|&y| y < h);
+                for (kx, d) in dst.iter_mut().enumerate() {
+                    let ix = (x0 + kx).checked_sub(pad_left).filter(|&x| x < w);
+                    *d = match (iy, ix) {
+                        (Some(iy), Some(ix)) => plane[iy * w + ix],
+                        _ => 0.0,
+                    };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_is_tensorflow_same() {
+        assert_eq!(same_padding(224, 3, 2), (112, 0));
+        assert_eq!(same_padding(56, 5, 2), (28, 1));
+        assert_eq!(same_padding(14, 5, 1), (14, 2));
+    }
+
+    #[test]
+    fn im2col_rows_are_padded_patches() {
+        // One 3x3 channel holding 1..9, 3x3 kernel, stride 2: output 2x2, with
+        // (2-1)*2+3-3 = 2 pixels of padding per axis, 1 before and 1 after.
+        let image: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let mut cols = vec![f32::NAN; 50]; // stale values are overwritten
+        im2col::<3>(&image, (1, 3, 3), 2, 0..2, &mut cols);
+        // Pixel (0,0) reads rows -1..2 and columns -1..2.
+        assert_eq!(&cols[..9], &[0., 0., 0., 0., 1., 2., 0., 4., 5.]);
+        // Pixel (1,1) reads rows 1..4 and columns 1..4.
+        assert_eq!(&cols[27..36], &[5., 6., 0., 8., 9., 0., 0., 0., 0.]);
+        // The second output row alone.
+        im2col::<3>(&image, (1, 3, 3), 2, 1..2, &mut cols);
+        assert_eq!(&cols[9..18], &[5., 6., 0., 8., 9., 0., 0., 0., 0.]);
+    }
+}
