@@ -3,7 +3,7 @@
 //! `cargo bench --bench kernels`
 
 use snowscope::model::kernels::depthwise::DepthwiseConv;
-use snowscope::model::kernels::gemm::PackedConv;
+use snowscope::model::kernels::gemm::PointwiseConv;
 use snowscope::model::kernels::im2col;
 use std::time::Instant;
 
@@ -43,7 +43,7 @@ fn median_secs(mut run: impl FnMut()) -> f64 {
 
 fn pointwise(name: &str, m: usize, k: usize, n: usize, residual: bool, total: &mut f64) {
     let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 * 0.01).collect();
-    let conv = PackedConv::new(&w, &vec![0.1; n], k, true);
+    let conv = PointwiseConv::new(&w, &vec![0.1; n], k, true);
     let a: Vec<f32> = (0..m * k).map(|i| (i % 5) as f32 * 0.1).collect();
     let r = vec![0.5f32; m * n];
     let mut out = vec![0f32; m * n];

@@ -6,7 +6,7 @@
 //! convolution plus bias; the depthwise convolutions run on a dedicated kernel.
 
 use super::kernels::depthwise::DepthwiseConv;
-use super::kernels::gemm::PackedConv;
+use super::kernels::gemm::PointwiseConv;
 use super::kernels::{im2col, same_padding};
 use super::{Backbone, Tap};
 use candle_core::{Device, Result, Tensor, bail};
@@ -44,7 +44,7 @@ fn folded_conv(vb: &VarBuilder, conv: &str, bn: &str) -> Result<(Tensor, Tensor)
 
 /// 1x1 convolution: the packed CPU kernel, or candle's matrix product on other devices.
 struct Pointwise {
-    cpu: PackedConv,
+    cpu: PointwiseConv,
     weight: Tensor, // (Cout, Cin)
     bias: Tensor,   // (1, Cout, 1)
     relu6: bool,
@@ -60,7 +60,7 @@ impl Pointwise {
     fn new(weight: Tensor, bias: Tensor, relu6: bool) -> Result<Self> {
         let out = weight.dim(0)?;
         let weight = weight.reshape((out, ()))?;
-        let cpu = PackedConv::new(
+        let cpu = PointwiseConv::new(
             &weight.flatten_all()?.to_vec1()?,
             &bias.to_vec1()?,
             weight.dim(1)?,

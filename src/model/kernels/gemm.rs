@@ -1,49 +1,45 @@
 //! 1x1 convolution on a channels-last (HWC) map as one matrix product,
 //! `out[m, n] = act(sum_k a[m, k] w[k, n] + bias[n] (+ residual[m, n]))`,
-//! with the weights packed once at load and bias, residual and ReLU6 fused into the store.
+//! with bias, residual and ReLU6 fused into the store.
 //!
 //! The AVX-512 path is a register-blocked kernel in the style of BLIS/GotoBLAS: a tile of
-//! `MR` rows by two 16-lane vectors of columns stays in 24 of the 32 vector registers while
-//! `k` runs, so every loaded weight vector feeds `MR` multiply-adds. The rows of `a` are
-//! read in place: packing them (as BLIS does) cost more than it saved, since each row block
-//! meets few weight panels here (measured with `cargo bench --bench kernels`).
+//! up to `MR` rows by two 16-lane vectors of columns stays in 24 of the 32 vector registers
+//! while `k` runs, so every loaded weight vector feeds `MR` multiply-adds. Neither operand
+//! is packed: the maps and weights here are small enough that the copies cost more than
+//! they save (measured with `cargo bench --bench kernels`). Without AVX-512 the product
+//! goes to the `gemm` crate, which picks AVX2/FMA kernels at run time.
 
-/// Columns per packed weight panel: two 16-lane vectors.
-pub const NR: usize = 32;
+use crate::linalg::{Rhs, matmul};
+
+/// Columns per register tile: two 16-lane vectors.
+const NR: usize = 32;
 /// Rows per register tile.
 const MR: usize = 12;
 
-/// Weights of a 1x1 convolution (or of an im2col'd convolution), packed into panels of
-/// `NR` output channels, each `k x NR` and zero-padded.
-pub struct PackedConv {
-    k: usize,
-    n: usize,
-    panels: Vec<f32>,
-    /// Padded to a whole number of panels.
+/// A 1x1 convolution (or an im2col'd dense one) with its folded batch-norm bias.
+pub struct PointwiseConv {
+    /// `k x n`, row-major (input channels first, so a tile's weights are row segments).
+    weight: Vec<f32>,
     bias: Vec<f32>,
+    k: usize,
     relu6: bool,
 }
 
-impl PackedConv {
+impl PointwiseConv {
     /// From PyTorch's `(n, k)` row-major weight (output channels first).
     pub fn new(weight: &[f32], bias: &[f32], k: usize, relu6: bool) -> Self {
         let n = bias.len();
         assert_eq!(weight.len(), n * k, "weight is n x k");
-        let panel_count = n.div_ceil(NR);
-        let mut panels = vec![0f32; panel_count * k * NR];
+        let mut transposed = vec![0f32; k * n];
         for (col, w_row) in weight.chunks_exact(k).enumerate() {
-            let (panel, lane) = (col / NR, col % NR);
             for (kk, &w) in w_row.iter().enumerate() {
-                panels[(panel * k + kk) * NR + lane] = w;
+                transposed[kk * n + col] = w;
             }
         }
-        let mut padded_bias = bias.to_vec();
-        padded_bias.resize(panel_count * NR, 0.0);
         Self {
+            weight: transposed,
+            bias: bias.to_vec(),
             k,
-            n,
-            panels,
-            bias: padded_bias,
             relu6,
         }
     }
@@ -53,12 +49,12 @@ impl PackedConv {
     }
 
     pub fn outputs(&self) -> usize {
-        self.n
+        self.bias.len()
     }
 
     /// `out (m x n) = act(a (m x k) . W + bias [+ residual (m x n)])`.
     pub fn apply(&self, a: &[f32], m: usize, residual: Option<&[f32]>, out: &mut [f32]) {
-        let (k, n) = (self.k, self.n);
+        let (k, n) = (self.k, self.outputs());
         assert_eq!(a.len(), m * k, "input is m x k");
         assert_eq!(out.len(), m * n, "output is m x n");
         if let Some(r) = residual {
@@ -74,68 +70,59 @@ impl PackedConv {
         self.apply_portable(a, m, residual, out);
     }
 
-    /// The same product with plain loops, for CPUs without AVX-512 (and as the reference
-    /// the fast path is tested against).
+    /// The same product through the `gemm` crate: start from bias (+ residual), accumulate
+    /// the product onto it, then clamp.
     pub fn apply_portable(&self, a: &[f32], m: usize, residual: Option<&[f32]>, out: &mut [f32]) {
-        let (k, n) = (self.k, self.n);
-        for row in 0..m {
-            let o = &mut out[row * n..(row + 1) * n];
+        let n = self.outputs();
+        for (row, o) in out.chunks_exact_mut(n).enumerate() {
             match residual {
                 Some(r) => o
                     .iter_mut()
                     .zip(&r[row * n..(row + 1) * n])
                     .zip(&self.bias)
                     .for_each(|((o, r), b)| *o = r + b),
-                None => o.copy_from_slice(&self.bias[..n]),
+                None => o.copy_from_slice(&self.bias),
             }
-            for (panel, chunk) in o.chunks_mut(NR).enumerate() {
-                let w = &self.panels[panel * k * NR..(panel + 1) * k * NR];
-                for (kk, &x) in a[row * k..(row + 1) * k].iter().enumerate() {
-                    let w_row = &w[kk * NR..kk * NR + chunk.len()];
-                    chunk.iter_mut().zip(w_row).for_each(|(o, w)| *o += x * w);
-                }
-            }
-            if self.relu6 {
-                super::relu6(o);
-            }
+        }
+        matmul(out, a, &self.weight, Rhs::Plain, m, n, self.k, true, 1);
+        if self.relu6 {
+            super::relu6(out);
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn apply_avx512(&self, a: &[f32], m: usize, residual: Option<&[f32]>, out: &mut [f32]) {
-        let (k, n) = (self.k, self.n);
-        for panel in 0..n.div_ceil(NR) {
-            let cols = (n - panel * NR).min(NR);
+        let (k, n) = (self.k, self.outputs());
+        for col in (0..n).step_by(NR) {
             let tile = Tile {
-                b: self.panels[panel * k * NR..].as_ptr(),
+                b: self.weight[col..].as_ptr(),
                 k,
-                bias: self.bias[panel * NR..].as_ptr(),
-                ldc: n,
-                cols,
+                ld: n,
+                bias: self.bias[col..].as_ptr(),
+                cols: (n - col).min(NR),
                 relu6: self.relu6,
             };
-            for block in 0..m.div_ceil(MR) {
-                let rows = (m - block * MR).min(MR);
-                let offset = block * MR * n + panel * NR;
-                let a = a[block * MR * k..].as_ptr();
+            for row in (0..m).step_by(MR) {
+                let rows = (m - row).min(MR);
+                let offset = row * n + col;
                 let res = residual.map_or(std::ptr::null(), |r| r[offset..].as_ptr());
-                let c = out[offset..].as_mut_ptr();
-                // SAFETY: rows block*MR.. of `a` hold rows x k values; the output and
-                // residual tiles (rows x cols at stride n) lie inside their m x n slices.
-                unsafe { tile.run(rows, a, res, c) };
+                // SAFETY: rows row..row+rows of `a` hold k values each; the weight, output
+                // and residual tiles (k or rows x cols at stride n) lie inside their slices.
+                unsafe { tile.run(rows, a[row * k..].as_ptr(), res, out[offset..].as_mut_ptr()) };
             }
         }
     }
 }
 
-/// One weight panel and how its tiles are stored.
+/// The columns `col..col + cols` of the weights, and how their tiles are stored.
 #[cfg(target_arch = "x86_64")]
 struct Tile {
     b: *const f32,
     k: usize,
+    /// Row stride of weights, output and residual (n).
+    ld: usize,
     bias: *const f32,
-    ldc: usize,
     cols: usize,
     relu6: bool,
 }
@@ -173,7 +160,8 @@ impl Tile {
         }
     }
 
-    /// `R x (16 NV)` tile: accumulate over k, then bias, residual, ReLU6 and a masked store.
+    /// `R x (16 NV)` tile: accumulate over k, then bias, residual, ReLU6 and a store, all
+    /// masked to the tile's `cols` columns.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn kernel<const R: usize, const NV: usize>(
@@ -183,13 +171,20 @@ impl Tile {
         c: *mut f32,
     ) {
         use std::arch::x86_64::*;
-        // SAFETY (whole body): `a` holds R x k values, `b` k x NR, `bias` NR; output and
-        // residual rows hold `cols` values at stride ldc, and only those lanes are touched.
+        let masks: [__mmask16; NV] = std::array::from_fn(|v| {
+            let lanes = self.cols.saturating_sub(16 * v).min(16);
+            ((1u32 << lanes) - 1) as __mmask16
+        });
+        // SAFETY (whole body): `a` holds R rows of k values, `b` k rows of `cols` values at
+        // stride ld, `bias` cols values; output and residual rows hold `cols` values at
+        // stride ld. Every access beyond `cols` is masked off (and masked lanes are not
+        // accessed).
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); NV]; R];
             for kk in 0..self.k {
+                let b_row = self.b.add(kk * self.ld);
                 let b: [__m512; NV] =
-                    std::array::from_fn(|v| _mm512_loadu_ps(self.b.add(kk * NR + 16 * v)));
+                    std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], b_row.add(16 * v)));
                 for (r, acc_row) in acc.iter_mut().enumerate() {
                     let x = _mm512_set1_ps(*a.add(r * self.k + kk));
                     for v in 0..NV {
@@ -197,15 +192,12 @@ impl Tile {
                     }
                 }
             }
-            let masks: [__mmask16; NV] = std::array::from_fn(|v| {
-                let lanes = self.cols.saturating_sub(16 * v).min(16);
-                ((1u32 << lanes) - 1) as __mmask16
-            });
             let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
             for (r, acc_row) in acc.iter().enumerate() {
                 for v in 0..NV {
-                    let mut y = _mm512_add_ps(acc_row[v], _mm512_loadu_ps(self.bias.add(16 * v)));
-                    let at = r * self.ldc + 16 * v;
+                    let bias = _mm512_maskz_loadu_ps(masks[v], self.bias.add(16 * v));
+                    let mut y = _mm512_add_ps(acc_row[v], bias);
+                    let at = r * self.ld + 16 * v;
                     if !res.is_null() {
                         y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(masks[v], res.add(at)));
                     }
@@ -229,7 +221,7 @@ mod tests {
     }
 
     /// Every tile shape (row tails 1..12, one or two column vectors, partial vectors)
-    /// against a naive triple loop.
+    /// against a naive triple loop, on both paths.
     #[test]
     fn matches_naive_product_for_every_tile_shape() {
         let mut rng = Rng::new(7);
@@ -245,7 +237,7 @@ mod tests {
             let bias = random(&mut rng, n);
             let residual = random(&mut rng, m * n);
             for (relu6, res) in [(false, None), (true, Some(&residual[..]))] {
-                let conv = PackedConv::new(&w, &bias, k, relu6);
+                let conv = PointwiseConv::new(&w, &bias, k, relu6);
                 let mut naive = vec![0f32; m * n];
                 for row in 0..m {
                     for col in 0..n {

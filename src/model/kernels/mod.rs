@@ -19,10 +19,15 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
     (out, total / 2)
 }
 
-/// Whether the AVX-512 kernels can run (the detection result is cached by std).
+/// Whether the AVX-512 kernels run: the CPU has AVX-512F and the environment does not set
+/// `SNOWSCOPE_KERNELS=portable` (which measures the fallback that CPUs without it get).
 #[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
+    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX512.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::env::var_os("SNOWSCOPE_KERNELS").is_none_or(|v| v != "portable")
+    })
 }
 
 /// Clamps to [0, 6]; written with max/min (not `clamp`, whose NaN handling blocks
@@ -36,7 +41,7 @@ fn relu6(values: &mut [f32]) {
 
 /// Unfolds the K x K patches ("SAME" padding, stride `s`) of a CHW image into the rows of
 /// an `(oh * ow) x (c * K * K)` matrix, each row ordered (c, ky, kx) like a flattened
-/// convolution weight, so a dense convolution becomes one [`gemm::PackedConv`] product.
+/// convolution weight, so a dense convolution becomes one [`gemm::PointwiseConv`] product.
 /// Only output rows `rows` are unfolded (callers go band by band, so the unfolded band
 /// stays in cache for the product); `out` is resized as needed and every value written.
 pub fn im2col<const K: usize>(
