@@ -7,6 +7,7 @@
 pub mod eval;
 pub mod export;
 pub mod extract;
+pub mod jpeg_dc;
 pub mod linalg;
 pub mod model;
 pub mod neighbours;

@@ -121,6 +121,11 @@ fn reduced_jpeg(path: &Path, width: u32, height: u32, min_side: u32) -> Option<R
         .into_iter()
         .find(|d| width / d >= min_side && height / d >= min_side)?;
     let bytes = std::fs::read(path).ok()?;
+    if denominator == 8
+        && let Some(image) = crate::jpeg_dc::decode_eighth(&bytes)
+    {
+        return Some(image);
+    }
     let mut decoder = jpeg_decoder::Decoder::new(&bytes[..]);
     let request = |side: u32| u16::try_from(side.div_ceil(denominator)).ok();
     let (w, h) = decoder.scale(request(width)?, request(height)?).ok()?;

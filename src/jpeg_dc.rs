@@ -1,0 +1,597 @@
+//! Baseline JPEG decoded at 1/8 scale from the DC coefficients alone.
+//!
+//! At 1/8 scale every 8x8 block becomes one pixel whose value is the block mean, which is
+//! the DC coefficient (ITU-T T.81 A.3.3: the 1x1 inverse DCT is `DC / 8`). The AC
+//! coefficients still have to be read past, since the entropy-coded data has no block
+//! boundaries, but their values are never needed: one table lookup gives a symbol's code
+//! length plus its magnitude bits and how far it moves in the block, and the decoder skips
+//! them without dequantising, inverse-transforming or upsampling anything. That makes a
+//! camera-sized photo about twice as fast as a general decoder at 1/8 scale
+//! (`cargo bench --bench decode`).
+//!
+//! Only what this path can do exactly is accepted: 8-bit baseline or extended sequential
+//! Huffman JPEG, one or three components, in one interleaved scan (or one component).
+//! Anything else (progressive, arithmetic coding, CMYK, 12-bit, several scans, a
+//! malformed stream) returns `None`, and the caller uses the general decoder.
+
+use image::RgbImage;
+
+/// Lookahead of the fast Huffman tables, in bits.
+const FAST_BITS: u32 = 10;
+
+/// One Huffman table (T.81 Annex C), with a direct lookup for codes up to `FAST_BITS`.
+struct Huffman {
+    /// Indexed by the next `FAST_BITS` bits: the code length (0 = longer code) and symbol.
+    fast: Vec<(u8, u8)>,
+    /// For AC tables, indexed the same way: bits to skip (code plus magnitude) in the low
+    /// byte and positions to advance in the block above it (0 = end of block); 0 = slow path.
+    skip: Vec<u16>,
+    /// For the canonical slow path: largest code of each length (-1 = none), and the index
+    /// in `symbols` of that length's first code minus the code itself.
+    max_code: [i32; 17],
+    offset: [i32; 17],
+    symbols: Vec<u8>,
+}
+
+impl Huffman {
+    fn new(counts: &[u8; 16], symbols: &[u8]) -> Option<Self> {
+        let mut fast = vec![(0u8, 0u8); 1 << FAST_BITS];
+        let (mut max_code, mut offset) = ([-1i32; 17], [0i32; 17]);
+        let (mut code, mut index) = (0i32, 0usize);
+        for len in 1..=16 {
+            let count = counts[len - 1] as usize;
+            offset[len] = index as i32 - code;
+            for _ in 0..count {
+                let symbol = *symbols.get(index)?;
+                if len as u32 <= FAST_BITS {
+                    let shift = FAST_BITS - len as u32;
+                    let first = (code as usize) << shift;
+                    fast.get_mut(first..first + (1 << shift))?
+                        .fill((len as u8, symbol));
+                }
+                code += 1;
+                index += 1;
+            }
+            if count > 0 {
+                max_code[len] = code - 1;
+            }
+            if code > 1 << len {
+                return None; // over-subscribed lengths
+            }
+            code <<= 1;
+        }
+        let skip = fast
+            .iter()
+            .map(|&(len, symbol)| {
+                let (run, size) = (symbol as u16 >> 4, symbol as u16 & 15);
+                let advance = match (run, size) {
+                    (_, 1..) => run + 1,
+                    (15, 0) => 16,
+                    _ => 0,
+                };
+                // Over-long magnitudes take the slow path, which refuses them.
+                if len == 0 || size > 10 {
+                    0
+                } else {
+                    (len as u16 + size) | advance << 8
+                }
+            })
+            .collect();
+        Some(Self {
+            fast,
+            skip,
+            max_code,
+            offset,
+            symbols: symbols.to_vec(),
+        })
+    }
+
+    /// Decodes one symbol, returning it with its code length.
+    #[inline]
+    fn decode(&self, bits: &Bits) -> Option<(u32, u8)> {
+        let (len, symbol) = self.fast[bits.peek(FAST_BITS) as usize];
+        if len > 0 {
+            return Some((len as u32, symbol));
+        }
+        let word = bits.peek(16) as i32;
+        for len in FAST_BITS as usize + 1..=16 {
+            let code = word >> (16 - len);
+            if code <= self.max_code[len] {
+                let symbol = *self.symbols.get((self.offset[len] + code) as usize)?;
+                return Some((len as u32, symbol));
+            }
+        }
+        None
+    }
+}
+
+/// A bit reader over entropy-coded data with the byte stuffing already removed. The next
+/// bits sit MSB-first in a 64-bit register, so a peek is a shift, not a memory load (the
+/// decode is one long chain of dependent peeks and table lookups).
+struct Bits {
+    /// The data, then `PAD` zero bytes so that 8-byte loads near the end stay in bounds.
+    data: Vec<u8>,
+    /// Next byte to load into `buf`.
+    next: usize,
+    buf: u64,
+    /// Valid bits at the top of `buf`.
+    count: u32,
+}
+
+const PAD: usize = 8;
+
+impl Bits {
+    fn new(mut data: Vec<u8>) -> Self {
+        data.extend_from_slice(&[0; PAD]);
+        Self {
+            data,
+            next: 0,
+            buf: 0,
+            count: 0,
+        }
+    }
+
+    /// Tops the register up to at least 56 bits. Loading 8 bytes and OR-ing them in below
+    /// the valid bits is branch-free; the partial byte it also brings is loaded again,
+    /// identically, next time. Past the end it reads the zero padding.
+    #[inline]
+    fn refill(&mut self) {
+        let at = self.next.min(self.data.len() - PAD);
+        let word = u64::from_be_bytes(self.data[at..at + 8].try_into().expect("8 bytes"));
+        self.buf |= word >> self.count;
+        let bytes = (63 - self.count) / 8;
+        self.next += bytes as usize;
+        self.count += bytes * 8;
+    }
+
+    /// The next `n` (1..=32) bits, MSB first, without consuming them; `refill` first.
+    #[inline]
+    fn peek(&self, n: u32) -> u32 {
+        (self.buf >> (64 - n)) as u32
+    }
+
+    #[inline]
+    fn skip(&mut self, n: u32) {
+        self.buf <<= n;
+        self.count -= n;
+    }
+
+    /// `n` (0..=16) bits as a signed coefficient (T.81 F.2.2.1, EXTEND).
+    #[inline]
+    fn signed(&mut self, n: u32) -> i32 {
+        if n == 0 {
+            return 0;
+        }
+        let v = self.peek(n) as i32;
+        self.skip(n);
+        if v < 1 << (n - 1) {
+            v - (1 << n) + 1
+        } else {
+            v
+        }
+    }
+
+    /// Whether more bits were consumed than the data holds (a truncated stream).
+    fn overrun(&self) -> bool {
+        self.next * 8 > (self.data.len() - PAD) * 8 + self.count as usize
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Component {
+    id: u8,
+    h: usize,
+    v: usize,
+    quant: usize,
+    dc_table: usize,
+    ac_table: usize,
+}
+
+/// What the markers before the scan declared.
+#[derive(Default)]
+struct Header {
+    width: usize,
+    height: usize,
+    components: Vec<Component>,
+    /// DC quantiser of each table (the only entry a DC-only decode needs).
+    quant_dc: [Option<u16>; 4],
+    dc: [Option<Huffman>; 4],
+    ac: [Option<Huffman>; 4],
+    restart_interval: usize,
+    /// Adobe APP14 colour transform flag: `Some(0)` means the components are RGB.
+    adobe_transform: Option<u8>,
+}
+
+/// Decodes `bytes` at 1/8 scale (`ceil(w/8) x ceil(h/8)`), or `None` when the file is not
+/// a JPEG this decoder handles exactly (see the module documentation).
+pub fn decode_eighth(bytes: &[u8]) -> Option<RgbImage> {
+    if bytes.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut header = Header::default();
+    let mut at = 2;
+    loop {
+        // Markers may be preceded by fill bytes (0xFF).
+        if *bytes.get(at)? != 0xFF {
+            return None;
+        }
+        while *bytes.get(at)? == 0xFF {
+            at += 1;
+        }
+        let marker = *bytes.get(at)?;
+        at += 1;
+        if marker == 0xD9 {
+            return None; // end of image before any scan
+        }
+        let len = u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]) as usize;
+        let segment = bytes.get(at + 2..at + len.checked_sub(2)? + 2)?;
+        at += len;
+        match marker {
+            0xC0 | 0xC1 => read_frame(segment, &mut header)?,
+            // Other frame types: progressive, lossless, arithmetic coding, hierarchical.
+            0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+            0xC4 => read_huffman(segment, &mut header)?,
+            0xDB => read_quant(segment, &mut header)?,
+            0xDD => {
+                header.restart_interval =
+                    u16::from_be_bytes([*segment.first()?, *segment.get(1)?]) as usize
+            }
+            0xEE if segment.starts_with(b"Adobe") => {
+                header.adobe_transform = segment.get(11).copied()
+            }
+            0xDA => return decode_scan(segment, bytes.get(at..)?, &header),
+            _ => {} // APPn, COM and the like
+        }
+    }
+}
+
+fn read_frame(segment: &[u8], header: &mut Header) -> Option<()> {
+    let &[precision, h1, h0, w1, w0, count, ..] = segment else {
+        return None;
+    };
+    header.height = u16::from_be_bytes([h1, h0]) as usize;
+    header.width = u16::from_be_bytes([w1, w0]) as usize;
+    if precision != 8 || header.width == 0 || header.height == 0 || !matches!(count, 1 | 3) {
+        return None;
+    }
+    header.components = segment
+        .get(6..6 + 3 * count as usize)?
+        .chunks_exact(3)
+        .map(|c| {
+            let (h, v) = ((c[1] >> 4) as usize, (c[1] & 15) as usize);
+            ((1..=4).contains(&h) && (1..=4).contains(&v) && c[2] < 4).then_some(Component {
+                id: c[0],
+                h,
+                v,
+                quant: c[2] as usize,
+                ..Default::default()
+            })
+        })
+        .collect::<Option<_>>()?;
+    Some(())
+}
+
+fn read_huffman(mut segment: &[u8], header: &mut Header) -> Option<()> {
+    while !segment.is_empty() {
+        let class_and_id = segment[0];
+        let counts: &[u8; 16] = segment.get(1..17)?.try_into().ok()?;
+        let total: usize = counts.iter().map(|&c| c as usize).sum();
+        let table = Huffman::new(counts, segment.get(17..17 + total)?)?;
+        let id = (class_and_id & 15) as usize;
+        match class_and_id >> 4 {
+            0 => *header.dc.get_mut(id)? = Some(table),
+            1 => *header.ac.get_mut(id)? = Some(table),
+            _ => return None,
+        }
+        segment = &segment[17 + total..];
+    }
+    Some(())
+}
+
+fn read_quant(mut segment: &[u8], header: &mut Header) -> Option<()> {
+    while !segment.is_empty() {
+        let (precision, id) = (segment[0] >> 4, (segment[0] & 15) as usize);
+        let (dc, size) = match precision {
+            0 => (*segment.get(1)? as u16, 65),
+            1 => (
+                u16::from_be_bytes([*segment.get(1)?, *segment.get(2)?]),
+                129,
+            ),
+            _ => return None,
+        };
+        *header.quant_dc.get_mut(id)? = Some(dc);
+        segment = segment.get(size..)?;
+    }
+    Some(())
+}
+
+/// The entropy-coded data of one restart interval, byte stuffing removed; returns it and
+/// where the next interval starts (after an RST marker), or `None` for the end of the scan.
+fn next_interval(data: &[u8]) -> (Vec<u8>, Option<usize>) {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        match data[i..].iter().position(|&b| b == 0xFF) {
+            None => {
+                out.extend_from_slice(&data[i..]);
+                break;
+            }
+            Some(p) => {
+                out.extend_from_slice(&data[i..i + p]);
+                i += p;
+                match data.get(i + 1) {
+                    Some(0x00) => {
+                        out.push(0xFF);
+                        i += 2;
+                    }
+                    Some(0xFF) => i += 1, // fill byte before a marker
+                    Some(0xD0..=0xD7) => return (out, Some(i + 2)),
+                    _ => return (out, None),
+                }
+            }
+        }
+    }
+    (out, None)
+}
+
+fn decode_scan(segment: &[u8], data: &[u8], header: &Header) -> Option<RgbImage> {
+    let count = *segment.first()? as usize;
+    if count != header.components.len() {
+        return None; // one scan per component: not handled here
+    }
+    let mut components = header.components.clone();
+    for (i, c) in segment.get(1..1 + 2 * count)?.chunks_exact(2).enumerate() {
+        let component = components.get_mut(i).filter(|comp| comp.id == c[0])?;
+        component.dc_table = (c[1] >> 4) as usize;
+        component.ac_table = (c[1] & 15) as usize;
+        header.dc.get(component.dc_table)?.as_ref()?;
+        header.ac.get(component.ac_table)?.as_ref()?;
+        header.quant_dc.get(component.quant)?.as_ref()?;
+    }
+    let &[start, end, _approx] = segment.get(1 + 2 * count..4 + 2 * count)? else {
+        return None;
+    };
+    if start != 0 || end != 63 {
+        return None;
+    }
+    if count == 1 {
+        // A single component is not interleaved: its MCU is one block, whatever its factors.
+        components[0].h = 1;
+        components[0].v = 1;
+    }
+    let h_max = components.iter().map(|c| c.h).max()?;
+    let v_max = components.iter().map(|c| c.v).max()?;
+    let mcus_x = header.width.div_ceil(8 * h_max);
+    let mcus_y = header.height.div_ceil(8 * v_max);
+    // DC values per component, one per block, on the padded block grid.
+    let mut planes: Vec<Vec<i32>> = components
+        .iter()
+        .map(|c| vec![0; mcus_x * c.h * mcus_y * c.v])
+        .collect();
+    let mut predictors = vec![0i32; count];
+    let interval = if header.restart_interval > 0 {
+        header.restart_interval
+    } else {
+        usize::MAX
+    };
+    let (bytes, mut next) = next_interval(data);
+    let mut bits = Bits::new(bytes);
+    for mcu in 0..mcus_x * mcus_y {
+        if mcu > 0 && mcu % interval == 0 {
+            // Restart: byte-aligned fresh data, predictors back to zero.
+            let base = next?;
+            let (bytes, after) = next_interval(data.get(base..)?);
+            next = after.map(|a| base + a);
+            bits = Bits::new(bytes);
+            predictors.fill(0);
+        }
+        let (mx, my) = (mcu % mcus_x, mcu / mcus_x);
+        for (ci, c) in components.iter().enumerate() {
+            let dc_table = header.dc[c.dc_table].as_ref()?;
+            let ac_table = header.ac[c.ac_table].as_ref()?;
+            let stride = mcus_x * c.h;
+            for v in 0..c.v {
+                for h in 0..c.h {
+                    bits.refill();
+                    let (len, size) = dc_table.decode(&bits)?;
+                    bits.skip(len);
+                    if size > 11 {
+                        return None;
+                    }
+                    predictors[ci] += bits.signed(size as u32);
+                    planes[ci][(my * c.v + v) * stride + mx * c.h + h] = predictors[ci];
+                    skip_ac(&mut bits, ac_table)?;
+                }
+            }
+        }
+        if bits.overrun() {
+            return None;
+        }
+    }
+    Some(to_rgb(header, &components, &planes, mcus_x))
+}
+
+/// Reads past the 63 AC coefficients of one block (T.81 F.2.2.2) without their values.
+#[inline]
+fn skip_ac(bits: &mut Bits, table: &Huffman) -> Option<()> {
+    let mut k = 1;
+    while k < 64 {
+        // One refill leaves at least 56 bits: enough for two symbols of up to 26 bits
+        // (a 16-bit code plus a 10-bit magnitude), so the refill runs every other symbol.
+        bits.refill();
+        for _ in 0..2 {
+            let entry = table.skip[bits.peek(FAST_BITS) as usize];
+            let advance = if entry != 0 {
+                bits.skip(u32::from(entry & 0xFF));
+                (entry >> 8) as usize
+            } else {
+                let (len, symbol) = table.decode(bits)?;
+                let (run, size) = ((symbol >> 4) as usize, (symbol & 15) as u32);
+                if size > 10 {
+                    return None; // AC magnitudes have at most 10 bits in 8-bit JPEG
+                }
+                bits.skip(len + size);
+                match (run, size) {
+                    (_, 1..) => run + 1,
+                    (15, 0) => 16,
+                    _ => 0,
+                }
+            };
+            if advance == 0 {
+                return Some(()); // end of block
+            }
+            k += advance;
+            if k >= 64 {
+                break;
+            }
+        }
+    }
+    (k == 64).then_some(())
+}
+
+/// Block means (`DC * q / 8 + 128`) to RGB pixels, chroma from the nearest block.
+fn to_rgb(
+    header: &Header,
+    components: &[Component],
+    planes: &[Vec<i32>],
+    mcus_x: usize,
+) -> RgbImage {
+    let (w, h) = (header.width.div_ceil(8), header.height.div_ceil(8));
+    let h_max = components.iter().map(|c| c.h).max().unwrap_or(1);
+    let v_max = components.iter().map(|c| c.v).max().unwrap_or(1);
+    // Each component's block means at the output resolution.
+    let levels: Vec<Vec<u8>> = components
+        .iter()
+        .zip(planes)
+        .map(|(c, plane)| {
+            let q = header.quant_dc[c.quant].unwrap_or(1) as i32;
+            let stride = mcus_x * c.h;
+            let mut out = Vec::with_capacity(w * h);
+            for y in 0..h {
+                let row = &plane[y * c.v / v_max * stride..];
+                out.extend((0..w).map(|x| {
+                    let dc = row[x * c.h / h_max] * q;
+                    (((dc + 4) >> 3) + 128).clamp(0, 255) as u8
+                }));
+            }
+            out
+        })
+        .collect();
+    let rgb_components =
+        header.adobe_transform == Some(0) || components.iter().map(|c| c.id).eq(*b"RGB");
+    let pixels: Vec<u8> = match levels.as_slice() {
+        [l] => l.iter().flat_map(|&v| [v, v, v]).collect(),
+        [a, b, c] if rgb_components => (0..w * h).flat_map(|i| [a[i], b[i], c[i]]).collect(),
+        [y, cb, cr] => (0..w * h)
+            .flat_map(|i| ycbcr_to_rgb(y[i], cb[i], cr[i]))
+            .collect(),
+        _ => unreachable!("one or three components were checked at the frame header"),
+    };
+    RgbImage::from_raw(w as u32, h as u32, pixels).expect("w x h x 3 values")
+}
+
+/// JFIF YCbCr to RGB in 16-bit fixed point (the constants are T.871's, times 65536).
+#[inline]
+fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = ((y as i32) << 16, cb as i32 - 128, cr as i32 - 128);
+    let px = |v: i32| ((v + (1 << 15)) >> 16).clamp(0, 255) as u8;
+    [
+        px(y + 91_881 * cr),
+        px(y - 22_554 * cb - 46_802 * cr),
+        px(y + 116_130 * cb),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::ImageEncoder;
+
+    fn jpeg(w: u32, h: u32, gray: bool) -> Vec<u8> {
+        let mut state = 1u32;
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let grain = (state >> 28) as f32;
+            let v = |f: f32| (120.0 + 90.0 * f.sin() + grain).clamp(0.0, 255.0) as u8;
+            image::Rgb([
+                v(x as f32 * 0.05),
+                v(y as f32 * 0.07),
+                v((x + y) as f32 * 0.03),
+            ])
+        });
+        let mut bytes = Vec::new();
+        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
+        if gray {
+            let luma = image::DynamicImage::ImageRgb8(img).into_luma8();
+            encoder
+                .write_image(luma.as_raw(), w, h, image::ExtendedColorType::L8)
+                .unwrap();
+        } else {
+            encoder
+                .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+                .unwrap();
+        }
+        bytes
+    }
+
+    /// Against jpeg-decoder's own 1/8-scale decode of the same file.
+    fn check(bytes: &[u8]) {
+        let ours = decode_eighth(bytes).expect("a baseline JPEG decodes");
+        let mut reference = jpeg_decoder::Decoder::new(bytes);
+        let (w, h) = reference.scale(1, 1).unwrap();
+        let pixels = reference.decode().unwrap();
+        assert_eq!(ours.dimensions(), (w as u32, h as u32));
+        let channels = pixels.len() / (w as usize * h as usize);
+        let mut total = 0u64;
+        let mut worst = 0u8;
+        for (i, px) in ours.pixels().enumerate() {
+            for c in 0..3 {
+                let want = pixels[i * channels + c.min(channels - 1)];
+                let d = px.0[c].abs_diff(want);
+                total += d as u64;
+                worst = worst.max(d);
+            }
+        }
+        let mean = total as f64 / (3 * ours.pixels().len()) as f64;
+        // Chroma is taken from the nearest block where jpeg-decoder interpolates, so edges
+        // differ a little; the block means themselves agree.
+        eprintln!("mean {mean:.3} worst {worst}");
+        assert!(mean < 1.5 && worst < 40, "mean {mean:.2}, worst {worst}");
+    }
+
+    #[test]
+    fn matches_a_general_decoder_at_one_eighth_scale() {
+        check(&jpeg(333, 250, false)); // sizes not a multiple of the MCU
+        check(&jpeg(64, 48, true));
+    }
+
+    #[test]
+    fn restart_markers_are_followed() {
+        // Insert a DRI of 1 MCU by re-encoding is not possible with this encoder, so check
+        // the interval splitter directly: stuffing removed, RST boundaries found.
+        let data = [1, 0xFF, 0x00, 2, 0xFF, 0xD0, 3, 0xFF, 0xD9];
+        let (first, next) = next_interval(&data);
+        assert_eq!((first.as_slice(), next), (&[1u8, 0xFF, 2][..], Some(6)));
+        let (second, next) = next_interval(&data[6..]);
+        assert_eq!((second.as_slice(), next), (&[3u8][..], None));
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_the_general_decoder() {
+        let good = jpeg(40, 40, false);
+        assert!(decode_eighth(&good).is_some());
+        // Truncated anywhere: no panic, and either a refusal or an image.
+        for cut in (0..good.len()).step_by(7) {
+            let _ = decode_eighth(&good[..cut]);
+        }
+        // Progressive frame marker: refused.
+        let mut progressive = good.clone();
+        let sof = progressive
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .unwrap();
+        progressive[sof + 1] = 0xC2;
+        assert!(decode_eighth(&progressive).is_none());
+        assert!(decode_eighth(b"not a jpeg").is_none());
+    }
+}
