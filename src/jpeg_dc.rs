@@ -251,7 +251,11 @@ fn read_frame(segment: &[u8], header: &mut Header) -> Option<()> {
     };
     header.height = u16::from_be_bytes([h1, h0]) as usize;
     header.width = u16::from_be_bytes([w1, w0]) as usize;
-    if precision != 8 || header.width == 0 || header.height == 0 || !matches!(count, 1 | 3) {
+    let side_ok = |side: usize| (1..=crate::preprocess::MAX_SIDE as usize).contains(&side);
+    if precision != 8 || !side_ok(header.width) || !side_ok(header.height) {
+        return None; // DNL-defined heights, decompression bombs
+    }
+    if !matches!(count, 1 | 3) {
         return None;
     }
     header.components = segment
@@ -449,7 +453,9 @@ fn skip_ac(bits: &mut Bits, table: &Huffman) -> Option<()> {
     (k == 64).then_some(())
 }
 
-/// Block means (`DC * q / 8 + 128`) to RGB pixels, chroma from the nearest block.
+/// Block means (`DC * q / 8 + 128`) to RGB pixels. Subsampled chroma is interpolated
+/// bilinearly between block centres, which for 2x subsampling is libjpeg's "fancy"
+/// triangle upsampling (weights 3/4 and 1/4).
 fn to_rgb(
     header: &Header,
     components: &[Component],
@@ -459,19 +465,27 @@ fn to_rgb(
     let (w, h) = (header.width.div_ceil(8), header.height.div_ceil(8));
     let h_max = components.iter().map(|c| c.h).max().unwrap_or(1);
     let v_max = components.iter().map(|c| c.v).max().unwrap_or(1);
-    // Each component's block means at the output resolution.
     let levels: Vec<Vec<u8>> = components
         .iter()
         .zip(planes)
         .map(|(c, plane)| {
             let q = header.quant_dc[c.quant].unwrap_or(1) as i32;
             let stride = mcus_x * c.h;
+            // The component's own size in blocks (the grid beyond it is MCU padding).
+            let cw = (header.width * c.h).div_ceil(h_max).div_ceil(8);
+            let ch = (header.height * c.v).div_ceil(v_max).div_ceil(8);
+            let level = |bx: usize, by: usize| {
+                let dc = plane[by * stride + bx] * q;
+                (((dc + 4) >> 3) + 128).clamp(0, 255)
+            };
+            let xs = taps(w, cw, c.h, h_max);
+            let ys = taps(h, ch, c.v, v_max);
             let mut out = Vec::with_capacity(w * h);
-            for y in 0..h {
-                let row = &plane[y * c.v / v_max * stride..];
-                out.extend((0..w).map(|x| {
-                    let dc = row[x * c.h / h_max] * q;
-                    (((dc + 4) >> 3) + 128).clamp(0, 255) as u8
+            for &(y0, y1, wy) in &ys {
+                out.extend(xs.iter().map(|&(x0, x1, wx)| {
+                    let top = level(x0, y0) * (4 - wx) + level(x1, y0) * wx;
+                    let bottom = level(x0, y1) * (4 - wx) + level(x1, y1) * wx;
+                    ((top * (4 - wy) + bottom * wy + 8) >> 4) as u8
                 }));
             }
             out
@@ -488,6 +502,21 @@ fn to_rgb(
         _ => unreachable!("one or three components were checked at the frame header"),
     };
     RgbImage::from_raw(w as u32, h as u32, pixels).expect("w x h x 3 values")
+}
+
+/// For each of `out` output positions, the two source blocks (of `len`) around its centre
+/// and the second one's weight in quarters, when the component has `factor` of `max`
+/// blocks per output block: the centre of output `o` lies at `(o + 1/2) factor / max - 1/2`.
+fn taps(out: usize, len: usize, factor: usize, max: usize) -> Vec<(usize, usize, i32)> {
+    (0..out)
+        .map(|o| {
+            // In quarters of a block, offset by half a block so it stays non-negative.
+            let quarters = ((4 * o + 2) * factor / max + 2).saturating_sub(4);
+            let (first, weight) = (quarters / 4, (quarters % 4) as i32);
+            let last = len.saturating_sub(1);
+            (first.min(last), (first + 1).min(last), weight)
+        })
+        .collect()
 }
 
 /// JFIF YCbCr to RGB in 16-bit fixed point (the constants are T.871's, times 65536).
@@ -567,8 +596,10 @@ mod tests {
 
     #[test]
     fn restart_markers_are_followed() {
-        // Insert a DRI of 1 MCU by re-encoding is not possible with this encoder, so check
-        // the interval splitter directly: stuffing removed, RST boundaries found.
+        let fixture = include_bytes!("../tests/fixtures/formats/restart_intervals.jpg");
+        assert!(fixture.windows(2).any(|w| w == [0xFF, 0xDD]), "has a DRI");
+        check(fixture);
+        // The interval splitter itself: stuffing removed, RST boundaries found.
         let data = [1, 0xFF, 0x00, 2, 0xFF, 0xD0, 3, 0xFF, 0xD9];
         let (first, next) = next_interval(&data);
         assert_eq!((first.as_slice(), next), (&[1u8, 0xFF, 2][..], Some(6)));
@@ -593,5 +624,14 @@ mod tests {
         progressive[sof + 1] = 0xC2;
         assert!(decode_eighth(&progressive).is_none());
         assert!(decode_eighth(b"not a jpeg").is_none());
+        // The committed format fixtures: baseline colour and gray decode, the rest refuse.
+        check(include_bytes!("../tests/fixtures/formats/baseline.jpg"));
+        check(include_bytes!("../tests/fixtures/formats/gray.jpg"));
+        for refused in [
+            &include_bytes!("../tests/fixtures/formats/progressive.jpg")[..],
+            &include_bytes!("../tests/fixtures/formats/cmyk.jpg")[..],
+        ] {
+            assert!(decode_eighth(refused).is_none());
+        }
     }
 }
