@@ -214,12 +214,20 @@ impl DepthwiseConv {
                         }
                     }
                 } else {
-                    // Strided: few columns are shared, so load per (pixel, tap).
-                    for (kx, tap) in taps.iter().enumerate() {
-                        for (p, acc) in acc.iter_mut().enumerate() {
-                            let x = (ox + p) * S + kx;
-                            if inside(x) {
-                                *acc = _mm512_fmadd_ps(load(x), *tap, *acc);
+                    // Stride 2: pixel p's tap kx = 2t + phase reads column
+                    // 2 (ox + p + t) + phase, so within each column phase the same sharing
+                    // applies: column j of the phase feeds pixel j - t with tap 2t + phase.
+                    for phase in 0..2 {
+                        for j in 0..PIXELS + (K - phase).div_ceil(2) - 1 {
+                            let x = 2 * (ox + j) + phase;
+                            if !inside(x) {
+                                continue;
+                            }
+                            let v = load(x);
+                            for t in 0..(K - phase).div_ceil(2) {
+                                if let Some(p) = j.checked_sub(t).filter(|&p| p < PIXELS) {
+                                    acc[p] = _mm512_fmadd_ps(v, taps[2 * t + phase], acc[p]);
+                                }
                             }
                         }
                     }
