@@ -102,8 +102,26 @@ impl DepthwiseConv {
         self.apply_portable(input, h, w, out);
     }
 
-    /// Plain loops over pixels, taps and channels (vectorised over channels by the compiler).
+    /// Plain loops over pixels, taps and channels, vectorised over channels by the
+    /// compiler: with AVX2 and FMA where the CPU has them (the crate is built for baseline
+    /// x86-64, SSE2 only, so that build is chosen at run time).
     pub fn apply_portable(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU was just checked for the features this build uses.
+            return unsafe { self.apply_avx2(input, h, w, out) };
+        }
+        self.apply_loops(input, h, w, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn apply_avx2(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        self.apply_loops(input, h, w, out)
+    }
+
+    #[inline(always)]
+    fn apply_loops(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
         let c = self.bias.len();
         let (k, s) = (self.kernel, self.stride);
         let g = self.geometry(h, w);
