@@ -25,7 +25,7 @@ const EXIT_CANCELLED: u8 = 130;
     name = "snowscope",
     version,
     about = "Find the most unique images in a folder: CNN features (candle), exact nearest neighbours, ranked by the distance to their closest matches.",
-    after_help = "Exit codes: 0 ranked everything; 1 error or nothing to rank; 2 bad command line; 3 ranked, but some files were skipped (listed with their reasons); 130 cancelled (finished features stay in the cache)."
+    after_help = "Exit codes: 0 ranked everything; 1 error or nothing to rank; 2 bad command line; 3 ranked, but some files were skipped (listed with their reasons); 130 cancelled by Ctrl-C, SIGTERM or SIGHUP (finished features stay in the cache)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -411,7 +411,11 @@ fn decode(bytes: &[u8], key: &[u8; 32], n: usize, k: usize) -> Option<Neighbours
             .chunks_exact(4)
             .map(|b| [b[0], b[1], b[2], b[3]])
     };
-    let index = words(40..40 + n * k * 4).map(u32::from_le_bytes).collect();
+    let index: Vec<u32> = words(40..40 + n * k * 4).map(u32::from_le_bytes).collect();
+    // The checksum catches damage, not a file made to pass it: every row must exist.
+    if index.iter().any(|&j| j != u32::MAX && j as usize >= n) {
+        return None;
+    }
     let dist2 = words(40 + n * k * 4..body_len)
         .map(f32::from_le_bytes)
         .collect();

@@ -57,10 +57,14 @@ pub enum DecodeError {
 
 fn decode_error(e: image::ImageError) -> DecodeError {
     match e {
+        // Decoders report a short file as an I/O error; it is the content that is broken.
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            DecodeError::Decode("truncated file (the data ends too early)".into())
+        }
         image::ImageError::IoError(io) => DecodeError::Io(io),
         image::ImageError::Limits(l) => DecodeError::Decode(format!("over a safety limit ({l})")),
         image::ImageError::Unsupported(u) => DecodeError::Decode(format!("unsupported: {u}")),
-        other => DecodeError::Decode(other.to_string()),
+        other => DecodeError::Decode(other.to_string().trim_end().to_string()),
     }
 }
 
@@ -236,7 +240,8 @@ mod tests {
             .unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(prepare(&path, &PP).is_err());
+        let err = prepare(&path, &PP).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]

@@ -106,6 +106,15 @@ fn visit(root: &Path, path: &Path, stack: &mut Vec<PathBuf>, out: &mut Scan) {
             .push(skip(root, path, "symlink to a folder, not followed".into()));
         return;
     }
+    // A FIFO would block the first read forever, a device may never end.
+    if !meta.is_file() {
+        out.skipped.push(skip(
+            root,
+            path,
+            "not a regular file (FIFO, socket or device)".into(),
+        ));
+        return;
+    }
     let mtime_ns = meta
         .modified()
         .ok()
@@ -184,6 +193,25 @@ mod tests {
         let scan = scan(dir.path()).unwrap();
         assert!(scan.files.is_empty());
         assert_eq!(scan.skipped.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_and_devices_are_skipped_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("x.jpg");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.png")).unwrap();
+        let scan = scan(dir.path()).unwrap();
+        assert!(scan.files.is_empty());
+        let mut reasons: Vec<_> = scan.skipped.iter().map(|s| s.path.as_str()).collect();
+        reasons.sort();
+        if made.is_ok_and(|s| s.success()) {
+            assert_eq!(reasons, ["x.jpg", "zero.png"]);
+        } else {
+            assert_eq!(reasons, ["zero.png"]);
+        }
+        assert!(scan.skipped[0].reason.contains("not a regular file"));
     }
 
     #[test]

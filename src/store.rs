@@ -135,15 +135,24 @@ impl FeatureStore {
             return Err("written for another version, folder or model".into());
         }
         let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+        let shape = [manifest.rows.len(), manifest.dim];
         let raw = match tensors.tensor(TENSOR) {
-            Ok(view) => view.data().to_vec(),
+            Ok(view) if view.dtype() == safetensors::Dtype::F32 && view.shape() == shape => {
+                view.data().to_vec()
+            }
+            Ok(_) => return Err("matrix type or shape does not match the manifest".into()),
             Err(_) if manifest.rows.is_empty() => Vec::new(),
             Err(e) => return Err(e.to_string()),
         };
         if blake3::hash(&raw).to_hex().as_str() != manifest.checksum {
             return Err("checksum mismatch".into());
         }
-        if raw.len() != manifest.rows.len() * manifest.dim * 4 {
+        // The checksum catches damage, not a file made to pass it: the sizes must agree
+        // without overflowing, and stored rows must have a width.
+        let bytes_wanted = shape[0]
+            .checked_mul(shape[1])
+            .and_then(|v| v.checked_mul(4));
+        if bytes_wanted != Some(raw.len()) || (shape[1] == 0 && shape[0] > 0) {
             return Err("matrix size does not match the manifest".into());
         }
         self.dim = manifest.dim;

@@ -64,6 +64,72 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Starts `bin ARGS` in a detached 120x36 session; after it exits the pane shows
+    /// `SNOWSCOPE-EXIT=<code>` and the tty modes (`stty -a`), then idles.
+    fn launch(name: &str, bin: &Path, args: &[String], env: &[(&str, &str)]) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("snowscope-{name}-{}", std::process::id()),
+        };
+        let env: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+        let script = format!(
+            "{env}{} {}; echo SNOWSCOPE-EXIT=$?; stty -a; sleep 600",
+            shell_quote(bin),
+            args.join(" "),
+        );
+        let out = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            "120",
+            "-y",
+            "36",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+        tmux
+    }
+
+    /// The process id of the program the pane's shell runs (its only child).
+    fn app_pid(&self) -> Option<u32> {
+        let shell = self.flag("pane_pid");
+        let children =
+            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Waits for the exit line and returns the exit code and the screen after it.
+    fn exit_code(&self, secs: u64) -> (i32, String) {
+        self.wait_for("SNOWSCOPE-EXIT=", secs);
+        let screen = self.wait_for("speed", 10);
+        let code = screen
+            .split("SNOWSCOPE-EXIT=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|c| c.parse().ok())
+            .expect("exit code");
+        (code, screen)
+    }
+
+    /// Normal screen, cursor shown, mouse reporting off, canonical mode and echo back on.
+    fn assert_restored(&self, screen: &str) {
+        assert_eq!(self.flag("alternate_on"), "0", "left the alternate screen");
+        assert_eq!(self.flag("cursor_flag"), "1", "cursor visible");
+        assert_eq!(self.flag("mouse_any_flag"), "0", "mouse reporting off");
+        assert_eq!(self.flag("mouse_button_flag"), "0", "mouse reporting off");
+        let words: Vec<&str> = screen.split_whitespace().collect();
+        assert!(
+            words.contains(&"icanon"),
+            "canonical mode back on:\n{screen}"
+        );
+        assert!(words.contains(&"echo"), "echo back on:\n{screen}");
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]);
@@ -212,4 +278,233 @@ fn without_a_terminal_it_points_to_rank() {
     assert!(stderr.contains("not a terminal"), "{stderr}");
     assert!(stderr.contains("snowscope rank"), "{stderr}");
     assert!(out.stdout.is_empty(), "no escape codes written to the pipe");
+}
+
+fn bin() -> PathBuf {
+    std::env::var_os("SNOWSCOPE_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_snowscope")))
+}
+
+fn have_tmux() -> bool {
+    let ok = Command::new("tmux").arg("-V").output().is_ok();
+    if !ok {
+        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux); the e2e test needs it");
+    }
+    ok
+}
+
+/// `n` distinct small images: enough that one-image batches on one thread take seconds.
+fn write_many(dir: &Path, n: u32) {
+    for i in 0..n {
+        let mut img = RgbImage::from_fn(48, 48, |x, y| {
+            Rgb([(x * 5 + i) as u8, (y * 5) as u8, (i * 7 % 256) as u8])
+        });
+        img.put_pixel(0, 0, Rgb([(i / 256) as u8, (i % 256) as u8, 0]));
+        img.save(dir.join(format!("img{i:03}.png"))).unwrap();
+    }
+}
+
+fn explore_args(images: &Path, cache: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "explore".to_string(),
+        shell_quote(images),
+        "--preview halfblocks --cache-dir".into(),
+        shell_quote(cache),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// A headless run on the same cache: it must find the cache intact and reuse it.
+/// Returns how many images came from the cache.
+fn rank_reuses_cache(images: &Path, cache: &Path) -> usize {
+    let out = Command::new(bin())
+        .arg("rank")
+        .arg(images)
+        .arg("--cache-dir")
+        .arg(cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("corrupt"), "cache damaged: {stderr}");
+    let plan = stderr
+        .lines()
+        .find(|l| l.contains("from the cache"))
+        .expect("plan line");
+    plan.split(", ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{name} {pid}");
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
+    if !have_tmux() {
+        return;
+    }
+    let images = tempfile::tempdir().unwrap();
+    write_many(images.path(), 300);
+    let slow = ["--batch-size 1 --threads 1"];
+    let mut last_cache = None;
+    for (round, sig) in ["TERM", "HUP"].into_iter().enumerate() {
+        // During extraction: cancel, save what is finished, leave with 130. (A fresh cache
+        // each time: the check below completes the one it looks at.)
+        let cache = tempfile::tempdir().unwrap();
+        let tmux = Tmux::launch(
+            &format!("sig{round}"),
+            &bin(),
+            &explore_args(images.path(), cache.path(), &slow),
+            &[],
+        );
+        tmux.wait_for("extracting features", 120);
+        // Let a few batches finish, and a periodic save or two happen.
+        std::thread::sleep(Duration::from_millis(1500));
+        let pid = tmux.app_pid().expect("snowscope runs");
+        signal(pid, sig);
+        let (code, screen) = tmux.exit_code(60);
+        eprintln!("SIG{sig} during extraction:\n{screen}");
+        assert_eq!(code, 130, "SIG{sig} cancels: {screen}");
+        tmux.assert_restored(&screen);
+        let cached = rank_reuses_cache(images.path(), cache.path());
+        assert!(cached > 0, "finished work was kept");
+        last_cache = Some(cache);
+    }
+    let cache = last_cache.unwrap();
+    // In the explorer: leave at once with 130; the cache stays whole.
+    for (round, sig) in ["TERM", "HUP"].into_iter().enumerate() {
+        let tmux = Tmux::launch(
+            &format!("sigx{round}"),
+            &bin(),
+            &explore_args(images.path(), cache.path(), &[]),
+            &[],
+        );
+        tmux.wait_for("sort: distance", 120);
+        signal(tmux.app_pid().expect("snowscope runs"), sig);
+        let (code, screen) = tmux.exit_code(20);
+        assert_eq!(code, 130, "SIG{sig} in the explorer: {screen}");
+        tmux.assert_restored(&screen);
+        assert_eq!(rank_reuses_cache(images.path(), cache.path()), 300);
+    }
+}
+
+#[test]
+fn a_dropped_terminal_ends_the_explorer_and_keeps_the_cache_whole() {
+    if !have_tmux() {
+        return;
+    }
+    let images = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_many(images.path(), 300);
+    // As an SSH drop: the terminal goes away (SIGHUP, then reads and writes fail).
+    let tmux = Tmux::launch(
+        "drop",
+        &bin(),
+        &explore_args(images.path(), cache.path(), &["--batch-size 1 --threads 1"]),
+        &[],
+    );
+    tmux.wait_for("extracting features", 120);
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = tmux.app_pid().expect("snowscope runs");
+    tmux.cmd(&["kill-server"]);
+    let gone = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        // A zombie has no command line left; only a live process counts.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if status.contains("State:\tZ") {
+            break;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(30),
+            "snowscope still running 30 s after its terminal went away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("exited {:?} after the terminal closed", gone.elapsed());
+    let cached = rank_reuses_cache(images.path(), cache.path());
+    eprintln!("{cached} of 300 images reused from the cache");
+}
+
+#[test]
+fn panics_on_the_ui_or_a_worker_thread_restore_the_terminal() {
+    if !have_tmux() {
+        return;
+    }
+    let images = tempfile::tempdir().unwrap();
+    write_images(images.path());
+    for (site, want_code, want_text) in [
+        ("ui", 101, "panicked"),
+        ("worker", 1, "internal error while preparing the ranking"),
+    ] {
+        let cache = tempfile::tempdir().unwrap();
+        let tmux = Tmux::launch(
+            &format!("panic-{site}"),
+            &bin(),
+            &explore_args(images.path(), cache.path(), &[]),
+            &[("SNOWSCOPE_TEST_PANIC", site)],
+        );
+        let (code, screen) = tmux.exit_code(300);
+        eprintln!("panic on {site}:\n{screen}");
+        assert_eq!(code, want_code, "{screen}");
+        assert!(screen.contains(want_text), "{screen}");
+        assert!(
+            screen.contains(&format!("SNOWSCOPE_TEST_PANIC={site}")),
+            "the message is shown: {screen}"
+        );
+        tmux.assert_restored(&screen);
+        // Whatever the panic interrupted, the cache is whole.
+        rank_reuses_cache(images.path(), cache.path());
+    }
+}
+
+#[test]
+fn resizing_to_1x1_and_back_while_previews_load() {
+    if !have_tmux() {
+        return;
+    }
+    let images = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(images.path());
+    let tmux = Tmux::launch(
+        "resize",
+        &bin(),
+        &explore_args(images.path(), cache.path(), &[]),
+        &[],
+    );
+    tmux.wait_for("sort: distance", 300);
+    // Every move asks for new previews; every resize makes the pending ones the wrong size.
+    for round in 0..12 {
+        let (w, h) = if round % 2 == 0 {
+            ("1", "1")
+        } else {
+            ("120", "36")
+        };
+        tmux.cmd(&["resize-window", "-t", "e2e", "-x", w, "-y", h]);
+        tmux.keys(&["j"]);
+        std::thread::sleep(Duration::from_millis(60));
+        tmux.keys(&["k"]);
+    }
+    tmux.cmd(&["resize-window", "-t", "e2e", "-x", "1", "-y", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.cmd(&["resize-window", "-t", "e2e", "-x", "120", "-y", "36"]);
+    let screen = tmux.wait_for("sort: distance", 10);
+    assert!(screen.contains("8/8 shown"), "{screen}");
+    assert!(tmux.app_pid().is_some(), "still running");
+    tmux.keys(&["q"]);
+    let (code, screen) = tmux.exit_code(20);
+    assert_eq!(code, 0, "{screen}");
+    tmux.assert_restored(&screen);
 }

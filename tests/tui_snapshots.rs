@@ -277,3 +277,43 @@ fn unreadable_image_shows_why_instead_of_a_picture() {
     std::fs::write(&path, b"\x89PNG\r\n\x1a\n not really").unwrap();
     insta::assert_snapshot!("preview_error", screen(&mut f.app));
 }
+
+#[test]
+fn resizing_to_1x1_and_back_while_previews_are_on_their_way() {
+    let mut f = explorer(120, 36);
+    let picker = Picker::halfblocks();
+    let draw = |app: &App| {
+        let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
+        terminal.draw(|frame| view::draw(frame, app)).unwrap();
+    };
+    for round in 0..4 {
+        // Requests go out at the full size (pending)...
+        let asked = f.app.wanted_previews();
+        assert!(
+            !asked.is_empty(),
+            "round {round}: previews wanted at 120x36"
+        );
+        act(&mut f.app, [Action::Move(1)]);
+        // ...the terminal shrinks to one cell, and their results arrive late.
+        act(&mut f.app, [Action::Resize(1, 1)]);
+        assert!(f.app.wanted_previews().is_empty(), "no previews at 1x1");
+        draw(&f.app);
+        for (key, path) in asked {
+            let req = preview::PreviewRequest {
+                key,
+                path,
+                generation: 0,
+            };
+            act(
+                &mut f.app,
+                [Action::Preview(preview::render_request(&picker, &req))],
+            );
+            draw(&f.app);
+        }
+        act(&mut f.app, [Action::Move(-1), Action::Resize(120, 36)]);
+        draw(&f.app);
+    }
+    // Back at full size, with the pictures at the right size.
+    let screen = screen(&mut f.app);
+    insta::assert_snapshot!("explorer_default", screen);
+}

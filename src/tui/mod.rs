@@ -348,6 +348,9 @@ fn work(
 ) {
     let started = Instant::now();
     let result = pipeline::compute_features(dir, cfg, cancel, &mut |e| {
+        if matches!(e, Event::Progress(_)) {
+            test_panic("worker");
+        }
         let _ = tx.send(Msg::Worker(e));
     });
     let set = match result {
@@ -495,7 +498,10 @@ fn event_loop(
                 Msg::Input(ev) => keys::action_for(app, &ev),
                 Msg::Worker(e) => Some(Action::Worker(e)),
                 Msg::Ranking(n) => Some(Action::Ranking(n)),
-                Msg::Loaded(l) => Some(Action::Loaded(l)),
+                Msg::Loaded(l) => {
+                    test_panic("ui");
+                    Some(Action::Loaded(l))
+                }
                 Msg::Failed(e) => Some(Action::WorkerFailed(e)),
                 Msg::Cancelled => Some(Action::WorkerCancelled),
                 Msg::Preview(r) => Some(Action::Preview(r)),
@@ -524,6 +530,15 @@ fn event_loop(
                 previews,
             );
         }
+    }
+}
+
+/// For the end-to-end tests only: `SNOWSCOPE_TEST_PANIC=ui` panics on the UI thread when
+/// the ranking arrives, `SNOWSCOPE_TEST_PANIC=worker` on the pipeline thread at the first
+/// extraction progress, so a test can watch the terminal being restored.
+fn test_panic(site: &str) {
+    if std::env::var_os("SNOWSCOPE_TEST_PANIC").is_some_and(|v| v == site) {
+        panic!("SNOWSCOPE_TEST_PANIC={site}");
     }
 }
 

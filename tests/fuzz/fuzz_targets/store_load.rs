@@ -1,0 +1,222 @@
+//! The cache loaders must turn any file into either a usable store or an error, never a
+//! panic, abort or runaway allocation: the feature cache (safetensors + JSON manifest) and
+//! the neighbour-list cache beside it.
+//!
+//! Random bytes rarely get past a header, a JSON parser and a BLAKE3 checksum, so besides
+//! raw bytes the input can describe a well-formed file whose manifest and matrix are
+//! fuzzed and whose checksum is right: that reaches the checks after the checksum.
+
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use snowscope::neighbours::knn_cached;
+use snowscope::scan::ScannedFile;
+use snowscope::store::{FeatureStore, FileStamp};
+use std::path::Path;
+
+const ROOT: &str = "/photos";
+const MODEL: &str = "fuzz-model";
+
+#[derive(Arbitrary, Debug)]
+struct Stamp {
+    rel: String,
+    size: u64,
+    mtime_ns: u64,
+    hash: String,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Input {
+    /// Any bytes as the feature cache file.
+    Raw(Vec<u8>),
+    /// A safetensors file with a fuzzed manifest and matrix.
+    Structured {
+        format: u8,
+        other_root: bool,
+        dim: u64,
+        rows: Vec<String>,
+        files: Vec<Stamp>,
+        /// Tensor dtype name index and shape as written in the header.
+        dtype: u8,
+        shape: Vec<u32>,
+        data: Vec<u8>,
+        right_checksum: bool,
+        /// Drops the tensor from the file.
+        no_tensor: bool,
+    },
+    /// Any bytes as the neighbour-list cache of a 3-image set.
+    KnnRaw(Vec<u8>),
+    /// A neighbour-list cache with the right magic, key and checksum but fuzzed lists.
+    KnnBody(Vec<u8>),
+}
+
+fn safetensors_file(header: &serde_json::Value, data: &[u8]) -> Vec<u8> {
+    let header = serde_json::to_vec(header).unwrap();
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+fn feature_cache(input: Input) -> Option<Vec<u8>> {
+    Some(match input {
+        Input::Raw(bytes) => bytes,
+        Input::Structured {
+            format,
+            other_root,
+            dim,
+            rows,
+            files,
+            dtype,
+            shape,
+            data,
+            right_checksum,
+            no_tensor,
+        } => {
+            let checksum = if right_checksum {
+                blake3::hash(&data).to_hex().to_string()
+            } else {
+                "0".repeat(64)
+            };
+            let manifest = serde_json::json!({
+                "format": format % 3,
+                "root": if other_root { "/elsewhere" } else { ROOT },
+                "model_id": MODEL,
+                "dim": dim,
+                "rows": rows,
+                "files": files.iter().map(|f| serde_json::json!({
+                    "rel": f.rel, "size": f.size, "mtime_ns": f.mtime_ns, "hash": f.hash,
+                })).collect::<Vec<_>>(),
+                "checksum": checksum,
+            });
+            let dtypes = ["F32", "U8", "F16", "I64", "BOOL"];
+            let mut header = serde_json::json!({
+                "__metadata__": { "snowscope": manifest.to_string() },
+            });
+            if !no_tensor {
+                header["features"] = serde_json::json!({
+                    "dtype": dtypes[dtype as usize % dtypes.len()],
+                    "shape": shape,
+                    "data_offsets": [0, data.len()],
+                });
+            }
+            safetensors_file(&header, &data)
+        }
+        _ => return None,
+    })
+}
+
+/// With `SNOWSCOPE_FUZZ_DUMP=FILE`, the cache file made from an input is written there:
+/// how a crashing input becomes a regression file for `tests/fuzz_regressions.rs`.
+fn dump(bytes: &[u8]) {
+    if let Some(out) = std::env::var_os("SNOWSCOPE_FUZZ_DUMP") {
+        std::fs::write(out, bytes).unwrap();
+    }
+}
+
+/// Opens a cache file and uses the store the way the pipeline does.
+fn exercise_store(bytes: &[u8]) {
+    dump(bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(ROOT);
+    let path = FeatureStore::file_for(dir.path(), root, MODEL);
+    std::fs::write(&path, bytes).unwrap();
+    let (mut store, err) = FeatureStore::open(dir.path(), root, MODEL);
+    if err.is_some() {
+        assert!(store.is_empty(), "a rejected cache leaves an empty store");
+        return;
+    }
+    // Whatever was accepted must be usable: every file's row has the store's width.
+    let dim = store.dim();
+    let manifest = read_manifest(bytes);
+    for hash in manifest.iter().flat_map(|m| m.0.iter()) {
+        if let Some(row) = store.get(hash) {
+            assert_eq!(row.len(), dim);
+        }
+    }
+    for f in manifest.iter().flat_map(|m| m.1.iter()) {
+        let scanned = ScannedFile {
+            path: root.join(&f.rel),
+            rel: f.rel.clone(),
+            size: f.size,
+            mtime_ns: f.mtime_ns,
+        };
+        if let Some(hash) = store.known_hash(&scanned).map(str::to_string) {
+            let _ = store.get(&hash);
+        }
+    }
+    // A new row of the right width is accepted when rows are non-empty.
+    let width = if store.is_empty() { 4 } else { dim };
+    store.insert("fuzz-new-row", &vec![0.5; width]).unwrap();
+    store.set_files(vec![FileStamp {
+        rel: "new.png".into(),
+        size: 1,
+        mtime_ns: 1,
+        hash: "fuzz-new-row".into(),
+    }]);
+    store.save().unwrap();
+    let (again, err) = FeatureStore::open(dir.path(), root, MODEL);
+    assert!(err.is_none(), "a saved cache reopens: {err:?}");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again.get("fuzz-new-row").map(<[f32]>::len), Some(width));
+}
+
+/// The row hashes and file stamps the manifest names, if it parses.
+fn read_manifest(bytes: &[u8]) -> Option<(Vec<String>, Vec<FileStamp>)> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).ok()?;
+    let json = meta.metadata().as_ref()?.get("snowscope")?;
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let rows = serde_json::from_value(value.get("rows")?.clone()).ok()?;
+    let files = serde_json::from_value(value.get("files")?.clone()).ok()?;
+    Some((rows, files))
+}
+
+/// Three 2-d points in two groups: the neighbour cache of a tiny set.
+fn exercise_knn(file: Option<Vec<u8>>, body: Option<Vec<u8>>) {
+    let data = [0.0f32, 0.0, 1.0, 0.0, 0.0, 3.0];
+    let groups = [0u32, 1, 2];
+    let (n, k) = (3, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("set.knn");
+    let bytes = match (file, body) {
+        (Some(bytes), _) => bytes,
+        (None, Some(body)) => {
+            // A genuine file gives the magic and the key; the lists and checksum are ours.
+            let _ = knn_cached(&data, 2, k, &groups, Some(&path));
+            let genuine = std::fs::read(&path).unwrap();
+            let mut bytes = genuine[..40].to_vec();
+            let lists = n * k * 8;
+            bytes.extend(body.iter().copied().cycle().take(lists));
+            bytes.resize(40 + lists, 0);
+            let checksum = blake3::hash(&bytes);
+            bytes.extend_from_slice(checksum.as_bytes());
+            bytes
+        }
+        (None, None) => return,
+    };
+    dump(&bytes);
+    std::fs::write(&path, &bytes).unwrap();
+    let nn = knn_cached(&data, 2, k, &groups, Some(&path));
+    assert_eq!(nn.k, k);
+    assert_eq!(nn.index.len(), n * k);
+    assert_eq!(nn.dist2.len(), n * k);
+    for &j in &nn.index {
+        assert!(
+            j == u32::MAX || (j as usize) < n,
+            "neighbour {j} of {n} rows"
+        );
+    }
+}
+
+fuzz_target!(|input: Input| {
+    match input {
+        Input::KnnRaw(bytes) => exercise_knn(Some(bytes), None),
+        Input::KnnBody(body) => exercise_knn(None, Some(body)),
+        other => {
+            if let Some(bytes) = feature_cache(other) {
+                exercise_store(&bytes);
+            }
+        }
+    }
+});
