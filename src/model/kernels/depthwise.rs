@@ -8,10 +8,11 @@
 
 use super::same_padding;
 
+#[cfg(target_arch = "x86_64")]
+use super::simd::{self, Avx2, Avx512, Isa, Level};
+
 /// Output pixels per register block.
 const PIXELS: usize = 8;
-/// f32 lanes per AVX-512 vector.
-const LANES: usize = 16;
 
 pub struct DepthwiseConv {
     /// `k * k * channels`, tap-major (`[ky][kx][c]`).
@@ -82,33 +83,52 @@ impl DepthwiseConv {
 
     /// `out = relu6(dwconv(input) + bias)`, both HWC.
     pub fn apply(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        return self.apply_at(simd::level(), input, h, w, out);
+        #[cfg(not(target_arch = "x86_64"))]
+        self.apply_portable(input, h, w, out);
+    }
+
+    /// `apply` with the given instruction set, which the CPU must have (`simd::level` or
+    /// lower; tests run every level the CPU has).
+    #[cfg(target_arch = "x86_64")]
+    fn apply_at(&self, level: Level, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
         let c = self.bias.len();
         let g = self.geometry(h, w);
         assert_eq!(input.len(), h * w * c, "input is h x w x c");
         assert_eq!(out.len(), g.out_h * g.out_w * c, "output is oh x ow x c");
-        #[cfg(target_arch = "x86_64")]
-        if super::has_avx512() && c.is_multiple_of(LANES) {
-            // SAFETY: AVX-512F is present; the asserts above size both maps for `g`.
-            unsafe {
+        macro_rules! by_shape {
+            ($run:ident) => {
                 match (self.kernel, self.stride) {
-                    (3, 1) => return self.run_avx512::<3, 1>(input, out, g),
-                    (3, 2) => return self.run_avx512::<3, 2>(input, out, g),
-                    (5, 1) => return self.run_avx512::<5, 1>(input, out, g),
-                    (5, 2) => return self.run_avx512::<5, 2>(input, out, g),
+                    (3, 1) => return self.$run::<3, 1>(input, out, g),
+                    (3, 2) => return self.$run::<3, 2>(input, out, g),
+                    (5, 1) => return self.$run::<5, 1>(input, out, g),
+                    (5, 2) => return self.$run::<5, 2>(input, out, g),
                     _ => {}
                 }
+            };
+        }
+        // SAFETY: the CPU has the instruction set (AVX-512 implies AVX2 on every CPU that
+        // `simd::level` lets through) and the channels fill whole vectors; the asserts
+        // above size both maps for `g`.
+        unsafe {
+            if level == Level::Avx512 && c.is_multiple_of(Avx512::LANES) {
+                by_shape!(run_avx512);
+            }
+            if level != Level::Portable && c.is_multiple_of(Avx2::LANES) {
+                by_shape!(run_avx2);
             }
         }
         self.apply_portable(input, h, w, out);
     }
 
     /// Plain loops over pixels, taps and channels, vectorised over channels by the
-    /// compiler: with AVX2 and FMA where the CPU has them (the crate is built for baseline
-    /// x86-64, SSE2 only, so that build is chosen at run time).
+    /// compiler: with AVX2 and FMA where the CPU has them (chosen at run time, the crate
+    /// being built for baseline x86-64).
     pub fn apply_portable(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU was just checked for the features this build uses.
+        if super::simd::level() != super::simd::Level::Portable {
+            // SAFETY: the CPU has AVX2 and FMA (every level above portable implies them).
             return unsafe { self.apply_avx2(input, h, w, out) };
         }
         self.apply_loops(input, h, w, out)
@@ -154,13 +174,39 @@ impl DepthwiseConv {
     #[target_feature(enable = "avx512f")]
     unsafe fn run_avx512<const K: usize, const S: usize>(
         &self,
+        i: &[f32],
+        o: &mut [f32],
+        g: Geometry,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.rows::<Avx512, K, S>(i, o, g) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2<const K: usize, const S: usize>(
+        &self,
+        i: &[f32],
+        o: &mut [f32],
+        g: Geometry,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.rows::<Avx2, K, S>(i, o, g) }
+    }
+
+    /// Safety: the CPU has `I`'s instruction set, the channels are a multiple of its lanes
+    /// and both maps have the sizes `apply` asserts.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn rows<I: Isa, const K: usize, const S: usize>(
+        &self,
         input: &[f32],
         out: &mut [f32],
         g: Geometry,
     ) {
         let c = self.bias.len();
         for oy in 0..g.out_h {
-            for cb in (0..c).step_by(LANES) {
+            for cb in (0..c).step_by(I::LANES) {
                 let mut ox = 0;
                 while ox < g.out_w {
                     let count = (g.out_w - ox).min(PIXELS);
@@ -169,13 +215,13 @@ impl DepthwiseConv {
                         && ox * S >= g.pad_left
                         && (ox + PIXELS - 1) * S + K - 1 - g.pad_left < g.in_w;
                     // SAFETY: the block covers output pixels ox..ox+count of row oy and
-                    // channels cb..cb+16 (c is a multiple of 16); input reads are bounds
-                    // checked unless `interior` proved them in range.
+                    // one vector of channels from cb; input reads are bounds checked unless
+                    // `interior` proved them in range.
                     unsafe {
                         if interior {
-                            self.block_avx512::<K, S, false>(input, out, g, oy, ox, cb, count)
+                            self.block::<I, K, S, false>(input, out, g, oy, ox, cb, count)
                         } else {
-                            self.block_avx512::<K, S, true>(input, out, g, oy, ox, cb, count)
+                            self.block::<I, K, S, true>(input, out, g, oy, ox, cb, count)
                         }
                     }
                     ox += PIXELS;
@@ -184,12 +230,11 @@ impl DepthwiseConv {
         }
     }
 
-    /// Up to eight output pixels of one row, sixteen channels.
+    /// Up to eight output pixels of one row, one vector of channels.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn block_avx512<const K: usize, const S: usize, const CHECKED: bool>(
+    unsafe fn block<I: Isa, const K: usize, const S: usize, const CHECKED: bool>(
         &self,
         input: &[f32],
         out: &mut [f32],
@@ -199,24 +244,23 @@ impl DepthwiseConv {
         cb: usize,
         count: usize,
     ) {
-        use std::arch::x86_64::*;
         let c = self.bias.len();
         // SAFETY (whole body): reads are at (iy, ix) inside the input (rows checked here,
         // columns checked or proved by the caller), channels cb..cb+16 < c; writes only to
         // the `count` pixels of this block.
         unsafe {
-            let bias = _mm512_loadu_ps(self.bias.as_ptr().add(cb));
+            let bias = I::load(self.bias.as_ptr().add(cb));
             let mut acc = [bias; PIXELS];
             for ky in 0..K {
                 let Some(iy) = (oy * S + ky).checked_sub(g.pad_top).filter(|&y| y < g.in_h) else {
                     continue;
                 };
                 let row = input.as_ptr().add(iy * g.in_w * c + cb);
-                let taps: [__m512; K] = std::array::from_fn(|kx| {
-                    _mm512_loadu_ps(self.weight.as_ptr().add((ky * K + kx) * c + cb))
+                let taps: [I::V; K] = std::array::from_fn(|kx| {
+                    I::load(self.weight.as_ptr().add((ky * K + kx) * c + cb))
                 });
                 let inside = |x: usize| !CHECKED || (x >= g.pad_left && x - g.pad_left < g.in_w);
-                let load = |x: usize| _mm512_loadu_ps(row.add((x - g.pad_left) * c));
+                let load = |x: usize| I::load(row.add((x - g.pad_left) * c));
                 if S == 1 {
                     // Pixel p's tap kx reads column ox + p + kx (padded coordinates): load
                     // each column once and feed every (pixel, tap) pair that reads it.
@@ -227,7 +271,7 @@ impl DepthwiseConv {
                         let v = load(ox + j);
                         for (kx, tap) in taps.iter().enumerate() {
                             if let Some(p) = j.checked_sub(kx).filter(|&p| p < PIXELS) {
-                                acc[p] = _mm512_fmadd_ps(v, *tap, acc[p]);
+                                acc[p] = I::fma(v, *tap, acc[p]);
                             }
                         }
                     }
@@ -244,18 +288,16 @@ impl DepthwiseConv {
                             let v = load(x);
                             for t in 0..(K - phase).div_ceil(2) {
                                 if let Some(p) = j.checked_sub(t).filter(|&p| p < PIXELS) {
-                                    acc[p] = _mm512_fmadd_ps(v, taps[2 * t + phase], acc[p]);
+                                    acc[p] = I::fma(v, taps[2 * t + phase], acc[p]);
                                 }
                             }
                         }
                     }
                 }
             }
-            let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
             let dst = out.as_mut_ptr().add((oy * g.out_w + ox) * c + cb);
             for (p, acc) in acc.iter().enumerate().take(count) {
-                let y = _mm512_min_ps(_mm512_max_ps(*acc, zero), six);
-                _mm512_storeu_ps(dst.add(p * c), y);
+                I::store(dst.add(p * c), I::relu6(*acc));
             }
         }
     }
@@ -303,7 +345,8 @@ mod tests {
             (5, 2, 9, 23, 16),
             (3, 2, 1, 1, 16),
             (5, 2, 2, 3, 16),
-            (3, 1, 5, 20, 3), // channels not a multiple of 16: the portable path
+            (3, 1, 5, 20, 8), // a multiple of 8 channels, not 16: AVX2 at most
+            (3, 1, 5, 20, 3), // channels not a multiple of 8: the portable path
         ] {
             let x: Vec<f32> = (0..h * w * c).map(|_| rng.f32() * 2.0 - 1.0).collect();
             let wt: Vec<f32> = (0..c * k * k).map(|_| rng.f32() * 2.0 - 1.0).collect();
@@ -311,11 +354,25 @@ mod tests {
             let conv = DepthwiseConv::new(&wt, &b, k, s);
             let want = naive(&x, &wt, &b, k, s, h, w);
             let (oh, ow) = conv.output_size(h, w);
-            let mut fast = vec![f32::NAN; oh * ow * c];
-            conv.apply(&x, h, w, &mut fast);
-            let mut portable = vec![f32::NAN; oh * ow * c];
-            conv.apply_portable(&x, h, w, &mut portable);
-            for got in [&fast, &portable] {
+            let mut results = Vec::new();
+            let mut run = |path: &dyn Fn(&mut [f32])| {
+                let mut out = vec![f32::NAN; oh * ow * c];
+                path(&mut out);
+                results.push(out);
+            };
+            run(&|out| conv.apply(&x, h, w, out));
+            run(&|out| conv.apply_portable(&x, h, w, out));
+            // Each instruction set this CPU has, whichever `apply` picked.
+            #[cfg(target_arch = "x86_64")]
+            {
+                if is_x86_feature_detected!("avx512f") {
+                    run(&|out| conv.apply_at(Level::Avx512, &x, h, w, out));
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    run(&|out| conv.apply_at(Level::Avx2, &x, h, w, out));
+                }
+            }
+            for got in &results {
                 let err = got
                     .iter()
                     .zip(&want)

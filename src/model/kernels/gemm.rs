@@ -2,19 +2,16 @@
 //! `out[m, n] = act(sum_k a[m, k] w[k, n] + bias[n] (+ residual[m, n]))`,
 //! with bias, residual and ReLU6 fused into the store.
 //!
-//! The AVX-512 path is a register-blocked kernel in the style of BLIS/GotoBLAS: a tile of
-//! up to `MR` rows by two 16-lane vectors of columns stays in 24 of the 32 vector registers
-//! while `k` runs, so every loaded weight vector feeds `MR` multiply-adds. Neither operand
-//! is packed: the maps and weights here are small enough that the copies cost more than
-//! they save (measured with `cargo bench --bench kernels`). Without AVX-512 the product
-//! goes to the `gemm` crate, which picks AVX2/FMA kernels at run time.
+//! On x86-64 it is a register-blocked kernel in the style of BLIS/GotoBLAS, written once
+//! against [`Isa`] and compiled for AVX-512 and for AVX2: a tile of up to `MR` rows by two
+//! vectors of columns stays in registers while `k` runs, so every loaded weight vector
+//! feeds `MR` multiply-adds. Neither operand is packed: the maps and weights here are small
+//! enough that the copies cost more than they save (measured with `cargo bench --bench
+//! kernels`). Elsewhere the product goes to the `gemm` crate.
 
+#[cfg(target_arch = "x86_64")]
+use super::simd::{self, Avx2, Avx512, Isa, Level};
 use crate::linalg::{Rhs, matmul};
-
-/// Columns per register tile: two 16-lane vectors.
-const NR: usize = 32;
-/// Rows per register tile.
-const MR: usize = 12;
 
 /// A 1x1 convolution (or an im2col'd dense one) with its folded batch-norm bias.
 pub struct PointwiseConv {
@@ -61,11 +58,12 @@ impl PointwiseConv {
             assert_eq!(r.len(), m * n, "residual is m x n");
         }
         #[cfg(target_arch = "x86_64")]
-        if super::has_avx512() {
-            // SAFETY: AVX-512F is present; the asserts above bound every row and column
-            // the tiles touch.
-            unsafe { self.apply_avx512(a, m, residual, out) };
-            return;
+        match simd::level() {
+            // SAFETY: the CPU has the instruction set; the asserts above bound every row
+            // and column the tiles touch.
+            Level::Avx512 => return unsafe { self.tiles::<Avx512>(a, m, residual, out) },
+            Level::Avx2 => return unsafe { self.tiles::<Avx2>(a, m, residual, out) },
+            Level::Portable => {}
         }
         self.apply_portable(a, m, residual, out);
     }
@@ -90,26 +88,36 @@ impl PointwiseConv {
         }
     }
 
+    /// Tile by tile. Safety: the CPU has `I`'s instruction set; `a`, `out` and `residual`
+    /// have the sizes `apply` asserts.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn apply_avx512(&self, a: &[f32], m: usize, residual: Option<&[f32]>, out: &mut [f32]) {
+    unsafe fn tiles<I: Isa>(&self, a: &[f32], m: usize, residual: Option<&[f32]>, out: &mut [f32]) {
         let (k, n) = (self.k, self.outputs());
-        for col in (0..n).step_by(NR) {
+        let nr = 2 * I::LANES;
+        for col in (0..n).step_by(nr) {
             let tile = Tile {
                 b: self.weight[col..].as_ptr(),
                 k,
                 ld: n,
                 bias: self.bias[col..].as_ptr(),
-                cols: (n - col).min(NR),
+                cols: (n - col).min(nr),
                 relu6: self.relu6,
             };
-            for row in (0..m).step_by(MR) {
-                let rows = (m - row).min(MR);
+            for row in (0..m).step_by(I::MR) {
+                let rows = (m - row).min(I::MR);
                 let offset = row * n + col;
                 let res = residual.map_or(std::ptr::null(), |r| r[offset..].as_ptr());
+                let (a, c) = (a[row * k..].as_ptr(), out[offset..].as_mut_ptr());
                 // SAFETY: rows row..row+rows of `a` hold k values each; the weight, output
-                // and residual tiles (k or rows x cols at stride n) lie inside their slices.
-                unsafe { tile.run(rows, a[row * k..].as_ptr(), res, out[offset..].as_mut_ptr()) };
+                // and residual tiles (k or rows x cols at stride n) lie inside their slices;
+                // the caller checked the instruction set.
+                unsafe {
+                    if I::LANES == 16 {
+                        tile.run_avx512(rows, a, res, c)
+                    } else {
+                        tile.run_avx2(rows, a, res, c)
+                    }
+                }
             }
         }
     }
@@ -127,84 +135,94 @@ struct Tile {
     relu6: bool,
 }
 
+/// Calls `$tile.kernel::<$isa, R, NV>` for `$rows` rows (R = 1..=12, at most `$isa::MR`)
+/// and one or two vectors of columns.
 #[cfg(target_arch = "x86_64")]
-impl Tile {
-    /// Dispatches to the kernel compiled for this many rows and vectors of columns.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run(&self, rows: usize, a: *const f32, res: *const f32, c: *mut f32) {
+macro_rules! dispatch {
+    ($tile:ident, $isa:ty, $rows:ident, $($args:expr),*) => {{
         macro_rules! by_rows {
             ($nv:literal) => {
-                // SAFETY: forwarded from the caller.
-                unsafe {
-                    match rows {
-                        12 => self.kernel::<12, $nv>(a, res, c),
-                        11 => self.kernel::<11, $nv>(a, res, c),
-                        10 => self.kernel::<10, $nv>(a, res, c),
-                        9 => self.kernel::<9, $nv>(a, res, c),
-                        8 => self.kernel::<8, $nv>(a, res, c),
-                        7 => self.kernel::<7, $nv>(a, res, c),
-                        6 => self.kernel::<6, $nv>(a, res, c),
-                        5 => self.kernel::<5, $nv>(a, res, c),
-                        4 => self.kernel::<4, $nv>(a, res, c),
-                        3 => self.kernel::<3, $nv>(a, res, c),
-                        2 => self.kernel::<2, $nv>(a, res, c),
-                        _ => self.kernel::<1, $nv>(a, res, c),
-                    }
+                match $rows {
+                    12 => $tile.kernel::<$isa, 12, $nv>($($args),*),
+                    11 => $tile.kernel::<$isa, 11, $nv>($($args),*),
+                    10 => $tile.kernel::<$isa, 10, $nv>($($args),*),
+                    9 => $tile.kernel::<$isa, 9, $nv>($($args),*),
+                    8 => $tile.kernel::<$isa, 8, $nv>($($args),*),
+                    7 => $tile.kernel::<$isa, 7, $nv>($($args),*),
+                    6 => $tile.kernel::<$isa, 6, $nv>($($args),*),
+                    5 => $tile.kernel::<$isa, 5, $nv>($($args),*),
+                    4 => $tile.kernel::<$isa, 4, $nv>($($args),*),
+                    3 => $tile.kernel::<$isa, 3, $nv>($($args),*),
+                    2 => $tile.kernel::<$isa, 2, $nv>($($args),*),
+                    _ => $tile.kernel::<$isa, 1, $nv>($($args),*),
                 }
             };
         }
-        if self.cols > 16 {
-            by_rows!(2)
-        } else {
-            by_rows!(1)
-        }
+        if $tile.cols > <$isa>::LANES { by_rows!(2) } else { by_rows!(1) }
+    }};
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tile {
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&self, rows: usize, a: *const f32, res: *const f32, c: *mut f32) {
+        // SAFETY: forwarded from the caller.
+        unsafe { dispatch!(self, Avx512, rows, a, res, c) }
     }
 
-    /// `R x (16 NV)` tile: accumulate over k, then bias, residual, ReLU6 and a store, all
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, rows: usize, a: *const f32, res: *const f32, c: *mut f32) {
+        // SAFETY: forwarded from the caller (rows <= Avx2::MR = 6).
+        unsafe { dispatch!(self, Avx2, rows, a, res, c) }
+    }
+
+    /// `R x (LANES NV)` tile: accumulate over k, then bias, residual, ReLU6 and a store, all
     /// masked to the tile's `cols` columns.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn kernel<const R: usize, const NV: usize>(
+    #[inline(always)]
+    unsafe fn kernel<I: Isa, const R: usize, const NV: usize>(
         &self,
         a: *const f32,
         res: *const f32,
         c: *mut f32,
     ) {
-        use std::arch::x86_64::*;
-        let masks: [__mmask16; NV] = std::array::from_fn(|v| {
-            let lanes = self.cols.saturating_sub(16 * v).min(16);
-            ((1u32 << lanes) - 1) as __mmask16
-        });
         // SAFETY (whole body): `a` holds R rows of k values, `b` k rows of `cols` values at
         // stride ld, `bias` cols values; output and residual rows hold `cols` values at
         // stride ld. Every access beyond `cols` is masked off (and masked lanes are not
         // accessed).
         unsafe {
-            let mut acc = [[_mm512_setzero_ps(); NV]; R];
+            let masks: [I::M; NV] =
+                std::array::from_fn(|v| I::mask(self.cols.saturating_sub(I::LANES * v)));
+            let full = self.cols == NV * I::LANES;
+            let mut acc = [[I::zero(); NV]; R];
             for kk in 0..self.k {
                 let b_row = self.b.add(kk * self.ld);
-                let b: [__m512; NV] =
-                    std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], b_row.add(16 * v)));
+                let b: [I::V; NV] = std::array::from_fn(|v| {
+                    let p = b_row.add(I::LANES * v);
+                    if full {
+                        I::load(p)
+                    } else {
+                        I::load_masked(p, masks[v])
+                    }
+                });
                 for (r, acc_row) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(*a.add(r * self.k + kk));
+                    let x = I::splat(*a.add(r * self.k + kk));
                     for v in 0..NV {
-                        acc_row[v] = _mm512_fmadd_ps(x, b[v], acc_row[v]);
+                        acc_row[v] = I::fma(x, b[v], acc_row[v]);
                     }
                 }
             }
-            let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
             for (r, acc_row) in acc.iter().enumerate() {
                 for v in 0..NV {
-                    let bias = _mm512_maskz_loadu_ps(masks[v], self.bias.add(16 * v));
-                    let mut y = _mm512_add_ps(acc_row[v], bias);
-                    let at = r * self.ld + 16 * v;
+                    let bias = I::load_masked(self.bias.add(I::LANES * v), masks[v]);
+                    let mut y = I::add(acc_row[v], bias);
+                    let at = r * self.ld + I::LANES * v;
                     if !res.is_null() {
-                        y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(masks[v], res.add(at)));
+                        y = I::add(y, I::load_masked(res.add(at), masks[v]));
                     }
                     if self.relu6 {
-                        y = _mm512_min_ps(_mm512_max_ps(y, zero), six);
+                        y = I::relu6(y);
                     }
-                    _mm512_mask_storeu_ps(c.add(at), masks[v], y);
+                    I::store_masked(c.add(at), masks[v], y);
                 }
             }
         }
@@ -248,11 +266,28 @@ mod tests {
                         naive[row * n + col] = if relu6 { s.clamp(0.0, 6.0) } else { s };
                     }
                 }
-                let mut fast = vec![f32::NAN; m * n];
-                conv.apply(&a, m, res, &mut fast);
-                let mut portable = vec![f32::NAN; m * n];
-                conv.apply_portable(&a, m, res, &mut portable);
-                for (got, want) in [(&fast, &naive), (&portable, &naive)] {
+                let mut results = Vec::new();
+                let mut run = |path: &dyn Fn(&mut [f32])| {
+                    let mut out = vec![f32::NAN; m * n];
+                    path(&mut out);
+                    results.push(out);
+                };
+                run(&|out| conv.apply(&a, m, res, out));
+                run(&|out| conv.apply_portable(&a, m, res, out));
+                // Each instruction set this CPU has, whichever `apply` picked.
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU has AVX-512F; out is m x n like a.
+                        run(&|out| unsafe { conv.tiles::<Avx512>(&a, m, res, out) });
+                    }
+                    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                        // SAFETY: the CPU has AVX2 and FMA; out is m x n like a.
+                        run(&|out| unsafe { conv.tiles::<Avx2>(&a, m, res, out) });
+                    }
+                }
+                for got in &results {
+                    let want = &naive;
                     let err = got
                         .iter()
                         .zip(want.iter())

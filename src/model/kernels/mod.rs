@@ -5,11 +5,14 @@
 //! than its dense path (DESIGN.md, measured facts), and its NCHW matrix products leave
 //! the small late maps (14x14, 7x7) with short rows. Channels-last turns every 1x1
 //! convolution into one `pixels x channels` product ([`gemm`]) and every depthwise tap
-//! into a multiply-add of consecutive channels ([`depthwise`]). Both have an AVX-512 path
-//! (the crate is built for baseline x86-64, so it is chosen at run time) and a portable one.
+//! into a multiply-add of consecutive channels ([`depthwise`]). The crate is built for
+//! baseline x86-64, so the instruction set (AVX-512, AVX2, or none) is chosen at run time
+//! (`simd::level`).
 
 pub mod depthwise;
 pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod simd;
 
 /// TensorFlow "SAME" padding as used by EfficientNet-Lite: output = ceil(input / stride),
 /// with the odd pixel of padding at the bottom/right. Returns (out, pad_before).
@@ -17,17 +20,6 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
     let out = input.div_ceil(stride);
     let total = ((out - 1) * stride + kernel).saturating_sub(input);
     (out, total / 2)
-}
-
-/// Whether the AVX-512 kernels run: the CPU has AVX-512F and the environment does not set
-/// `SNOWSCOPE_KERNELS=portable` (which measures the fallback that CPUs without it get).
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX512.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::env::var_os("SNOWSCOPE_KERNELS").is_none_or(|v| v != "portable")
-    })
 }
 
 /// Clamps to [0, 6]; written with max/min (not `clamp`, whose NaN handling blocks
