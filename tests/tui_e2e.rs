@@ -295,6 +295,10 @@ fn have_tmux() -> bool {
 }
 
 /// `n` distinct small images: enough that one-image batches on one thread take seconds.
+/// Images in the interruption tests: enough that extraction (one thread, batch 1) lasts a
+/// few seconds, so a signal or a hang-up lands in the middle of it.
+const INTERRUPTED: u32 = 800;
+
 fn write_many(dir: &Path, n: u32) {
     for i in 0..n {
         let mut img = RgbImage::from_fn(48, 48, |x, y| {
@@ -302,6 +306,34 @@ fn write_many(dir: &Path, n: u32) {
         });
         img.put_pixel(0, 0, Rgb([(i / 256) as u8, (i % 256) as u8, 0]));
         img.save(dir.join(format!("img{i:03}.png"))).unwrap();
+    }
+}
+
+/// The number of images extracted so far, from the progress gauge ("N / total").
+fn gauge_done(screen: &str, total: usize) -> Option<usize> {
+    let before = screen.split(&format!(" / {total}")).next()?;
+    before.rsplit(' ').next()?.trim().parse().ok()
+}
+
+/// Waits until extraction is under way (some images done, not all) and returns how many
+/// are done. Fails when extraction finishes first: the test would then not be testing an
+/// interruption, so it needs more images.
+fn wait_mid_extraction(tmux: &Tmux, total: usize) -> usize {
+    let start = Instant::now();
+    loop {
+        let screen = tmux.screen();
+        if screen.contains("sort: distance") {
+            panic!("extraction of {total} images finished before it could be interrupted");
+        }
+        if let Some(done) = gauge_done(&screen, total).filter(|&d| d >= 5) {
+            assert!(done < total, "extraction already complete: {screen}");
+            return done;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no progress: {screen}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -357,7 +389,7 @@ fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
         return;
     }
     let images = tempfile::tempdir().unwrap();
-    write_many(images.path(), 300);
+    write_many(images.path(), INTERRUPTED);
     let slow = ["--batch-size 1 --threads 1"];
     let mut last_cache = None;
     for (round, sig) in ["TERM", "HUP"].into_iter().enumerate() {
@@ -370,9 +402,7 @@ fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
             &explore_args(images.path(), cache.path(), &slow),
             &[],
         );
-        tmux.wait_for("extracting features", 120);
-        // Let a few batches finish, and a periodic save or two happen.
-        std::thread::sleep(Duration::from_millis(1500));
+        let done = wait_mid_extraction(&tmux, INTERRUPTED as usize);
         let pid = tmux.app_pid().expect("snowscope runs");
         signal(pid, sig);
         let (code, screen) = tmux.exit_code(60);
@@ -380,7 +410,10 @@ fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
         assert_eq!(code, 130, "SIG{sig} cancels: {screen}");
         tmux.assert_restored(&screen);
         let cached = rank_reuses_cache(images.path(), cache.path());
-        assert!(cached > 0, "finished work was kept");
+        assert!(
+            cached >= done,
+            "{done} were done at the signal, {cached} kept"
+        );
         last_cache = Some(cache);
     }
     let cache = last_cache.unwrap();
@@ -397,7 +430,10 @@ fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
         let (code, screen) = tmux.exit_code(20);
         assert_eq!(code, 130, "SIG{sig} in the explorer: {screen}");
         tmux.assert_restored(&screen);
-        assert_eq!(rank_reuses_cache(images.path(), cache.path()), 300);
+        assert_eq!(
+            rank_reuses_cache(images.path(), cache.path()),
+            INTERRUPTED as usize
+        );
     }
 }
 
@@ -408,7 +444,7 @@ fn a_dropped_terminal_ends_the_explorer_and_keeps_the_cache_whole() {
     }
     let images = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    write_many(images.path(), 300);
+    write_many(images.path(), INTERRUPTED);
     // As an SSH drop: the terminal goes away (SIGHUP, then reads and writes fail).
     let tmux = Tmux::launch(
         "drop",
@@ -416,8 +452,8 @@ fn a_dropped_terminal_ends_the_explorer_and_keeps_the_cache_whole() {
         &explore_args(images.path(), cache.path(), &["--batch-size 1 --threads 1"]),
         &[],
     );
-    tmux.wait_for("extracting features", 120);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Images extracted before the drop: none may be lost.
+    let done = wait_mid_extraction(&tmux, INTERRUPTED as usize);
     let pid = tmux.app_pid().expect("snowscope runs");
     tmux.cmd(&["kill-server"]);
     let gone = Instant::now();
@@ -435,7 +471,11 @@ fn a_dropped_terminal_ends_the_explorer_and_keeps_the_cache_whole() {
     }
     eprintln!("exited {:?} after the terminal closed", gone.elapsed());
     let cached = rank_reuses_cache(images.path(), cache.path());
-    eprintln!("{cached} of 300 images reused from the cache");
+    eprintln!("{cached} of {INTERRUPTED} reused from the cache ({done} done at the drop)");
+    assert!(
+        cached >= done,
+        "{done} images were extracted before the terminal went away, {cached} were saved"
+    );
 }
 
 #[test]

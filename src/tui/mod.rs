@@ -96,7 +96,7 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
     // Start the work first: the terminal query below can wait up to 2 s for an answer
     // (typical over SSH), and a cached folder is ranked meanwhile.
     let cancel = Arc::new(AtomicBool::new(false));
-    spawn_worker(&opts, tx.clone(), cancel.clone());
+    let worker = spawn_worker(&opts, tx.clone(), cancel.clone());
     let mut app = App::new(
         opts.dir.display().to_string(),
         describe_model(&opts.pipeline),
@@ -138,6 +138,15 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
         &cancel,
         &preview_tx,
     );
+    if result.is_err() {
+        // The terminal is gone (SSH dropped, tmux killed): cancel the extraction and give
+        // the worker a moment to save what it finished, as Ctrl-C would.
+        cancel.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + WORKER_SAVE_WAIT;
+        while !worker.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     // Not joined: when the terminal hangs up (SSH dropped, tmux killed), crossterm's poll
     // can spin inside the call without returning, and joining would keep the process alive.
     stop_input.store(true, Ordering::Relaxed);
@@ -318,8 +327,16 @@ fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
         .expect("spawn input thread")
 }
 
+/// How long a lost terminal waits for the worker to save finished features: a batch in
+/// flight plus the cache write.
+const WORKER_SAVE_WAIT: Duration = Duration::from_secs(15);
+
 /// Features, then the ranking, on a worker thread; a panic there becomes an error message.
-fn spawn_worker(opts: &TuiOptions, tx: Sender<Msg>, cancel: Arc<AtomicBool>) {
+fn spawn_worker(
+    opts: &TuiOptions,
+    tx: Sender<Msg>,
+    cancel: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     let dir = opts.dir.clone();
     let cfg = opts.pipeline.clone();
     let rank_cfg = opts.rank;
@@ -335,7 +352,7 @@ fn spawn_worker(opts: &TuiOptions, tx: Sender<Msg>, cancel: Arc<AtomicBool>) {
                 )));
             }
         })
-        .expect("spawn pipeline thread");
+        .expect("spawn pipeline thread")
 }
 
 /// The worker's job: features (from the cache where possible), then the ranking.
