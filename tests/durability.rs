@@ -53,8 +53,10 @@ fn cache_files(cache: &Path) -> Vec<std::path::PathBuf> {
 fn kill_9_during_extraction_keeps_finished_work() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    write_images(dir.path(), 150);
-    // One image per batch and one thread: slow enough to be killed in the middle.
+    // One image per batch and one thread, and enough images that extraction outlasts the
+    // first periodic save (3 s) by a wide margin: the kill lands in the middle.
+    let total = 1200;
+    write_images(dir.path(), total);
     let mut child = rank(
         dir.path(),
         cache.path(),
@@ -74,9 +76,10 @@ fn kill_9_during_extraction_keeps_finished_work() {
             started.elapsed() < Duration::from_secs(60),
             "no cache written within a minute"
         );
-        if child.try_wait().unwrap().is_some() {
-            break; // finished before we could kill it: still a valid test of the rerun
-        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "extraction finished before the kill: the test needs more images"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
@@ -87,15 +90,16 @@ fn kill_9_during_extraction_keeps_finished_work() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("corrupt"), "{stderr}");
+    let reused = cached_count(&stderr);
     assert!(
-        cached_count(&stderr) > 0,
-        "finished work was reused: {stderr}"
+        reused > 0 && reused < total,
+        "killed mid-run, the finished part was reused: {stderr}"
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["total"], 150);
+    assert_eq!(json["total"], total);
     // No temporary files are left behind by the killed writer's successors.
     let again = rank(dir.path(), cache.path(), &[]).output().unwrap();
-    assert_eq!(cached_count(&String::from_utf8_lossy(&again.stderr)), 150);
+    assert_eq!(cached_count(&String::from_utf8_lossy(&again.stderr)), total);
 }
 
 #[test]
