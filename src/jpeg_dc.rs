@@ -402,7 +402,8 @@ fn decode_scan(segment: &[u8], data: &[u8], header: &Header) -> Option<RgbImage>
                     if size > 11 {
                         return None;
                     }
-                    predictors[ci] += bits.signed(size as u32);
+                    // Wrapping: a hostile stream could push a sum of differences past i32.
+                    predictors[ci] = predictors[ci].wrapping_add(bits.signed(size as u32));
                     planes[ci][(my * c.v + v) * stride + mx * c.h + h] = predictors[ci];
                     skip_ac(&mut bits, ac_table)?;
                 }
@@ -475,8 +476,8 @@ fn to_rgb(
             let cw = (header.width * c.h).div_ceil(h_max).div_ceil(8);
             let ch = (header.height * c.v).div_ceil(v_max).div_ceil(8);
             let level = |bx: usize, by: usize| {
-                let dc = plane[by * stride + bx] * q;
-                (((dc + 4) >> 3) + 128).clamp(0, 255)
+                let dc = plane[by * stride + bx].saturating_mul(q);
+                ((dc.saturating_add(4) >> 3) + 128).clamp(0, 255)
             };
             let xs = taps(w, cw, c.h, h_max);
             let ys = taps(h, ch, c.v, v_max);
