@@ -2,21 +2,11 @@
 //! thread), to see which shapes run far from the machine's peak. Medians of repeated runs.
 //! `cargo bench --bench kernels`
 
+use snowscope::model::efficientnet_lite::STAGES;
 use snowscope::model::kernels::depthwise::DepthwiseConv;
 use snowscope::model::kernels::gemm::PointwiseConv;
 use snowscope::model::kernels::im2col;
 use std::time::Instant;
-
-/// (repeats, kernel, stride, expand, in, out) per stage, as in the model.
-const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-];
 
 fn median_secs(mut run: impl FnMut()) -> f64 {
     run();

@@ -17,7 +17,7 @@ const BN_EPS: f64 = 1e-3;
 
 /// One stage of MBConv blocks: (repeats, kernel, stride, expand ratio, in, out) from the
 /// Lite0 `blocks_args` of the reference implementation.
-const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+pub const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
     (2, 5, 2, 6, 24, 40),
