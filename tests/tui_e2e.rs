@@ -163,41 +163,19 @@ fn shell_quote(p: &Path) -> String {
 
 #[test]
 fn explorer_starts_sorts_filters_and_restores_the_terminal() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux); the e2e test needs it");
+    if !have_tmux() {
         return;
     }
-    let bin = std::env::var_os("SNOWSCOPE_E2E_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_snowscope")));
+    let bin = bin();
     let images = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     write_images(images.path());
-    let tmux = Tmux {
-        socket: format!("snowscope-e2e-{}", std::process::id()),
-    };
-    // After the app exits, print its exit code and the tty modes, then idle so the pane
-    // stays readable.
-    let script = format!(
-        "{} explore {} --preview halfblocks --cache-dir {}; echo SNOWSCOPE-EXIT=$?; stty -a; sleep 600",
-        shell_quote(&bin),
-        shell_quote(images.path()),
-        shell_quote(cache.path()),
-    );
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
+    let tmux = Tmux::launch(
         "e2e",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    assert!(out.status.success(), "tmux new-session: {out:?}");
+        &bin,
+        &explore_args(images.path(), cache.path(), &[]),
+        &[],
+    );
 
     // The first run extracts features on the CPU: allow time.
     let screen = tmux.wait_for("sort: distance ↓", 300);
