@@ -4,6 +4,7 @@
 use crate::rank::{RankedImage, Ranking};
 use crate::sanitize::sanitize;
 use crate::scan::Skip;
+use crate::traits::TRAITS;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,6 +26,24 @@ pub struct Row<'a> {
     pub closest_match: Option<&'a str>,
     pub duplicates: usize,
     pub beyond_fence: bool,
+    /// The morphology, by trait name (`traits::TRAITS`); absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traits: Option<NamedTraits<'a>>,
+}
+
+/// Trait values serialised as `{"area": ..., "max_dimension": ..., ...}` in their order.
+#[derive(Debug)]
+pub struct NamedTraits<'a>(&'a [f32]);
+
+impl Serialize for NamedTraits<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for ((name, _, _), value) in TRAITS.iter().zip(self.0) {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 pub const COLUMNS: [&str; 9] = [
@@ -51,14 +70,25 @@ impl<'a> From<&'a RankedImage> for Row<'a> {
             closest_match: i.closest_path.as_deref(),
             duplicates: i.duplicates,
             beyond_fence: i.beyond_fence,
+            traits: (i.traits.len() == TRAITS.len()).then_some(NamedTraits(&i.traits)),
         }
     }
+}
+
+#[derive(Serialize)]
+struct TraitInfo {
+    name: &'static str,
+    unit: &'static str,
+    meaning: &'static str,
 }
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
     model: &'a str,
     config: &'a crate::rank::RankConfig,
+    profile: &'a crate::profile::Choice,
+    /// Name, unit and meaning of each trait in `images[].traits`.
+    traits: Vec<TraitInfo>,
     total: usize,
     stats: &'a Option<crate::rank::BoxStats>,
     /// Paths whose score lies beyond the upper Tukey fence, most unique first (all of
@@ -95,6 +125,15 @@ pub fn render(
             let report = JsonReport {
                 model,
                 config: &ranking.config,
+                profile: &ranking.profile,
+                traits: TRAITS
+                    .iter()
+                    .map(|&(name, unit, meaning)| TraitInfo {
+                        name,
+                        unit,
+                        meaning,
+                    })
+                    .collect(),
                 total: ranking.images.len(),
                 stats: &ranking.stats,
                 beyond_upper_fence: ranking.outliers().map(|i| i.path.as_str()).collect(),
@@ -104,8 +143,16 @@ pub fn render(
             serde_json::to_string_pretty(&report).expect("report serialises") + "\n"
         }
         Format::Csv => {
-            let mut out = COLUMNS.join(",") + "\n";
-            for r in shown.iter().map(Row::from) {
+            // The trait columns follow when the images have traits.
+            let with_traits = shown.iter().any(|i| i.traits.len() == TRAITS.len());
+            let trait_names = TRAITS.iter().map(|t| t.0).filter(|_| with_traits);
+            let mut out = COLUMNS
+                .into_iter()
+                .chain(trait_names)
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n";
+            for (image, r) in shown.iter().zip(shown.iter().map(Row::from)) {
                 let fields = [
                     r.rank.to_string(),
                     csv_field(r.path),
@@ -117,7 +164,15 @@ pub fn render(
                     r.duplicates.to_string(),
                     r.beyond_fence.to_string(),
                 ];
-                out += &(fields.join(",") + "\n");
+                let traits = (0..TRAITS.len())
+                    .filter(|_| with_traits)
+                    .map(|j| num(image.traits.get(j).copied()));
+                out += &(fields
+                    .into_iter()
+                    .chain(traits)
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    + "\n");
             }
             out
         }

@@ -2,7 +2,8 @@
 //! the previous batch; results and skips come back batch by batch.
 
 use crate::model::{FeatureModel, ModelError};
-use crate::preprocess::{DecodeError, prepare};
+use crate::preprocess::{DecodeError, prepare_with_traits};
+use crate::traits::Traits;
 use crossbeam_channel::bounded;
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ pub struct ExtractOptions {
 /// What one batch produced.
 #[derive(Debug, Default)]
 pub struct BatchResult {
-    /// (job id, feature row)
+    /// (job id, feature row): the model's features, then the image's [`crate::traits`]
     pub rows: Vec<(usize, Vec<f32>)>,
     /// (job id, why it was skipped)
     pub skipped: Vec<(usize, DecodeError)>,
@@ -50,7 +51,7 @@ pub fn run(
         .build()
         .map_err(|e| ModelError::Candle(candle_core::Error::Msg(e.to_string())))?;
     // Two batches in flight: decoding runs one batch ahead of the model, memory stays bounded.
-    let (tx, rx) = bounded::<Vec<(usize, Result<Vec<f32>, DecodeError>)>>(2);
+    let (tx, rx) = bounded::<Vec<(usize, Result<(Vec<f32>, Traits), DecodeError>)>>(2);
     std::thread::scope(|scope| {
         scope.spawn(move || {
             for chunk in jobs.chunks(batch_size) {
@@ -60,7 +61,7 @@ pub fn run(
                 let decoded = pool.install(|| {
                     chunk
                         .par_iter()
-                        .map(|j| (j.id, prepare(&j.path, &pp)))
+                        .map(|j| (j.id, prepare_with_traits(&j.path, &pp)))
                         .collect()
                 });
                 if tx.send(decoded).is_err() {
@@ -79,11 +80,13 @@ pub fn run(
             };
             input.clear();
             let mut ids = Vec::with_capacity(decoded.len());
+            let mut traits = Vec::with_capacity(decoded.len());
             for (id, prepared) in decoded {
                 match prepared {
-                    Ok(pixels) => {
+                    Ok((pixels, measured)) => {
                         input.extend_from_slice(&pixels);
                         ids.push(id);
+                        traits.push(measured);
                     }
                     Err(e) => result.skipped.push((id, e)),
                 }
@@ -92,7 +95,8 @@ pub fn run(
                 let (features, dim) = model.features(&input, ids.len())?;
                 result.rows = ids
                     .into_iter()
-                    .zip(features.chunks_exact(dim).map(<[f32]>::to_vec))
+                    .zip(features.chunks_exact(dim).zip(traits))
+                    .map(|(id, (row, traits))| (id, [row, &traits.values].concat()))
                     .collect();
             }
             on_batch(result);

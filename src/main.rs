@@ -114,6 +114,11 @@ struct RankArgs {
     /// Use raw features instead of L2-normalised ones (cosine geometry).
     #[arg(long, global = true)]
     raw: bool,
+    /// Which features rank the folder: crystals (mid-level CNN features fused with the
+    /// particles' morphology), photos (the CNN's head embedding), or auto (crystals when most
+    /// images show one particle on a plain background).
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    profile: ProfileArg,
     /// The tutorial's exact method: flattened map (VGG16 block5_conv3 when --model vgg16 --weights are given), raw features, squared L2 distance to the closest match.
     #[arg(long, global = true)]
     tutorial: bool,
@@ -227,6 +232,24 @@ impl RankArgs {
             normalise: !self.raw,
             score: self.score,
             squared: false,
+            profile: self.profile.into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProfileArg {
+    Auto,
+    Crystals,
+    Photos,
+}
+
+impl From<ProfileArg> for snowscope::profile::Profile {
+    fn from(p: ProfileArg) -> Self {
+        match p {
+            ProfileArg::Auto => Self::Auto,
+            ProfileArg::Crystals => Self::Crystals,
+            ProfileArg::Photos => Self::Photos,
         }
     }
 }
@@ -316,6 +339,8 @@ fn precomputed_set(npy: &Path, list: &Path) -> Result<FeatureSet> {
         cancelled: false,
         model: format!("precomputed {}", npy.display()),
         neighbour_cache: None,
+        blocks: Vec::new(),
+        traits: Vec::new(),
     })
 }
 

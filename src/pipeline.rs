@@ -73,11 +73,34 @@ pub struct FeatureSet {
     pub model: String,
     /// Where the neighbour lists of this folder are cached (beside the features).
     pub neighbour_cache: Option<PathBuf>,
+    /// The named column blocks of each row, in order: (layer, width); they sum to `dim`.
+    pub blocks: Vec<(String, usize)>,
+    /// The morphology of each image (n x `traits::COUNT`), empty for features made elsewhere.
+    pub traits: Vec<f32>,
 }
 
 impl FeatureSet {
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// (offset, width) of the block called `layer`; the whole row when there is no such
+    /// block (a single layer asked for with `--layer`, or features made elsewhere).
+    pub fn block(&self, layer: &str) -> (usize, usize) {
+        let mut offset = 0;
+        for (name, width) in &self.blocks {
+            if name == layer {
+                return (offset, *width);
+            }
+            offset += width;
+        }
+        (0, self.dim)
+    }
+
+    /// The traits of image `i`, if known.
+    pub fn traits_of(&self, i: usize) -> Option<&[f32]> {
+        self.traits
+            .get(i * crate::traits::COUNT..(i + 1) * crate::traits::COUNT)
     }
 }
 
@@ -259,11 +282,15 @@ pub fn compute_features(
         }
     }
     let cancelled = cancel.load(std::sync::atomic::Ordering::Relaxed);
+    // Each stored row is the model's features followed by the image's traits.
+    let dim: usize = model.blocks.iter().map(|b| b.1).sum();
     let mut items = Vec::new();
     let mut data = Vec::new();
+    let mut traits = Vec::new();
     for item in files {
         if let Some(row) = store.get(&item.hash) {
-            data.extend_from_slice(row);
+            data.extend_from_slice(&row[..dim]);
+            traits.extend_from_slice(&row[dim..]);
             items.push(item);
         }
     }
@@ -271,12 +298,14 @@ pub fn compute_features(
     Ok(FeatureSet {
         root,
         items,
-        dim: store.dim(),
+        dim,
         data,
         skipped,
         cancelled,
         model: model.description,
         neighbour_cache: store.path().map(|p| p.with_extension("knn")),
+        blocks: model.blocks,
+        traits,
     })
 }
 
@@ -286,12 +315,14 @@ fn open_store(
     mode: &CacheMode,
     on_event: &mut dyn FnMut(Event),
 ) -> FeatureStore {
+    // The rows hold the traits too: their version is part of the key.
+    let key = format!("{}-traits{}", model.id, crate::traits::VERSION);
     let dir = match mode {
-        CacheMode::Off => return FeatureStore::in_memory(root, &model.id),
+        CacheMode::Off => return FeatureStore::in_memory(root, &key),
         CacheMode::Default => crate::store::default_cache_dir(),
         CacheMode::Dir(dir) => dir.clone(),
     };
-    let (store, problem) = FeatureStore::open(&dir, root, &model.id);
+    let (store, problem) = FeatureStore::open(&dir, root, &key);
     if let Some(problem) = problem {
         on_event(Event::Notice(problem.to_string()));
     }

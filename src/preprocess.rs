@@ -79,6 +79,12 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DecodeError> {
 /// `min_side`: large JPEGs are then decoded at 1/2, 1/4 or 1/8 scale in the DCT domain,
 /// which skips most of the decoding work of camera-sized photos.
 pub fn load_rgb_at_least(path: &Path, min_side: Option<u32>) -> Result<RgbImage, DecodeError> {
+    load_rgb_reduced(path, min_side).map(|(image, _)| image)
+}
+
+/// `load_rgb_at_least`, with how many original pixels one decoded pixel spans (1, or the
+/// DCT scale's denominator), so that sizes measured on it are in original pixels.
+fn load_rgb_reduced(path: &Path, min_side: Option<u32>) -> Result<(RgbImage, f32), DecodeError> {
     if std::fs::metadata(path)?.len() == 0 {
         return Err(DecodeError::Empty);
     }
@@ -113,8 +119,9 @@ pub fn load_rgb_at_least(path: &Path, min_side: Option<u32>) -> Result<RgbImage,
             to_rgb_over_black(DynamicImage::from_decoder(decoder).map_err(decode_error)?).into()
         }
     };
+    let scale = width as f32 / image.width().max(1) as f32;
     image.apply_orientation(orientation);
-    Ok(image.into_rgb8())
+    Ok((image.into_rgb8(), scale))
 }
 
 /// Decodes a JPEG at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps both sides at
@@ -184,10 +191,27 @@ pub fn normalise_into(image: &RgbImage, pp: &Preprocess, out: &mut [f32]) {
 
 /// Decode, resize and normalise one file: the model input for one image.
 pub fn prepare(path: &Path, pp: &Preprocess) -> Result<Vec<f32>, DecodeError> {
-    let image = resize_square(&load_rgb_at_least(path, Some(pp.size))?, pp.size);
+    let image = load_rgb_at_least(path, Some(pp.size))?;
+    Ok(model_input(&image, pp))
+}
+
+/// `prepare`, plus the morphology of the decoded image (one decode for both).
+pub fn prepare_with_traits(
+    path: &Path,
+    pp: &Preprocess,
+) -> Result<(Vec<f32>, crate::traits::Traits), DecodeError> {
+    let (image, scale) = load_rgb_reduced(path, Some(pp.size))?;
+    Ok((
+        model_input(&image, pp),
+        crate::traits::measure(&image, scale),
+    ))
+}
+
+fn model_input(image: &RgbImage, pp: &Preprocess) -> Vec<f32> {
+    let image = resize_square(image, pp.size);
     let mut out = vec![0.0; pp.len()];
     normalise_into(&image, pp, &mut out);
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

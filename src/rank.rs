@@ -3,6 +3,7 @@
 
 use crate::neighbours::{Neighbours, knn_cached};
 use crate::pipeline::FeatureSet;
+use crate::profile::{self, Choice, Profile};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,6 +29,8 @@ pub struct RankConfig {
     pub score: ScoreKind,
     /// Report squared L2 distances, as FAISS `IndexFlatL2` does (the tutorial's numbers).
     pub squared: bool,
+    /// Which features rank the folder (crystals, photos, or chosen per folder).
+    pub profile: Profile,
 }
 
 /// Defaults chosen by measurement on planted-outlier sets (README, "Ranking quality").
@@ -38,18 +41,20 @@ impl Default for RankConfig {
             normalise: true,
             score: ScoreKind::Knn,
             squared: false,
+            profile: Profile::Auto,
         }
     }
 }
 
 impl RankConfig {
-    /// The tutorial's geometry: raw features, squared L2, distance to the closest match.
+    /// The tutorial's geometry: raw CNN features, squared L2, distance to the closest match.
     pub fn tutorial() -> Self {
         Self {
             k: 1,
             normalise: false,
             score: ScoreKind::Nn,
             squared: true,
+            profile: Profile::Photos,
         }
     }
 }
@@ -76,6 +81,9 @@ pub struct RankedImage {
     /// The k nearest non-duplicate neighbours: (row, distance).
     #[serde(skip)]
     pub neighbours: Vec<(usize, f32)>,
+    /// The image's morphology (`traits::TRAITS` order); empty when unknown.
+    #[serde(skip)]
+    pub traits: Vec<f32>,
 }
 
 /// Five-number summary with Tukey fences (1.5 IQR).
@@ -97,6 +105,8 @@ pub struct BoxStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct Ranking {
     pub config: RankConfig,
+    /// The profile the images were ranked with, and why.
+    pub profile: Choice,
     /// Sorted by score, most unique first; images without a score last.
     pub images: Vec<RankedImage>,
     pub stats: Option<BoxStats>,
@@ -149,17 +159,33 @@ pub fn normalise_rows(data: &mut [f32], dim: usize) {
 }
 
 /// Ranks the images of a feature set, reusing its cached neighbour lists when unchanged.
+/// The folder's profile decides which features (and whether its traits) take part.
 pub fn rank_features(set: &FeatureSet, cfg: &RankConfig) -> Ranking {
     let paths: Vec<String> = set.items.iter().map(|i| i.rel.clone()).collect();
     let hashes: Vec<&str> = set.items.iter().map(|i| i.hash.as_str()).collect();
-    rank_cached(
+    let choice = profile::choose(cfg.profile, &set.traits);
+    let (data, dim) = profile::embedding(set, &choice, cfg.normalise);
+    // `embedding` normalised the CNN part only; the traits keep their weight.
+    let fused = RankConfig {
+        normalise: false,
+        ..*cfg
+    };
+    let mut ranking = rank_cached(
         &paths,
         &hashes,
-        &set.data,
-        set.dim,
-        cfg,
+        &data,
+        dim,
+        &fused,
         set.neighbour_cache.as_deref(),
-    )
+    );
+    ranking.config = *cfg;
+    ranking.profile = choice;
+    for image in &mut ranking.images {
+        image.traits = set
+            .traits_of(image.index)
+            .map_or_else(Vec::new, <[f32]>::to_vec);
+    }
+    ranking
 }
 
 /// Ranks `paths.len()` images whose features are the rows of `data`.
@@ -231,6 +257,7 @@ pub fn rank_cached(
                 duplicates: group_size[&groups[i]],
                 beyond_fence: false,
                 neighbours,
+                traits: Vec::new(),
             }
         })
         .collect();
@@ -252,6 +279,10 @@ pub fn rank_cached(
     }
     Ranking {
         config: *cfg,
+        profile: Choice {
+            profile: cfg.profile,
+            reason: "features ranked as given".into(),
+        },
         images,
         stats,
     }
@@ -365,6 +396,7 @@ mod tests {
             normalise: false,
             score: ScoreKind::Nn,
             squared: false,
+            profile: Profile::Photos,
         };
         let r = rank(&paths(5), &hashes, &data, 2, &cfg);
         let by_index = |i: usize| r.images.iter().find(|x| x.index == i).unwrap();
@@ -419,6 +451,7 @@ mod tests {
             normalise: false,
             score: ScoreKind::Lof,
             squared: false,
+            profile: Profile::Photos,
         };
         let r = rank(&paths(11), &hashes, &data, 2, &cfg);
         assert_eq!(r.images[0].index, 10);

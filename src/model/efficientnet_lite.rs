@@ -215,7 +215,8 @@ pub struct EfficientNetLite0 {
     stem: Pointwise,
     blocks: Vec<MbConv>,
     head: Pointwise,
-    tap: Tap,
+    /// Where the maps are taken, shallowest first; the network stops after the deepest.
+    taps: Vec<Tap>,
 }
 
 /// Index of the last block of each stage (`stage1`..`stage7`).
@@ -252,6 +253,18 @@ impl EfficientNetLite0 {
     }
 
     pub fn load(vb: &VarBuilder, tap: Tap) -> Result<Self> {
+        Self::load_taps(vb, &[tap])
+    }
+
+    /// The network with a map taken at each of `taps` in one pass.
+    pub fn load_taps(vb: &VarBuilder, taps: &[Tap]) -> Result<Self> {
+        let depth = |t: &Tap| match t {
+            Tap::Block(i) => *i,
+            Tap::Head => BLOCKS,
+        };
+        let mut taps = taps.to_vec();
+        taps.sort_by_key(depth);
+        taps.dedup();
         let (stem_weight, stem_bias) = folded_conv(vb, "_conv_stem", "_bn0")?;
         let stem = Pointwise::new(stem_weight, stem_bias, true)?;
         let mut blocks = Vec::with_capacity(BLOCKS);
@@ -282,29 +295,34 @@ impl EfficientNetLite0 {
             stem,
             blocks,
             head,
-            tap,
+            taps,
         })
     }
 }
 
 impl EfficientNetLite0 {
     /// One CHW image through the network on the CPU, channels-last throughout; returns the
-    /// map at the tap as CHW (PyTorch's layout, which flattened features follow).
-    fn forward_cpu(&self, image: &[f32], h: usize, w: usize) -> (Vec<f32>, [usize; 3]) {
+    /// map at each tap as CHW (PyTorch's layout, which flattened features follow).
+    fn forward_cpu(&self, image: &[f32], h: usize, w: usize) -> Vec<(Vec<f32>, [usize; 3])> {
         SCRATCH.with_borrow_mut(|s| {
+            let mut maps = Vec::with_capacity(self.taps.len());
             let (mut h, mut w) = self.stem_cpu(image, h, w, s);
             let mut c = self.stem.cpu.outputs();
             for (i, block) in self.blocks.iter().enumerate() {
                 (h, w) = block.forward_cpu(s, h, w);
                 c = block.project.cpu.outputs();
-                if self.tap == Tap::Block(i) {
-                    return (hwc_to_chw(&s.x[..h * w * c], c), [c, h, w]);
+                if self.taps.contains(&Tap::Block(i)) {
+                    maps.push((hwc_to_chw(&s.x[..h * w * c], c), [c, h, w]));
+                    if maps.len() == self.taps.len() {
+                        return maps;
+                    }
                 }
             }
             let head = sized(&mut s.y, h * w * self.head.cpu.outputs());
             self.head.cpu.apply(&s.x[..h * w * c], h * w, None, head);
             let c = self.head.cpu.outputs();
-            (hwc_to_chw(head, c), [c, h, w])
+            maps.push((hwc_to_chw(head, c), [c, h, w]));
+            maps
         })
     }
 }
@@ -344,34 +362,49 @@ fn hwc_to_chw(map: &[f32], c: usize) -> Vec<f32> {
 
 impl Backbone for EfficientNetLite0 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_taps(x)?
+            .pop()
+            .ok_or_else(|| candle_core::Error::Msg("no tap".into()))
+    }
+
+    fn forward_taps(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let (n, c, h, w) = x.dims4()?;
         if x.device().is_cpu() {
             if c != 3 {
                 bail!("efficientnet-lite0 expects 3 input channels, got {c}");
             }
             let pixels = x.flatten_all()?.to_vec1::<f32>()?;
-            let mut maps = Vec::new();
-            let mut shape = [0; 3];
+            let mut per_tap: Vec<(Vec<f32>, [usize; 3])> = Vec::new();
             for image in pixels.chunks_exact(c * h * w) {
-                let (map, s) = self.forward_cpu(image, h, w);
-                maps.extend_from_slice(&map);
-                shape = s;
+                let maps = self.forward_cpu(image, h, w);
+                per_tap.resize_with(maps.len(), Default::default);
+                for ((all, shape), (map, s)) in per_tap.iter_mut().zip(maps) {
+                    all.extend_from_slice(&map);
+                    *shape = s;
+                }
             }
-            let [c, h, w] = shape;
-            return Tensor::from_vec(maps, (n, c, h, w), x.device());
+            return per_tap
+                .into_iter()
+                .map(|(maps, [c, h, w])| Tensor::from_vec(maps, (n, c, h, w), x.device()))
+                .collect();
         }
         let weight = self.stem.weight.reshape(((), c, 3, 3))?;
         let mut x = pad_same(x, h, w, 3, 2)?
             .conv2d(&weight, 0, 2, 1, 1)?
             .broadcast_add(&self.stem.bias.unsqueeze(3)?)?
             .clamp(0f32, 6f32)?;
+        let mut maps = Vec::with_capacity(self.taps.len());
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(&x)?;
-            if self.tap == Tap::Block(i) {
-                return Ok(x);
+            if self.taps.contains(&Tap::Block(i)) {
+                maps.push(x.clone());
+                if maps.len() == self.taps.len() {
+                    return Ok(maps);
+                }
             }
         }
-        self.head.forward(&x, None)
+        maps.push(self.head.forward(&x, None)?);
+        Ok(maps)
     }
 }
 

@@ -35,7 +35,17 @@ pub enum Tap {
 /// A network that maps a normalised NCHW batch to the feature map at its tap.
 pub trait Backbone: Send + Sync {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor>;
+
+    /// The maps at every tap, shallowest first (one pass); by default the one tap.
+    fn forward_taps(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        Ok(vec![self.forward(x)?])
+    }
 }
+
+/// The taps of EfficientNet-Lite0 when no layer is asked for: the mid-level `stage6`
+/// (shape and texture; what real snow crystals are ranked by) and the `head` (the semantic
+/// embedding photos are ranked by), from one pass. README, "Ranking quality".
+pub const DEFAULT_TAPS: [&str; 2] = ["stage6", "head"];
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -124,6 +134,8 @@ pub struct FeatureModel {
     pub id: String,
     /// Human-readable summary (model, layer, pooling, device).
     pub description: String,
+    /// The named column blocks of a feature row, in order: (layer, width).
+    pub blocks: Vec<(String, usize)>,
 }
 
 fn device(kind: DeviceKind) -> Result<Device, ModelError> {
@@ -147,19 +159,26 @@ impl FeatureModel {
         };
         let weights_hash = blake3::hash(&bytes).to_hex()[..16].to_string();
         let vb = efficientnet_lite::var_builder(bytes, &device)?;
-        let (name, layer, backbone): (&str, String, Box<dyn Backbone>) = match cfg.arch {
+        let (name, layers, backbone): (&str, Vec<String>, Box<dyn Backbone>) = match cfg.arch {
             Arch::EfficientNetLite0 => {
-                let layer = cfg.layer.clone().unwrap_or_else(|| "head".into());
-                let tap =
-                    efficientnet_lite::EfficientNetLite0::parse_tap(&layer).ok_or_else(|| {
-                        ModelError::UnknownLayer {
-                            layer: layer.clone(),
-                            arch: "efficientnet-lite0",
-                            valid: "head, stage1..stage7, block0..block15",
-                        }
-                    })?;
-                let net = efficientnet_lite::EfficientNetLite0::load(&vb, tap)?;
-                ("efficientnet-lite0", layer, Box::new(net))
+                let layers = match &cfg.layer {
+                    Some(layer) => vec![layer.clone()],
+                    None => DEFAULT_TAPS.map(String::from).to_vec(),
+                };
+                let taps = layers
+                    .iter()
+                    .map(|layer| {
+                        efficientnet_lite::EfficientNetLite0::parse_tap(layer).ok_or_else(|| {
+                            ModelError::UnknownLayer {
+                                layer: layer.clone(),
+                                arch: "efficientnet-lite0",
+                                valid: "head, stage1..stage7, block0..block15",
+                            }
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let net = efficientnet_lite::EfficientNetLite0::load_taps(&vb, &taps)?;
+                ("efficientnet-lite0", layers, Box::new(net))
             }
             Arch::Vgg16 => {
                 let layer = cfg.layer.clone().unwrap_or_else(|| "block5_conv3".into());
@@ -169,9 +188,14 @@ impl FeatureModel {
                         arch: "vgg16",
                         valid: "block1_conv1 .. block5_conv3, block1_pool .. block5_pool",
                     })?;
-                ("vgg16", layer, Box::new(vgg16::Vgg16::load(&vb, tap)?))
+                (
+                    "vgg16",
+                    vec![layer],
+                    Box::new(vgg16::Vgg16::load(&vb, tap)?),
+                )
             }
         };
+        let layer = layers.join("+");
         let (mean, std) = match cfg.arch {
             Arch::EfficientNetLite0 => (TF_LITE_MEAN, TF_LITE_STD),
             Arch::Vgg16 => (IMAGENET_MEAN, IMAGENET_STD),
@@ -183,7 +207,15 @@ impl FeatureModel {
         };
         let pooling = format!("{:?}", cfg.pooling).to_lowercase();
         let device_name = format!("{:?}", cfg.device).to_lowercase();
+        // The width of each block, from one pass over a blank image.
+        let probe = Tensor::zeros((1, 3, 224, 224), candle_core::DType::F32, &device)?;
+        let blocks = layers
+            .into_iter()
+            .zip(backbone.forward_taps(&probe)?)
+            .map(|(layer, map)| Ok((layer, pool(&map, cfg.pooling)?.dim(1)?)))
+            .collect::<Result<Vec<_>, ModelError>>()?;
         Ok(Self {
+            blocks,
             backbone,
             pooling: cfg.pooling,
             id: format!(
@@ -202,7 +234,13 @@ impl FeatureModel {
         let s = self.preprocess.size as usize;
         if !self.device.is_cpu() {
             let x = Tensor::from_slice(batch, (n, 3, s, s), &self.device)?;
-            let pooled = pool(&self.feature_map(&x)?, self.pooling)?;
+            let pooled = self
+                .backbone
+                .forward_taps(&x)?
+                .iter()
+                .map(|map| pool(map, self.pooling))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let pooled = Tensor::cat(&pooled, 1)?;
             return Ok((pooled.flatten_all()?.to_vec1()?, pooled.dim(1)?));
         }
         // On the CPU one image at a time per thread: a single image's activations stay in
@@ -212,9 +250,11 @@ impl FeatureModel {
             .take(n)
             .map(|image| -> Result<Vec<f32>, ModelError> {
                 let x = Tensor::from_slice(image, (1, 3, s, s), &self.device)?;
-                Ok(pool(&self.feature_map(&x)?, self.pooling)?
-                    .flatten_all()?
-                    .to_vec1()?)
+                let mut row = Vec::new();
+                for map in self.backbone.forward_taps(&x)? {
+                    row.extend(pool(&map, self.pooling)?.flatten_all()?.to_vec1::<f32>()?);
+                }
+                Ok(row)
             })
             .collect::<Result<_, _>>()?;
         let dim = rows.first().map_or(0, Vec::len);

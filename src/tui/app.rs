@@ -916,6 +916,7 @@ impl App {
         let ex = self.explorer.as_ref()?;
         let ranking = Ranking {
             config: ex.table.ranking.config,
+            profile: ex.table.ranking.profile.clone(),
             images: ex.view.iter().map(|&r| ex.table.image(r).clone()).collect(),
             stats: ex.shown_dist.stats,
         };

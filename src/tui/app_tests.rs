@@ -415,6 +415,7 @@ fn an_empty_folder_gives_an_empty_table() {
     let loaded = super::app::Loaded {
         ranking: crate::rank::Ranking {
             config: Default::default(),
+            profile: Default::default(),
             images: Vec::new(),
             stats: None,
         },

@@ -396,6 +396,7 @@ pub fn load(set: pipeline::FeatureSet, cfg: &RankConfig) -> Loaded {
     let ranking = if set.items.is_empty() {
         Ranking {
             config: *cfg,
+            profile: Default::default(),
             images: Vec::new(),
             stats: None,
         }

@@ -16,6 +16,7 @@ pub fn ranked_points(points: &[[f32; 2]], hashes: &[&str], dir: &std::path::Path
         normalise: false,
         score: rank::ScoreKind::Nn,
         squared: false,
+        profile: crate::profile::Profile::Photos,
     };
     let ranking = rank::rank(&paths, hashes, &data, 2, &cfg);
     Loaded {
@@ -82,6 +83,7 @@ pub fn synthetic(n: usize) -> Loaded {
                 duplicates: if i % 97 == 0 { 2 } else { 1 },
                 beyond_fence: false,
                 neighbours,
+                traits: Vec::new(),
             }
         })
         .collect();
@@ -103,6 +105,7 @@ pub fn synthetic(n: usize) -> Loaded {
     Loaded {
         ranking: Ranking {
             config: RankConfig::default(),
+            profile: Default::default(),
             images,
             stats,
         },
