@@ -7,10 +7,14 @@
 //! runs [`app::update`], performs the returned effects and draws.
 
 pub mod app;
+pub mod explorer;
 pub mod keys;
 pub mod layout;
 pub mod model;
 pub mod preview;
+pub mod preview_cache;
+pub mod progress;
+pub mod prompt;
 #[doc(hidden)]
 pub mod testing;
 pub mod view;
