@@ -5,6 +5,7 @@
 //! `pipeline` wires the first stages together for the commands and the TUI.
 
 pub mod eval;
+pub mod exit;
 pub mod export;
 pub mod extract;
 pub mod jpeg_dc;

@@ -68,6 +68,52 @@ pub enum DeviceKind {
     Cuda,
 }
 
+impl Arch {
+    /// The name on the command line and in descriptions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::EfficientNetLite0 => "efficientnet-lite0",
+            Arch::Vgg16 => "vgg16",
+        }
+    }
+
+    /// The layer tapped when none is given.
+    pub fn default_layer(self) -> &'static str {
+        match self {
+            Arch::EfficientNetLite0 => "head",
+            Arch::Vgg16 => "block5_conv3",
+        }
+    }
+}
+
+impl Pooling {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Avg => "avg",
+            Pooling::Max => "max",
+            Pooling::None => "none",
+        }
+    }
+}
+
+impl DeviceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Cuda => "cuda",
+        }
+    }
+}
+
+/// "efficientnet-lite0 head avg-pool on cpu": what the progress view and exports show.
+fn describe(arch: &str, layer: &str, pooling: Pooling, device: DeviceKind) -> String {
+    format!(
+        "{arch} {layer} {}-pool on {}",
+        pooling.name(),
+        device.name()
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     pub arch: Arch,
@@ -88,6 +134,15 @@ impl Default for ModelConfig {
             pooling: Pooling::Avg,
             device: DeviceKind::Cpu,
         }
+    }
+}
+
+impl ModelConfig {
+    /// A short summary (backbone, layer, pooling, device), the same words as the loaded
+    /// model's `description`.
+    pub fn describe(&self) -> String {
+        let layer = self.layer.as_deref().unwrap_or(self.arch.default_layer());
+        describe(self.arch.name(), layer, self.pooling, self.device)
     }
 }
 
@@ -149,27 +204,37 @@ impl FeatureModel {
         let vb = efficientnet_lite::var_builder(bytes, &device)?;
         let (name, layer, backbone): (&str, String, Box<dyn Backbone>) = match cfg.arch {
             Arch::EfficientNetLite0 => {
-                let layer = cfg.layer.clone().unwrap_or_else(|| "head".into());
+                let layer = cfg
+                    .layer
+                    .clone()
+                    .unwrap_or_else(|| cfg.arch.default_layer().into());
                 let tap =
                     efficientnet_lite::EfficientNetLite0::parse_tap(&layer).ok_or_else(|| {
                         ModelError::UnknownLayer {
                             layer: layer.clone(),
-                            arch: "efficientnet-lite0",
+                            arch: cfg.arch.name(),
                             valid: "head, stage1..stage7, block0..block15",
                         }
                     })?;
                 let net = efficientnet_lite::EfficientNetLite0::load(&vb, tap)?;
-                ("efficientnet-lite0", layer, Box::new(net))
+                (cfg.arch.name(), layer, Box::new(net))
             }
             Arch::Vgg16 => {
-                let layer = cfg.layer.clone().unwrap_or_else(|| "block5_conv3".into());
+                let layer = cfg
+                    .layer
+                    .clone()
+                    .unwrap_or_else(|| cfg.arch.default_layer().into());
                 let tap =
                     vgg16::Vgg16::parse_tap(&layer).ok_or_else(|| ModelError::UnknownLayer {
                         layer: layer.clone(),
-                        arch: "vgg16",
+                        arch: cfg.arch.name(),
                         valid: "block1_conv1 .. block5_conv3, block1_pool .. block5_pool",
                     })?;
-                ("vgg16", layer, Box::new(vgg16::Vgg16::load(&vb, tap)?))
+                (
+                    cfg.arch.name(),
+                    layer,
+                    Box::new(vgg16::Vgg16::load(&vb, tap)?),
+                )
             }
         };
         let (mean, std) = match cfg.arch {
@@ -181,8 +246,7 @@ impl FeatureModel {
             mean,
             std,
         };
-        let pooling = format!("{:?}", cfg.pooling).to_lowercase();
-        let device_name = format!("{:?}", cfg.device).to_lowercase();
+        let pooling = cfg.pooling.name();
         Ok(Self {
             backbone,
             pooling: cfg.pooling,
@@ -190,7 +254,7 @@ impl FeatureModel {
                 "{name}-w{weights_hash}-{layer}-{pooling}-{}",
                 preprocess.id()
             ),
-            description: format!("{name} {layer} {pooling}-pool on {device_name}"),
+            description: describe(name, &layer, cfg.pooling, cfg.device),
             preprocess,
             device,
         })

@@ -7,6 +7,7 @@
 use super::layout;
 use super::model::Column;
 use super::preview::{PreviewKey, PreviewRequest, PreviewResult};
+use crate::exit::ExitStatus;
 use crate::export::Format;
 use crate::pipeline::Event;
 use ratatui::layout::Rect;
@@ -253,14 +254,14 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::WorkerFailed(e) => app.fatal = Some(e),
-        Action::WorkerCancelled => app.exit = Some(130),
+        Action::WorkerCancelled => app.exit = Some(ExitStatus::Cancelled.code()),
         Action::Preview(result) => app.previews.accept(result),
         Action::Notify(text) => app.message = Some(text),
         Action::Cancel => match app.explorer {
-            Some(_) => app.exit = Some(0),
+            Some(_) => app.exit = Some(ExitStatus::Ok.code()),
             None if app.progress.stage == Stage::Cancelling => {
                 // A second request while the batch finishes: leave now.
-                app.exit = Some(130);
+                app.exit = Some(ExitStatus::Cancelled.code());
             }
             None => {
                 app.progress.stage = Stage::Cancelling;
@@ -269,7 +270,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         },
         Action::Quit => {
             if app.explorer.is_some() {
-                app.exit = Some(0);
+                app.exit = Some(ExitStatus::Ok.code());
             } else {
                 return update(app, Action::Cancel);
             }

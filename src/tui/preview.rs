@@ -144,7 +144,7 @@ fn worker(picker: Picker, requests: Receiver<Vec<PreviewRequest>>, results: Send
                     .unwrap_or_else(|p| {
                         Err(format!(
                             "internal error: {}",
-                            super::panic_message(p.as_ref())
+                            super::runtime::panic_message(p.as_ref())
                         ))
                     })
                     .inspect(|img| {
@@ -163,7 +163,7 @@ fn worker(picker: Picker, requests: Receiver<Vec<PreviewRequest>>, results: Send
                     .unwrap_or_else(|p| {
                         Err(format!(
                             "internal error: {}",
-                            super::panic_message(p.as_ref())
+                            super::runtime::panic_message(p.as_ref())
                         ))
                     })
                 })
