@@ -8,7 +8,7 @@ pub enum ExitStatus {
     Ok,
     /// An error, or nothing to rank.
     Error,
-    /// A bad command line (clap's own status).
+    /// A bad command line (the argument parser's own status).
     Usage,
     /// Ranked, but some files were skipped (listed with their reasons).
     Skipped,

@@ -1,8 +1,11 @@
-//! From a folder to a feature matrix: scan, hash, reuse the cache, extract the rest.
-//! Progress goes to one callback that the kdam bar and the TUI both consume.
+//! From a folder to a feature matrix: scan, hash, reuse the cache, extract the rest; then
+//! from the matrix to a ranking. Both front ends (`rank` and the explorer) go through
+//! [`rank_folder`]. Progress goes to one callback that the kdam bar and the TUI both consume.
 
 use crate::extract::{self, ExtractOptions, Job};
 use crate::model::{FeatureModel, ModelConfig, ModelError};
+use crate::npy::NpyError;
+use crate::rank::{RankConfig, Ranking, rank_cached};
 use crate::scan::{self, Skip, content_hash};
 use crate::store::{FeatureStore, FileStamp};
 use rayon::prelude::*;
@@ -40,6 +43,8 @@ pub enum Event {
     },
     Progress(Progress),
     Skipped(Skip),
+    /// The features are ready and the ranking of this many images begins.
+    Ranking(usize),
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -79,6 +84,66 @@ impl FeatureSet {
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
+
+    /// A feature set from a .npy matrix (embeddings made elsewhere) and a text file with
+    /// one path per row. Without file contents, rows are distinct unless their features
+    /// are identical.
+    pub fn from_npy(npy: &Path, list: &Path) -> Result<Self, PipelineError> {
+        let (data, rows, dim) = crate::npy::read(npy)?;
+        let text = std::fs::read_to_string(list).map_err(|cause| PipelineError::PathList {
+            path: list.to_path_buf(),
+            cause,
+        })?;
+        let paths: Vec<&str> = text.lines().collect();
+        if paths.len() != rows {
+            return Err(PipelineError::RowCount {
+                npy: npy.to_path_buf(),
+                rows,
+                list: list.to_path_buf(),
+                paths: paths.len(),
+            });
+        }
+        let items = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Item {
+                rel: p.to_string(),
+                path: PathBuf::from(p),
+                hash: format!("row{i}"),
+            })
+            .collect();
+        Ok(FeatureSet {
+            root: list.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            items,
+            dim,
+            data,
+            skipped: Vec::new(),
+            cancelled: false,
+            model: format!("precomputed {}", npy.display()),
+            neighbour_cache: None,
+        })
+    }
+
+    /// Ranks the images of the set, reusing its cached neighbour lists when unchanged.
+    pub fn rank(&self, cfg: &RankConfig) -> Ranking {
+        if self.items.is_empty() {
+            return Ranking {
+                config: *cfg,
+                images: Vec::new(),
+                stats: None,
+            };
+        }
+        let paths: Vec<String> = self.items.iter().map(|i| i.rel.clone()).collect();
+        let hashes: Vec<&str> = self.items.iter().map(|i| i.hash.as_str()).collect();
+        rank_cached(
+            &paths,
+            &hashes,
+            &self.data,
+            self.dim,
+            cfg,
+            self.neighbour_cache.as_deref(),
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +154,20 @@ pub enum PipelineError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Npy(#[from] NpyError),
+    #[error("cannot read {path}: {cause}")]
+    PathList {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{npy} has {rows} rows but {list} lists {paths} paths")]
+    RowCount {
+        npy: PathBuf,
+        rows: usize,
+        list: PathBuf,
+        paths: usize,
+    },
 }
 
 /// Finished work is written to the cache at least this often during a long extraction...
@@ -96,6 +175,25 @@ const SAVE_EVERY: Duration = Duration::from_secs(3);
 /// ...but never more than this fraction of the time goes to saving (a save rewrites the
 /// whole file, which grows with the folder).
 const SAVE_SHARE: u32 = 10;
+
+/// The features of `root` (from the cache where possible), then their ranking: what
+/// `snowscope rank` prints and the explorer shows. The ranking is `None` when the run was
+/// cancelled; the set then holds what was finished.
+pub fn rank_folder(
+    root: &Path,
+    cfg: &PipelineConfig,
+    rank_cfg: &RankConfig,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(FeatureSet, Option<Ranking>), PipelineError> {
+    let set = compute_features(root, cfg, cancel, on_event)?;
+    if set.cancelled {
+        return Ok((set, None));
+    }
+    on_event(Event::Ranking(set.items.len()));
+    let ranking = set.rank(rank_cfg);
+    Ok((set, Some(ranking)))
+}
 
 pub fn compute_features(
     root: &Path,

@@ -2,13 +2,12 @@
 //! and the boxplot statistics of the score. The TUI and `rank` are views over `Ranking`.
 
 use crate::neighbours::{Neighbours, knn_cached};
-use crate::pipeline::FeatureSet;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 
 /// The number that orders images (larger = more unique).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScoreKind {
     /// L2 distance to the closest match (the tutorial's score).
@@ -146,20 +145,6 @@ pub fn normalise_rows(data: &mut [f32], dim: usize) {
             row.iter_mut().for_each(|v| *v /= norm);
         }
     }
-}
-
-/// Ranks the images of a feature set, reusing its cached neighbour lists when unchanged.
-pub fn rank_features(set: &FeatureSet, cfg: &RankConfig) -> Ranking {
-    let paths: Vec<String> = set.items.iter().map(|i| i.rel.clone()).collect();
-    let hashes: Vec<&str> = set.items.iter().map(|i| i.hash.as_str()).collect();
-    rank_cached(
-        &paths,
-        &hashes,
-        &set.data,
-        set.dim,
-        cfg,
-        set.neighbour_cache.as_deref(),
-    )
 }
 
 /// Ranks `paths.len()` images whose features are the rows of `data`.

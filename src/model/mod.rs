@@ -37,21 +37,16 @@ pub trait Backbone: Send + Sync {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor>;
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Arch {
     /// EfficientNet-Lite0, ImageNet weights bundled (default).
-    #[value(name = "efficientnet-lite0")]
     EfficientNetLite0,
     /// VGG16 convolutional layers; needs `--weights` (torchvision key names).
     Vgg16,
 }
 
 /// How a feature map (C x H x W) becomes one vector.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Pooling {
     /// Mean over positions: C values.
     Avg,
@@ -61,7 +56,7 @@ pub enum Pooling {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
     Cpu,
     /// NVIDIA GPU; needs a build with `--features cuda`.

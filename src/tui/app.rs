@@ -242,11 +242,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Tick(elapsed) => app.progress.elapsed_s = elapsed,
         Action::Worker(event) => app.progress.apply(event),
-        Action::Ranking(n) => {
-            if app.progress.stage != Stage::Cancelling {
-                app.progress.stage = Stage::Ranking(n);
-            }
-        }
+        Action::Ranking(n) => app.progress.apply(Event::Ranking(n)),
         Action::Loaded(loaded) => {
             app.explorer = Some(Explorer::new(*loaded));
             if app.overlay == Overlay::Skips {

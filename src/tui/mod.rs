@@ -26,10 +26,10 @@ use crate::pipeline::PipelineConfig;
 use crate::rank::RankConfig;
 use std::path::PathBuf;
 
-pub use runtime::{Msg, load, run};
+pub use runtime::{Msg, run};
 
 /// How previews are drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreviewMode {
     /// Ask the terminal (kitty, sixel, iTerm2); halfblocks when it does not answer.
     Auto,

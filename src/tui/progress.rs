@@ -62,6 +62,11 @@ impl ProgressState {
             }
             Event::Progress(progress) => self.progress = progress,
             Event::Skipped(skip) => self.skipped.push(skip),
+            Event::Ranking(n) => {
+                if self.stage != Stage::Cancelling {
+                    self.stage = Stage::Ranking(n);
+                }
+            }
         }
     }
 }

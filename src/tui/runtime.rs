@@ -10,7 +10,7 @@ use super::{TuiOptions, keys, preview};
 use crate::exit::ExitStatus;
 use crate::export::{self, Format};
 use crate::pipeline::{self, Event, PipelineConfig};
-use crate::rank::{self, RankConfig, Ranking};
+use crate::rank::RankConfig;
 use crate::sanitize::sanitize;
 use anyhow::{Context, bail};
 use crossbeam_channel::{Receiver, Sender};
@@ -213,14 +213,20 @@ fn work(
     tx: &Sender<Msg>,
 ) {
     let started = Instant::now();
-    let result = pipeline::compute_features(dir, cfg, cancel, &mut |e| {
-        if matches!(e, Event::Progress(_)) {
-            test_panic("worker");
+    let result = pipeline::rank_folder(dir, cfg, rank_cfg, cancel, &mut |e| match e {
+        Event::Ranking(n) => {
+            tracing::info!(images = n, secs = ?started.elapsed(), "features ready");
+            let _ = tx.send(Msg::Ranking(n));
         }
-        let _ = tx.send(Msg::Worker(e));
+        e => {
+            if matches!(e, Event::Progress(_)) {
+                test_panic("worker");
+            }
+            let _ = tx.send(Msg::Worker(e));
+        }
     });
-    let set = match result {
-        Ok(set) => set,
+    let (set, ranking) = match result {
+        Ok(done) => done,
         Err(e) => {
             let _ = tx.send(Msg::Failed(format!(
                 "cannot extract features of {}: {e}",
@@ -229,34 +235,19 @@ fn work(
             return;
         }
     };
-    tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "features ready");
-    if set.cancelled {
+    let Some(ranking) = ranking else {
+        tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "cancelled");
         let _ = tx.send(Msg::Cancelled);
         return;
-    }
-    let _ = tx.send(Msg::Ranking(set.items.len()));
-    let loaded = load(set, rank_cfg);
-    tracing::info!(secs = ?started.elapsed(), "ranking ready");
-    let _ = tx.send(Msg::Loaded(Box::new(loaded)));
-}
-
-/// Ranks a feature set for the explorer.
-pub fn load(set: pipeline::FeatureSet, cfg: &RankConfig) -> Loaded {
-    let ranking = if set.items.is_empty() {
-        Ranking {
-            config: *cfg,
-            images: Vec::new(),
-            stats: None,
-        }
-    } else {
-        rank::rank_features(&set, cfg)
     };
-    Loaded {
+    tracing::info!(secs = ?started.elapsed(), "ranking ready");
+    let loaded = Loaded {
         ranking,
         files: set.items.iter().map(|i| i.path.clone()).collect(),
         model: set.model,
         skipped: set.skipped,
-    }
+    };
+    let _ = tx.send(Msg::Loaded(Box::new(loaded)));
 }
 
 fn update_and_run(
