@@ -8,7 +8,6 @@ pub mod eval;
 pub mod exit;
 pub mod export;
 pub mod extract;
-pub mod jpeg_dc;
 pub mod linalg;
 pub mod model;
 pub mod neighbours;

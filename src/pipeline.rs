@@ -374,7 +374,7 @@ pub fn compute_features(
         skipped,
         cancelled,
         model: model.description,
-        neighbour_cache: store.path().map(|p| p.with_extension("knn")),
+        neighbour_cache: store.path().map(crate::store::knn::file_beside),
     })
 }
 

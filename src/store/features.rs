@@ -2,15 +2,15 @@
 //! holding the feature matrix (one row per distinct image content) and, in its metadata,
 //! a serde manifest of the files and a checksum of the matrix.
 //!
-//! Writes go to a temporary file that is synced and renamed over the old one, so a crash,
-//! Ctrl-C or a second process never leaves a half-written cache: readers see the old
-//! file or the new one. A file that fails its checksum is reported and rebuilt.
+//! Writes are atomic (`fs::write_atomic`), so a crash, Ctrl-C or a second process never
+//! leaves a half-written cache: readers see the old file or the new one. A file that fails
+//! its checksum is reported and rebuilt.
 
+use super::write_atomic;
 use crate::scan::ScannedFile;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const FORMAT: u32 = 1;
@@ -65,13 +65,6 @@ pub struct FeatureStore {
     row_of: HashMap<String, usize>,
     hashes: Vec<String>,
     files: HashMap<String, FileStamp>,
-}
-
-/// The default cache folder: `$XDG_CACHE_HOME/snowscope` (or the platform's equivalent).
-pub fn default_cache_dir() -> PathBuf {
-    dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("snowscope")
 }
 
 impl FeatureStore {
@@ -290,36 +283,6 @@ impl FeatureStore {
         })?;
         write_atomic(&path, &encoded).map_err(|cause| StoreError::Write { path, cause })
     }
-}
-
-/// Writes `bytes` to a unique temporary file beside `path`, syncs it and renames it over
-/// `path`. On failure the temporary file is removed, so nothing partial is left.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Persist the rename itself; best effort where folders cannot be opened.
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Decode an image file (any common format, EXIF orientation applied), resize it to the
 //! model's input size and normalise it into a CHW f32 tensor.
 
+pub mod jpeg_dc;
+
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use std::path::Path;
@@ -126,7 +128,7 @@ fn reduced_jpeg(path: &Path, width: u32, height: u32, min_side: u32) -> Option<R
         .find(|d| width / d >= min_side && height / d >= min_side)?;
     let bytes = std::fs::read(path).ok()?;
     if denominator == 8
-        && let Some(image) = crate::jpeg_dc::decode_eighth(&bytes)
+        && let Some(image) = jpeg_dc::decode_eighth(&bytes)
     {
         return Some(image);
     }

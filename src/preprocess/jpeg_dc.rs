@@ -251,7 +251,7 @@ fn read_frame(segment: &[u8], header: &mut Header) -> Option<()> {
     };
     header.height = u16::from_be_bytes([h1, h0]) as usize;
     header.width = u16::from_be_bytes([w1, w0]) as usize;
-    let side_ok = |side: usize| (1..=crate::preprocess::MAX_SIDE as usize).contains(&side);
+    let side_ok = |side: usize| (1..=super::MAX_SIDE as usize).contains(&side);
     if precision != 8 || !side_ok(header.width) || !side_ok(header.height) {
         return None; // DNL-defined heights, decompression bombs
     }
@@ -597,7 +597,7 @@ mod tests {
 
     #[test]
     fn restart_markers_are_followed() {
-        let fixture = include_bytes!("../tests/fixtures/formats/restart_intervals.jpg");
+        let fixture = include_bytes!("../../tests/fixtures/formats/restart_intervals.jpg");
         assert!(fixture.windows(2).any(|w| w == [0xFF, 0xDD]), "has a DRI");
         check(fixture);
         // The interval splitter itself: stuffing removed, RST boundaries found.
@@ -626,11 +626,11 @@ mod tests {
         assert!(decode_eighth(&progressive).is_none());
         assert!(decode_eighth(b"not a jpeg").is_none());
         // The committed format fixtures: baseline colour and gray decode, the rest refuse.
-        check(include_bytes!("../tests/fixtures/formats/baseline.jpg"));
-        check(include_bytes!("../tests/fixtures/formats/gray.jpg"));
+        check(include_bytes!("../../tests/fixtures/formats/baseline.jpg"));
+        check(include_bytes!("../../tests/fixtures/formats/gray.jpg"));
         for refused in [
-            &include_bytes!("../tests/fixtures/formats/progressive.jpg")[..],
-            &include_bytes!("../tests/fixtures/formats/cmyk.jpg")[..],
+            &include_bytes!("../../tests/fixtures/formats/progressive.jpg")[..],
+            &include_bytes!("../../tests/fixtures/formats/cmyk.jpg")[..],
         ] {
             assert!(decode_eighth(refused).is_none());
         }
