@@ -57,17 +57,7 @@ fn rank_formats_cache_and_incremental_updates() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let images = json["images"].as_array().unwrap();
     assert_eq!(images.len(), 7);
-    for key in [
-        "rank",
-        "path",
-        "score",
-        "nn_distance",
-        "knn_mean",
-        "lof",
-        "closest_match",
-        "duplicates",
-        "beyond_fence",
-    ] {
+    for key in snowscope::export::COLUMNS {
         assert!(images[0].get(key).is_some(), "JSON row lacks {key}");
     }
     assert!(json["stats"]["q1"].is_number() && json["skipped"].as_array().unwrap().is_empty());

@@ -7,6 +7,7 @@
 //! reason, the others are ranked, the exit code is the documented one, and no control
 //! byte from a file name reaches the terminal.
 
+use snowscope::preprocess::crc32;
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -42,21 +43,6 @@ fn scene(seed: u32, w: u32, h: u32) -> image::RgbImage {
             ])
         }
     })
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// A valid PNG signature and IHDR claiming `side` x `side` RGB pixels, and no pixel data.

@@ -192,6 +192,24 @@ pub fn prepare(path: &Path, pp: &Preprocess) -> Result<Vec<f32>, DecodeError> {
     Ok(out)
 }
 
+/// CRC-32 (IEEE), the checksum of PNG chunks: for tests and fuzzers that build PNG headers
+/// by hand (the decoders check their own).
+#[doc(hidden)]
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,22 +308,6 @@ mod tests {
         assert_eq!(decoded.dimensions(), (20, 40), "rotated to portrait");
         // Red (the left half) ends up on top after a clockwise quarter turn.
         assert!(decoded.get_pixel(10, 5).0[0] > 200 && decoded.get_pixel(10, 35).0[2] > 200);
-    }
-
-    /// CRC-32 (IEEE) for hand-made PNG chunks.
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= b as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
     }
 
     #[test]
