@@ -61,7 +61,11 @@ fn report_skips(skipped: &[snowscope::scan::Skip]) {
     }
     eprintln!("skipped {} file(s):", skipped.len());
     for s in skipped {
-        eprintln!("  {}: {}", sanitize(&s.path), sanitize(&s.reason));
+        eprintln!(
+            "  {}: {}",
+            sanitize(&s.path),
+            sanitize(&s.reason.to_string())
+        );
     }
 }
 
@@ -153,7 +157,7 @@ fn run_eval(
     ranking: &RankArgs,
     cancel: &AtomicBool,
 ) -> Result<u8> {
-    let truth = snowscope::eval::read_truth(&cmd.truth).map_err(anyhow::Error::msg)?;
+    let truth = snowscope::eval::read_truth(&cmd.truth)?;
     let dir = cmd.dir.unwrap_or_else(cli::default_dir);
     let set = features_of(&dir, extract, ranking.tutorial, cancel)?;
     report_skips(&set.skipped);

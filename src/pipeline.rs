@@ -6,7 +6,7 @@ use crate::extract::{self, ExtractOptions, Job};
 use crate::model::{FeatureModel, ModelConfig, ModelError};
 use crate::npy::NpyError;
 use crate::rank::{RankConfig, Ranking, rank_cached};
-use crate::scan::{self, Skip, content_hash};
+use crate::scan::{self, Skip, SkipReason, content_hash};
 use crate::store::{FeatureStore, FileStamp};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -153,6 +153,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
+    Extract(#[from] extract::ExtractError),
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Npy(#[from] NpyError),
@@ -219,7 +221,7 @@ pub fn compute_features(
         .par_iter()
         .map(|f| match store.known_hash(f) {
             Some(h) => Ok(h.to_string()),
-            None => content_hash(&f.path).map_err(|e| format!("cannot read file: {e}")),
+            None => content_hash(&f.path).map_err(SkipReason::unreadable),
         })
         .collect();
     let mut stamps = Vec::new();
@@ -297,16 +299,17 @@ pub fn compute_features(
                     store_error.get_or_insert(e);
                 }
             }
-            for (id, reason) in batch.skipped.iter() {
+            let skipped_now = batch.skipped.len();
+            for (id, reason) in batch.skipped {
                 let skip = Skip {
-                    path: files[*id].rel.clone(),
-                    reason: reason.to_string(),
+                    path: files[id].rel.clone(),
+                    reason: reason.into(),
                 };
-                failed_hashes.insert(files[*id].hash.clone(), skip.clone());
+                failed_hashes.insert(files[id].hash.clone(), skip.clone());
                 on_event(Event::Skipped(skip));
             }
-            progress.done += batch.rows.len() + batch.skipped.len();
-            progress.skipped += batch.skipped.len();
+            progress.done += batch.rows.len() + skipped_now;
+            progress.skipped += skipped_now;
             let extracted = progress.done - (distinct - jobs.len());
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             progress.images_per_s = extracted as f64 / secs;
@@ -341,10 +344,10 @@ pub fn compute_features(
             let reason = if failure.path == item.rel {
                 failure.reason.clone()
             } else {
-                format!(
-                    "identical to {}, which failed: {}",
-                    failure.path, failure.reason
-                )
+                SkipReason::CopyOf {
+                    original: failure.path.clone(),
+                    reason: Box::new(failure.reason.clone()),
+                }
             };
             let skip = Skip {
                 path: item.rel.clone(),

@@ -19,7 +19,7 @@ impl Headless {
             Event::Skipped(skip) => self.write(format!(
                 "skip: {}: {}",
                 sanitize(&skip.path),
-                sanitize(&skip.reason)
+                sanitize(&skip.reason.to_string())
             )),
             Event::Planned {
                 total,

@@ -7,7 +7,7 @@ mod features;
 mod fs;
 pub mod knn;
 
-pub use features::{FeatureStore, FileStamp, StoreError};
+pub use features::{Corruption, FeatureStore, FileStamp, StoreError};
 pub use fs::write_atomic;
 
 use std::path::PathBuf;

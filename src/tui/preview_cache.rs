@@ -1,7 +1,7 @@
 //! The encoded previews the explorer holds, beside the worker that makes them
 //! (`preview.rs`): a small cache, oldest dropped first.
 
-use super::preview::{Failure, PreviewKey, PreviewResult};
+use super::preview::{Failure, PreviewError, PreviewKey, PreviewResult};
 use ratatui_image::protocol::Protocol;
 use std::collections::{HashMap, VecDeque};
 
@@ -15,7 +15,7 @@ pub struct Previews {
 pub enum PreviewSlot {
     Pending,
     Ready(Box<Protocol>),
-    Failed(String),
+    Failed(PreviewError),
 }
 
 /// Encoded previews kept; enough for a few pages of back-and-forth at two sizes.

@@ -143,7 +143,7 @@ pub fn draw_skips(frame: &mut Frame, app: &App, area: Rect) {
                 Line::from(vec![
                     Span::styled(sanitize(&s.path), Style::default().fg(Color::Yellow)),
                     Span::raw(": "),
-                    Span::raw(sanitize(&s.reason)),
+                    Span::raw(sanitize(&s.reason.to_string())),
                 ])
             })
             .collect();
