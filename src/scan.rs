@@ -1,6 +1,5 @@
 //! Walk a folder, keep image files in a stable order, and hash their content.
 
-use crate::preprocess::DecodeError;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -38,9 +37,9 @@ pub enum SkipReason {
     FolderSymlink,
     #[error("not a regular file (FIFO, socket or device)")]
     NotRegular,
-    /// The decoder refused it.
-    #[error(transparent)]
-    Decode(Arc<DecodeError>),
+    /// The decoder refused it (a `preprocess::DecodeError`).
+    #[error("{0}")]
+    Decode(Arc<dyn std::error::Error + Send + Sync>),
     /// A byte-identical copy of a file that failed.
     #[error("identical to {original}, which failed: {reason}")]
     CopyOf {
@@ -60,12 +59,6 @@ impl SkipReason {
     /// Whether the reason as shown contains `words`.
     pub fn contains(&self, words: &str) -> bool {
         self.to_string().contains(words)
-    }
-}
-
-impl From<DecodeError> for SkipReason {
-    fn from(e: DecodeError) -> Self {
-        SkipReason::Decode(Arc::new(e))
     }
 }
 

@@ -57,6 +57,12 @@ pub enum DecodeError {
     Decode(String),
 }
 
+impl From<DecodeError> for crate::scan::SkipReason {
+    fn from(e: DecodeError) -> Self {
+        crate::scan::SkipReason::Decode(std::sync::Arc::new(e))
+    }
+}
+
 fn decode_error(e: image::ImageError) -> DecodeError {
     match e {
         // Decoders report a short file as an I/O error; it is the content that is broken.
