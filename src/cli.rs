@@ -6,7 +6,7 @@ use snowscope::export::Format;
 use snowscope::model::{Arch, DeviceKind, ModelConfig, Pooling};
 use snowscope::pipeline::{CacheMode, PipelineConfig};
 use snowscope::rank::{RankConfig, ScoreKind};
-use snowscope::tui::PreviewMode;
+use snowscope::tui::{GraphicsProtocol, PreviewMode};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -334,9 +334,9 @@ impl From<PreviewArg> for PreviewMode {
     fn from(p: PreviewArg) -> Self {
         match p {
             PreviewArg::Auto => PreviewMode::Auto,
-            PreviewArg::Kitty => PreviewMode::Kitty,
-            PreviewArg::Sixel => PreviewMode::Sixel,
-            PreviewArg::Iterm2 => PreviewMode::Iterm2,
+            PreviewArg::Kitty => PreviewMode::Force(GraphicsProtocol::Kitty),
+            PreviewArg::Sixel => PreviewMode::Force(GraphicsProtocol::Sixel),
+            PreviewArg::Iterm2 => PreviewMode::Force(GraphicsProtocol::Iterm2),
             PreviewArg::Halfblocks => PreviewMode::Halfblocks,
             PreviewArg::None => PreviewMode::None,
         }

@@ -3,7 +3,7 @@
 //! The pipeline runs in one direction (ARCHITECTURE.md in the repository is the map):
 //! `scan` -> `preprocess` -> `model` -> `extract` -> `store` -> `neighbours` -> `rank` ->
 //! views. `pipeline` wires the stages together for the commands and the TUI; no module
-//! imports from a later stage, and the command line (clap) stays in the binary.
+//! imports from a later stage, and the command-line parser stays in the binary (`cli.rs`).
 
 pub mod eval;
 pub mod exit;

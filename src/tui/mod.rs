@@ -31,15 +31,23 @@ pub use runtime::{Msg, run};
 /// How previews are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreviewMode {
-    /// Ask the terminal (kitty, sixel, iTerm2); halfblocks when it does not answer.
+    /// Ask the terminal which graphics protocol it speaks; halfblocks when it does not
+    /// answer (and instead of sixel inside tmux).
     Auto,
+    /// This protocol, whatever the terminal answers.
+    Force(GraphicsProtocol),
+    /// Coloured half-block characters: every colour terminal, over SSH too.
+    Halfblocks,
+    /// Captions only.
+    None,
+}
+
+/// A terminal graphics protocol that `PreviewMode::Force` can insist on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphicsProtocol {
     Kitty,
     Sixel,
     Iterm2,
-    /// Coloured half-block characters: works in every colour terminal and over SSH.
-    Halfblocks,
-    /// No pictures, captions only.
-    None,
 }
 
 pub struct TuiOptions {

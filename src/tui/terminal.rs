@@ -2,9 +2,9 @@
 //! same undone on every way out (errors, panics, signals), the graphics protocol probe, and
 //! one synchronized frame at a time.
 
-use super::PreviewMode;
 use super::app::App;
 use super::view;
+use super::{GraphicsProtocol, PreviewMode};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::{
@@ -94,9 +94,9 @@ pub(super) fn pick_protocol(mode: PreviewMode) -> Option<Picker> {
     match mode {
         PreviewMode::None => None,
         PreviewMode::Halfblocks => Some(Picker::halfblocks()),
-        PreviewMode::Kitty => forced(ProtocolType::Kitty),
-        PreviewMode::Sixel => forced(ProtocolType::Sixel),
-        PreviewMode::Iterm2 => forced(ProtocolType::Iterm2),
+        PreviewMode::Force(GraphicsProtocol::Kitty) => forced(ProtocolType::Kitty),
+        PreviewMode::Force(GraphicsProtocol::Sixel) => forced(ProtocolType::Sixel),
+        PreviewMode::Force(GraphicsProtocol::Iterm2) => forced(ProtocolType::Iterm2),
         PreviewMode::Auto => {
             let mut p = query();
             // Sixel through tmux passthrough is fragile (scrolling, stale images); kitty's
