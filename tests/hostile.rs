@@ -75,19 +75,7 @@ fn jpeg_header_only(side: u16) -> Vec<u8> {
 }
 
 fn exif_rotated_jpeg() -> Vec<u8> {
-    use image::ImageEncoder;
-    let img = scene(7, 40, 20);
-    // TIFF-structured EXIF with one entry: Orientation (0x0112) = 6, "rotate 90 CW".
-    let exif = [
-        b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0,
-    ];
-    let mut bytes = Vec::new();
-    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
-    encoder.set_exif_metadata(exif.to_vec()).unwrap();
-    encoder
-        .write_image(img.as_raw(), 40, 20, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    bytes
+    snowscope::preprocess::exif_rotated_jpeg(&scene(7, 40, 20))
 }
 
 fn animated_gif() -> Vec<u8> {

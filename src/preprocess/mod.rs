@@ -198,6 +198,31 @@ pub fn prepare(path: &Path, pp: &Preprocess) -> Result<Vec<f32>, DecodeError> {
     Ok(out)
 }
 
+/// `img` as a JPEG whose EXIF says Orientation = 6 ("rotate 90 CW"): for tests of the
+/// orientation handling.
+#[doc(hidden)]
+pub fn exif_rotated_jpeg(img: &RgbImage) -> Vec<u8> {
+    use image::ImageEncoder;
+    // TIFF-structured EXIF with one entry: Orientation (0x0112) = 6.
+    let exif = [
+        b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let mut bytes = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+    encoder
+        .set_exif_metadata(exif.to_vec())
+        .expect("JPEG takes EXIF");
+    encoder
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("in-memory JPEG encoding");
+    bytes
+}
+
 /// CRC-32 (IEEE), the checksum of PNG chunks: for tests and fuzzers that build PNG headers
 /// by hand (the decoders check their own).
 #[doc(hidden)]
@@ -288,7 +313,6 @@ mod tests {
 
     #[test]
     fn exif_orientation_is_applied() {
-        use image::ImageEncoder;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rotated.jpg");
         let img = RgbImage::from_fn(40, 20, |x, _| {
@@ -298,17 +322,7 @@ mod tests {
                 image::Rgb([0, 0, 255])
             }
         });
-        // A TIFF-structured EXIF block with one entry: Orientation (0x0112) = 6, "rotate 90 CW".
-        let exif = [
-            b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0,
-            0,
-        ];
-        let mut bytes = Vec::new();
-        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
-        encoder.set_exif_metadata(exif.to_vec()).unwrap();
-        encoder
-            .write_image(img.as_raw(), 40, 20, image::ExtendedColorType::Rgb8)
-            .unwrap();
+        let bytes = exif_rotated_jpeg(&img);
         std::fs::write(&path, bytes).unwrap();
         let decoded = load_rgb(&path).unwrap();
         assert_eq!(decoded.dimensions(), (20, 40), "rotated to portrait");
