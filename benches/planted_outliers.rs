@@ -11,6 +11,7 @@
 use snowscope::eval::{is_listed, quality, read_truth};
 use snowscope::model::{ModelConfig, Pooling};
 use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
+use snowscope::profile::Profile;
 use snowscope::rank::{RankConfig, ScoreKind, rank};
 use snowscope::rng::Rng;
 use std::collections::HashMap;
@@ -22,7 +23,10 @@ const PLANTED: usize = 2;
 
 fn features(dir: &Path, pooling: Pooling) -> FeatureSet {
     let cfg = PipelineConfig {
+        // The head alone: this bench chooses the photos profile's settings
+        // (benches/real_snow.rs measures the crystals profile).
         model: ModelConfig {
+            layer: Some("head".into()),
             pooling,
             ..Default::default()
         },
@@ -96,6 +100,7 @@ fn settings() -> Vec<(String, RankConfig)> {
                 normalise,
                 score: ScoreKind::Nn,
                 squared: false,
+                profile: Profile::Photos,
             },
         ));
         for k in [3, 5, 10] {
@@ -106,6 +111,7 @@ fn settings() -> Vec<(String, RankConfig)> {
                     normalise,
                     score: ScoreKind::Knn,
                     squared: false,
+                    profile: Profile::Photos,
                 },
             ));
         }
@@ -117,6 +123,7 @@ fn settings() -> Vec<(String, RankConfig)> {
                     normalise,
                     score: ScoreKind::Lof,
                     squared: false,
+                    profile: Profile::Photos,
                 },
             ));
         }

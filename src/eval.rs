@@ -3,22 +3,41 @@
 
 use serde::Serialize;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a truth file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TruthError {
+    #[error("cannot read {}: {cause}", path.display())]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{} is not valid JSON: {cause}", path.display())]
+    Json {
+        path: PathBuf,
+        cause: serde_json::Error,
+    },
+    #[error("{}: expected {{\"images\": [{{\"file\", \"rare\"}}, ...]}}", .0.display())]
+    Shape(PathBuf),
+}
 
 /// Which images are the known outliers, read from a synth `manifest.json` (entries with
 /// `"rare": true`) or a text file with one path per line (`#` starts a comment).
-pub fn read_truth(path: &Path) -> Result<HashSet<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read_truth(path: &Path) -> Result<HashSet<String>, TruthError> {
+    let text = std::fs::read_to_string(path).map_err(|cause| TruthError::Read {
+        path: path.to_path_buf(),
+        cause,
+    })?;
     if path.extension().is_some_and(|e| e == "json") {
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
-        let images = value["images"].as_array().ok_or_else(|| {
-            format!(
-                "{}: expected {{\"images\": [{{\"file\", \"rare\"}}, ...]}}",
-                path.display()
-            )
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|cause| TruthError::Json {
+                path: path.to_path_buf(),
+                cause,
+            })?;
+        let images = value["images"]
+            .as_array()
+            .ok_or_else(|| TruthError::Shape(path.to_path_buf()))?;
         Ok(images
             .iter()
             .filter(|i| i["rare"].as_bool() == Some(true))

@@ -6,12 +6,67 @@ use crate::sanitize::sanitize;
 use crate::scan::Skip;
 use crate::traits::TRAITS;
 use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Table,
     Csv,
     Json,
+}
+
+impl Format {
+    /// File name extension of the format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Table => "txt",
+        }
+    }
+}
+
+/// Writes `text` to the first free `{stem}.{ext}`, `{stem}-2.{ext}`, ... in the working
+/// folder (the temporary folder when that is read-only); returns the file written. An
+/// existing file is never overwritten.
+pub fn write_unique(stem: &str, format: Format, text: &str) -> std::io::Result<PathBuf> {
+    let ext = format.extension();
+    let mut last_err = None;
+    for dir in [std::env::current_dir().ok(), Some(std::env::temp_dir())]
+        .into_iter()
+        .flatten()
+    {
+        for n in 1..1000 {
+            let name = if n == 1 {
+                format!("{stem}.{ext}")
+            } else {
+                format!("{stem}-{n}.{ext}")
+            };
+            let path = dir.join(name);
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    return match f.write_all(text.as_bytes()) {
+                        Ok(()) => Ok(path),
+                        Err(e) => Err(std::io::Error::new(
+                            e.kind(),
+                            format!("cannot write {}: {e}", path.display()),
+                        )),
+                    };
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    last_err = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| std::io::Error::other("no free file name")))
 }
 
 /// One output row: the columns every format shares.
@@ -75,6 +130,14 @@ impl<'a> From<&'a RankedImage> for Row<'a> {
     }
 }
 
+/// The ranking's settings, with the profile the folder was ranked with and why.
+#[derive(Serialize)]
+struct JsonConfig<'a> {
+    #[serde(flatten)]
+    asked: &'a crate::rank::RankConfig,
+    profile_used: &'a crate::profile::Choice,
+}
+
 #[derive(Serialize)]
 struct TraitInfo {
     name: &'static str,
@@ -85,8 +148,7 @@ struct TraitInfo {
 #[derive(Serialize)]
 struct JsonReport<'a> {
     model: &'a str,
-    config: &'a crate::rank::RankConfig,
-    profile: &'a crate::profile::Choice,
+    config: JsonConfig<'a>,
     /// Name, unit and meaning of each trait in `images[].traits`.
     traits: Vec<TraitInfo>,
     total: usize,
@@ -124,8 +186,10 @@ pub fn render(
         Format::Json => {
             let report = JsonReport {
                 model,
-                config: &ranking.config,
-                profile: &ranking.profile,
+                config: JsonConfig {
+                    asked: &ranking.config,
+                    profile_used: &ranking.profile,
+                },
                 traits: TRAITS
                     .iter()
                     .map(|&(name, unit, meaning)| TraitInfo {

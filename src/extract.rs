@@ -23,6 +23,14 @@ pub struct ExtractOptions {
     pub threads: usize,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("cannot start the decoder threads: {0}")]
+    ThreadPool(rayon::ThreadPoolBuildError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
 /// What one batch produced.
 #[derive(Debug, Default)]
 pub struct BatchResult {
@@ -42,14 +50,14 @@ pub fn run(
     opts: ExtractOptions,
     cancel: &AtomicBool,
     on_batch: &mut dyn FnMut(BatchResult),
-) -> Result<(), ModelError> {
+) -> Result<(), ExtractError> {
     let batch_size = opts.batch_size.max(1);
     let pp = model.preprocess;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
         .thread_name(|i| format!("decode-{i}"))
         .build()
-        .map_err(|e| ModelError::Candle(candle_core::Error::Msg(e.to_string())))?;
+        .map_err(ExtractError::ThreadPool)?;
     // Two batches in flight: decoding runs one batch ahead of the model, memory stays bounded.
     let (tx, rx) = bounded::<Vec<(usize, Result<(Vec<f32>, Traits), DecodeError>)>>(2);
     std::thread::scope(|scope| {

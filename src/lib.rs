@@ -1,13 +1,14 @@
 //! snowscope: find the most unique images in a folder.
 //!
-//! The pipeline runs in one direction (see DESIGN.md):
-//! `scan` -> `preprocess` -> `model` -> `store` -> `neighbours` -> `rank` -> views.
-//! `pipeline` wires the first stages together for the commands and the TUI.
+//! The pipeline runs in one direction (ARCHITECTURE.md in the repository is the map):
+//! `scan` -> `preprocess` -> `model` -> `extract` -> `store` -> `neighbours` -> `rank` ->
+//! views. `pipeline` wires the stages together for the commands and the TUI; no module
+//! imports from a later stage, and the command-line parser stays in the binary (`cli.rs`).
 
 pub mod eval;
+pub mod exit;
 pub mod export;
 pub mod extract;
-pub mod jpeg_dc;
 pub mod linalg;
 pub mod model;
 pub mod neighbours;

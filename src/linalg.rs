@@ -1,4 +1,5 @@
-//! A safe wrapper over the `gemm` crate's f32 matrix product (the kernel candle itself uses).
+//! A safe wrapper over the `gemm` crate's f32 matrix product (the kernel candle itself uses),
+//! and the small numeric helpers the ranking stages share.
 
 /// Layout of the right-hand matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,25 @@ pub fn matmul(
             parallelism,
         );
     }
+}
+
+/// L2-normalises each row in place (zero rows stay zero).
+pub fn normalise_rows(data: &mut [f32], dim: usize) {
+    for row in data.chunks_exact_mut(dim.max(1)) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+}
+
+/// Quantile with linear interpolation between order statistics (numpy's default method).
+pub fn quantile(sorted: &[f32], q: f64) -> f32 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let frac = (pos - lo as f64) as f32;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
 }
 
 #[cfg(test)]

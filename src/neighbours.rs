@@ -16,6 +16,7 @@
 //! be missed, as in FAISS; ties are broken by the lower index.
 
 use crate::linalg::{Rhs, matmul};
+use crate::store::knn as knn_cache;
 use rayon::prelude::*;
 use std::ops::Range;
 use std::path::Path;
@@ -342,9 +343,9 @@ fn refine(data: &[f32], dim: usize, k: usize, table: &TopK) -> Neighbours {
     out
 }
 
-/// `knn`, remembered in `cache`: the file holds the lists with a key of everything they
-/// depend on (data, groups, k), so reopening an unchanged folder skips the search. A
-/// missing, stale or damaged file is simply recomputed and rewritten.
+/// `knn`, remembered in `cache` (`store::knn`): the file holds the lists with a key of
+/// everything they depend on (data, groups, k), so reopening an unchanged folder skips the
+/// search. A missing, stale or damaged file is simply recomputed and rewritten.
 pub fn knn_cached(
     data: &[f32],
     dim: usize,
@@ -355,89 +356,26 @@ pub fn knn_cached(
     let Some(path) = cache else {
         return knn(data, dim, k, groups);
     };
-    let key = cache_key(data, dim, k, groups);
-    if let Some(found) = std::fs::read(path)
-        .ok()
-        .and_then(|bytes| decode(&bytes, &key, groups.len(), k))
-    {
-        return found;
+    let key = knn_cache::key(data, dim, k, groups);
+    if let Some((index, dist2)) = knn_cache::load(path, &key, groups.len(), k) {
+        return Neighbours { k, index, dist2 };
     }
     let found = knn(data, dim, k, groups);
     // Best effort: a cache that cannot be written only costs the search next time.
-    if let Err(e) = crate::store::write_atomic(path, &encode(&found, &key)) {
+    if let Err(e) = knn_cache::save(path, &key, &found.index, &found.dist2) {
         tracing::warn!("cannot write neighbour cache {}: {e}", path.display());
     }
     found
-}
-
-/// Bumped whenever the search may give different lists for the same input (version 2:
-/// candidate margin and f64 refinement), so that old caches are recomputed.
-const MAGIC: &[u8; 8] = b"SNOWKNN2";
-
-fn cache_key(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&(dim as u64).to_le_bytes());
-    hasher.update(&(k as u64).to_le_bytes());
-    groups.iter().for_each(|g| {
-        hasher.update(&g.to_le_bytes());
-    });
-    data.iter().for_each(|v| {
-        hasher.update(&v.to_le_bytes());
-    });
-    *hasher.finalize().as_bytes()
-}
-
-/// magic, key, then the index and distance arrays, then BLAKE3 of everything before it.
-fn encode(nn: &Neighbours, key: &[u8; 32]) -> Vec<u8> {
-    let mut bytes = MAGIC.to_vec();
-    bytes.extend_from_slice(key);
-    bytes.extend(nn.index.iter().flat_map(|v| v.to_le_bytes()));
-    bytes.extend(nn.dist2.iter().flat_map(|v| v.to_le_bytes()));
-    let checksum = blake3::hash(&bytes);
-    bytes.extend_from_slice(checksum.as_bytes());
-    bytes
-}
-
-fn decode(bytes: &[u8], key: &[u8; 32], n: usize, k: usize) -> Option<Neighbours> {
-    let body_len = 8 + 32 + n * k * 8;
-    if bytes.len() != body_len + 32 || &bytes[..8] != MAGIC || &bytes[8..40] != key {
-        return None;
-    }
-    if blake3::hash(&bytes[..body_len]).as_bytes() != &bytes[body_len..] {
-        return None;
-    }
-    let words = |range: Range<usize>| {
-        bytes[range]
-            .chunks_exact(4)
-            .map(|b| [b[0], b[1], b[2], b[3]])
-    };
-    let index: Vec<u32> = words(40..40 + n * k * 4).map(u32::from_le_bytes).collect();
-    // The checksum catches damage, not a file made to pass it: every row must exist.
-    if index.iter().any(|&j| j != u32::MAX && j as usize >= n) {
-        return None;
-    }
-    let dist2 = words(40 + n * k * 4..body_len)
-        .map(f32::from_le_bytes)
-        .collect();
-    Some(Neighbours { k, index, dist2 })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// SplitMix64 in [0, 1): deterministic data without a dependency.
+    /// Uniform values in [0, 1) from SplitMix64: deterministic data without a dependency.
     fn random(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed;
-        (0..len)
-            .map(|_| {
-                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect()
+        let mut rng = crate::rng::Rng::new(seed);
+        (0..len).map(|_| rng.f32()).collect()
     }
 
     fn reference_distance(a: &[f32], b: &[f32]) -> f64 {

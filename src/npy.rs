@@ -10,7 +10,38 @@ pub enum NpyError {
     #[error(
         "{path} is not a supported .npy matrix: {why} (need a 2-D little-endian float32/float64 C-order array)"
     )]
-    Format { path: String, why: String },
+    Format { path: String, why: FormatError },
+}
+
+/// What is wrong with a file that is not a matrix snowscope reads.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("missing the NUMPY magic")]
+    NoMagic,
+    #[error("unsupported version {0}")]
+    Version(u8),
+    #[error("truncated header")]
+    TruncatedHeader,
+    #[error("no descr")]
+    NoDescr,
+    #[error("dtype {0}")]
+    Dtype(String),
+    #[error("Fortran order")]
+    FortranOrder,
+    #[error("no shape")]
+    NoShape,
+    #[error("bad shape")]
+    BadShape,
+    #[error("bad shape value '{0}'")]
+    BadShapeValue(String),
+    #[error("{0}-D array")]
+    Dimensions(usize),
+    #[error("{bytes} data bytes for shape ({rows}, {cols})")]
+    DataSize {
+        bytes: usize,
+        rows: usize,
+        cols: usize,
+    },
 }
 
 /// Writes a row-major `rows` x `cols` f32 matrix.
@@ -43,9 +74,9 @@ pub fn read(path: &Path) -> Result<(Vec<f32>, usize, usize), NpyError> {
     parse(&bytes).map_err(|why| NpyError::Format { path: name, why })
 }
 
-fn parse(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
+fn parse(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), FormatError> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err("missing the NUMPY magic".into());
+        return Err(FormatError::NoMagic);
     }
     let (len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
@@ -53,47 +84,52 @@ fn parse(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        v => return Err(format!("unsupported version {v}")),
+        v => return Err(FormatError::Version(v)),
     };
     let header = bytes
         .get(start..start + len)
         .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or("truncated header")?;
+        .ok_or(FormatError::TruncatedHeader)?;
     let field = |key: &str| -> Option<&str> {
         let at = header.find(&format!("'{key}'"))? + key.len() + 2;
         Some(header[at..].trim_start_matches([':', ' ']))
     };
-    let descr = field("descr").ok_or("no descr")?;
+    let descr = field("descr").ok_or(FormatError::NoDescr)?;
     let width = if descr.starts_with("'<f4'") {
         4
     } else if descr.starts_with("'<f8'") {
         8
     } else {
-        return Err(format!("dtype {}", descr.split(',').next().unwrap_or("?")));
+        let dtype = descr.split(',').next().unwrap_or("?");
+        return Err(FormatError::Dtype(dtype.to_string()));
     };
     if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err("Fortran order".into());
+        return Err(FormatError::FortranOrder);
     }
-    let shape = field("shape").ok_or("no shape")?;
+    let shape = field("shape").ok_or(FormatError::NoShape)?;
     let inner = shape
         .strip_prefix('(')
         .and_then(|s| s.split(')').next())
-        .ok_or("bad shape")?;
+        .ok_or(FormatError::BadShape)?;
     let dims: Vec<usize> = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| format!("bad shape value '{s}'")))
+        .map(|s| {
+            s.parse()
+                .map_err(|_| FormatError::BadShapeValue(s.to_string()))
+        })
         .collect::<Result<_, _>>()?;
     let [rows, cols] = dims[..] else {
-        return Err(format!("{}-D array", dims.len()));
+        return Err(FormatError::Dimensions(dims.len()));
     };
     let body = &bytes[start + len..];
     if body.len() != rows * cols * width {
-        return Err(format!(
-            "{} data bytes for shape ({rows}, {cols})",
-            body.len()
-        ));
+        return Err(FormatError::DataSize {
+            bytes: body.len(),
+            rows,
+            cols,
+        });
     }
     let data = if width == 4 {
         body.chunks_exact(4)
@@ -105,6 +141,14 @@ fn parse(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
             .collect()
     };
     Ok((data, rows, cols))
+}
+
+#[cfg(test)]
+impl FormatError {
+    /// Whether the message contains `words`.
+    fn contains(&self, words: &str) -> bool {
+        self.to_string().contains(words)
+    }
 }
 
 #[cfg(test)]

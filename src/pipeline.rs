@@ -1,9 +1,13 @@
-//! From a folder to a feature matrix: scan, hash, reuse the cache, extract the rest.
-//! Progress goes to one callback that the kdam bar and the TUI both consume.
+//! From a folder to a feature matrix: scan, hash, reuse the cache, extract the rest; then
+//! from the matrix to a ranking. Both front ends (`rank` and the explorer) go through
+//! [`rank_folder`]. Progress goes to one callback that the kdam bar and the TUI both consume.
 
 use crate::extract::{self, ExtractOptions, Job};
 use crate::model::{FeatureModel, ModelConfig, ModelError};
-use crate::scan::{self, Skip, content_hash};
+use crate::npy::NpyError;
+use crate::profile;
+use crate::rank::{RankConfig, Ranking, rank_cached};
+use crate::scan::{self, Skip, SkipReason, content_hash};
 use crate::store::{FeatureStore, FileStamp};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -40,6 +44,8 @@ pub enum Event {
     },
     Progress(Progress),
     Skipped(Skip),
+    /// The features are ready and the ranking of this many images begins.
+    Ranking(usize),
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,6 +108,100 @@ impl FeatureSet {
         self.traits
             .get(i * crate::traits::COUNT..(i + 1) * crate::traits::COUNT)
     }
+
+    /// A feature set from a .npy matrix (embeddings made elsewhere) and a text file with
+    /// one path per row. Without file contents, rows are distinct unless their features
+    /// are identical.
+    pub fn from_npy(npy: &Path, list: &Path) -> Result<Self, PipelineError> {
+        let (data, rows, dim) = crate::npy::read(npy)?;
+        let text = std::fs::read_to_string(list).map_err(|cause| PipelineError::PathList {
+            path: list.to_path_buf(),
+            cause,
+        })?;
+        let paths: Vec<&str> = text.lines().collect();
+        if paths.len() != rows {
+            return Err(PipelineError::RowCount {
+                npy: npy.to_path_buf(),
+                rows,
+                list: list.to_path_buf(),
+                paths: paths.len(),
+            });
+        }
+        let items = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Item {
+                rel: p.to_string(),
+                path: PathBuf::from(p),
+                hash: format!("row{i}"),
+            })
+            .collect();
+        Ok(FeatureSet {
+            root: list.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            items,
+            dim,
+            data,
+            skipped: Vec::new(),
+            cancelled: false,
+            model: format!("precomputed {}", npy.display()),
+            neighbour_cache: None,
+            blocks: Vec::new(),
+            traits: Vec::new(),
+        })
+    }
+
+    /// The profile `cfg` resolves to for this set, and the matrix (n x dim) the nearest
+    /// neighbours are searched in: what `rank` ranks and `features --out` writes.
+    pub fn embedding(&self, cfg: &RankConfig) -> (profile::Choice, Vec<f32>, usize) {
+        let choice = profile::choose(cfg.profile, &self.traits);
+        let fusion = choice.profile.fusion();
+        let (data, dim) = profile::embedding(
+            &fusion,
+            fusion.layer.map(|layer| self.block(layer)),
+            &self.data,
+            self.dim,
+            &self.traits,
+            cfg.normalise,
+        );
+        (choice, data, dim)
+    }
+
+    /// Ranks the images of the set, reusing its cached neighbour lists when unchanged. The
+    /// folder's profile decides which features (and whether its traits) take part.
+    pub fn rank(&self, cfg: &RankConfig) -> Ranking {
+        let (choice, data, dim) = self.embedding(cfg);
+        if self.items.is_empty() {
+            return Ranking {
+                config: *cfg,
+                profile: choice,
+                images: Vec::new(),
+                stats: None,
+            };
+        }
+        let paths: Vec<String> = self.items.iter().map(|i| i.rel.clone()).collect();
+        let hashes: Vec<&str> = self.items.iter().map(|i| i.hash.as_str()).collect();
+        // `embedding` normalised the CNN part only: the traits keep their weight.
+        let fused = RankConfig {
+            normalise: false,
+            ..*cfg
+        };
+        let mut ranking = rank_cached(
+            &paths,
+            &hashes,
+            &data,
+            dim,
+            &fused,
+            self.neighbour_cache.as_deref(),
+        );
+        ranking.config = *cfg;
+        ranking.profile = choice;
+        for image in &mut ranking.images {
+            image.traits = self
+                .traits_of(image.index)
+                .map_or_else(Vec::new, <[f32]>::to_vec);
+        }
+        ranking
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +211,23 @@ pub enum PipelineError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
+    Extract(#[from] extract::ExtractError),
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Npy(#[from] NpyError),
+    #[error("cannot read {path}: {cause}")]
+    PathList {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{npy} has {rows} rows but {list} lists {paths} paths")]
+    RowCount {
+        npy: PathBuf,
+        rows: usize,
+        list: PathBuf,
+        paths: usize,
+    },
 }
 
 /// Finished work is written to the cache at least this often during a long extraction...
@@ -119,6 +235,25 @@ const SAVE_EVERY: Duration = Duration::from_secs(3);
 /// ...but never more than this fraction of the time goes to saving (a save rewrites the
 /// whole file, which grows with the folder).
 const SAVE_SHARE: u32 = 10;
+
+/// The features of `root` (from the cache where possible), then their ranking: what
+/// `snowscope rank` prints and the explorer shows. The ranking is `None` when the run was
+/// cancelled; the set then holds what was finished.
+pub fn rank_folder(
+    root: &Path,
+    cfg: &PipelineConfig,
+    rank_cfg: &RankConfig,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(FeatureSet, Option<Ranking>), PipelineError> {
+    let set = compute_features(root, cfg, cancel, on_event)?;
+    if set.cancelled {
+        return Ok((set, None));
+    }
+    on_event(Event::Ranking(set.items.len()));
+    let ranking = set.rank(rank_cfg);
+    Ok((set, Some(ranking)))
+}
 
 pub fn compute_features(
     root: &Path,
@@ -144,7 +279,7 @@ pub fn compute_features(
         .par_iter()
         .map(|f| match store.known_hash(f) {
             Some(h) => Ok(h.to_string()),
-            None => content_hash(&f.path).map_err(|e| format!("cannot read file: {e}")),
+            None => content_hash(&f.path).map_err(SkipReason::unreadable),
         })
         .collect();
     let mut stamps = Vec::new();
@@ -222,16 +357,17 @@ pub fn compute_features(
                     store_error.get_or_insert(e);
                 }
             }
-            for (id, reason) in batch.skipped.iter() {
+            let skipped_now = batch.skipped.len();
+            for (id, reason) in batch.skipped {
                 let skip = Skip {
-                    path: files[*id].rel.clone(),
-                    reason: reason.to_string(),
+                    path: files[id].rel.clone(),
+                    reason: reason.into(),
                 };
-                failed_hashes.insert(files[*id].hash.clone(), skip.clone());
+                failed_hashes.insert(files[id].hash.clone(), skip.clone());
                 on_event(Event::Skipped(skip));
             }
-            progress.done += batch.rows.len() + batch.skipped.len();
-            progress.skipped += batch.skipped.len();
+            progress.done += batch.rows.len() + skipped_now;
+            progress.skipped += skipped_now;
             let extracted = progress.done - (distinct - jobs.len());
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             progress.images_per_s = extracted as f64 / secs;
@@ -266,10 +402,10 @@ pub fn compute_features(
             let reason = if failure.path == item.rel {
                 failure.reason.clone()
             } else {
-                format!(
-                    "identical to {}, which failed: {}",
-                    failure.path, failure.reason
-                )
+                SkipReason::CopyOf {
+                    original: failure.path.clone(),
+                    reason: Box::new(failure.reason.clone()),
+                }
             };
             let skip = Skip {
                 path: item.rel.clone(),
@@ -303,7 +439,7 @@ pub fn compute_features(
         skipped,
         cancelled,
         model: model.description,
-        neighbour_cache: store.path().map(|p| p.with_extension("knn")),
+        neighbour_cache: store.path().map(crate::store::knn::file_beside),
         blocks: model.blocks,
         traits,
     })

@@ -3,7 +3,6 @@
 //! head). The profile picks one of the two per folder, and builds the matrix the nearest
 //! neighbour search runs on. The choice and its numbers: README, "Ranking quality".
 
-use crate::pipeline::FeatureSet;
 use crate::traits;
 use serde::Serialize;
 
@@ -11,7 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
-    /// Crystals when most images show an isolated particle on a plain background.
+    /// Crystals when most images show one particle on a plain background, in grey or one
+    /// tint (as imaging probes record); photos otherwise.
     #[default]
     Auto,
     /// Mid-level CNN features (`stage6`) fused with the morphology traits.
@@ -43,9 +43,12 @@ pub const PHOTO_LAYER: &str = "head";
 /// Weight of the standardised traits against the unit-length CNN vector (chosen by
 /// `cargo bench --bench planted_outliers`).
 pub const TRAIT_WEIGHT: f32 = 0.1;
-/// An image shows an isolated particle when at least this share of its border lies on the
-/// background side of the segmentation threshold...
+/// An image is an instrument's view of a particle when at least this share of its border
+/// lies on the background side of the segmentation threshold and its hue varies less than
+/// `ONE_TINT` (imaging probes record intensity: grey, or false-coloured in one tint; product
+/// photos on white are in colour)...
 const PLAIN_BORDER: f32 = 0.75;
+const ONE_TINT: f32 = 0.1;
 /// ...and a folder is crystals when at least this share of its images do.
 const CRYSTAL_SHARE: f32 = 0.5;
 
@@ -63,9 +66,14 @@ pub fn choose(asked: Profile, traits_rows: &[f32]) -> Choice {
         },
         Profile::Auto => {
             let border = traits::index("border_background");
+            let hue = traits::index("hue_variation");
             let plain = traits_rows
                 .chunks_exact(traits::COUNT)
-                .filter(|t| t[border] >= PLAIN_BORDER && t[traits::index("particles")] >= 1.0)
+                .filter(|t| {
+                    t[border] >= PLAIN_BORDER
+                        && t[hue] < ONE_TINT
+                        && t[traits::index("particles")] >= 1.0
+                })
                 .count();
             let share = plain as f32 / n as f32;
             let profile = if share >= CRYSTAL_SHARE {
@@ -76,7 +84,7 @@ pub fn choose(asked: Profile, traits_rows: &[f32]) -> Choice {
             Choice {
                 profile,
                 reason: format!(
-                    "auto: {:.0} % of images show one particle on a plain background",
+                    "auto: {:.0} % of images show one particle on a plain background, in grey or one tint",
                     100.0 * share
                 ),
             }
@@ -84,31 +92,70 @@ pub fn choose(asked: Profile, traits_rows: &[f32]) -> Choice {
     }
 }
 
-/// The matrix the search runs on (n x dim) for `choice`: the profile's CNN block
-/// (L2-normalised when `normalise`), for crystals followed by the folder-standardised
-/// traits, weighted by [`TRAIT_WEIGHT`] / sqrt(traits used).
-pub fn embedding(set: &FeatureSet, choice: &Choice, normalise: bool) -> (Vec<f32>, usize) {
-    let crystals = choice.profile == Profile::Crystals;
-    let wanted = if crystals { CRYSTAL_LAYER } else { PHOTO_LAYER };
-    let (offset, width) = set.block(wanted);
-    let n = set.items.len();
-    let mut cnn: Vec<f32> = (0..n)
-        .flat_map(|i| set.row(i)[offset..offset + width].iter().copied())
-        .collect();
-    if normalise {
-        crate::rank::normalise_rows(&mut cnn, width);
+/// How the search vectors are built: which CNN block (if any) and how much the traits weigh.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fusion<'a> {
+    /// The CNN block; `None` ranks by the traits alone.
+    pub layer: Option<&'a str>,
+    /// Weight of the standardised traits; 0 leaves them out.
+    pub trait_weight: f32,
+}
+
+impl Profile {
+    /// The fusion this (resolved) profile ranks with.
+    pub fn fusion(&self) -> Fusion<'static> {
+        match self {
+            Profile::Crystals => Fusion {
+                layer: Some(CRYSTAL_LAYER),
+                trait_weight: TRAIT_WEIGHT,
+            },
+            Profile::Auto | Profile::Photos => Fusion {
+                layer: Some(PHOTO_LAYER),
+                trait_weight: 0.0,
+            },
+        }
     }
-    if !crystals || set.traits.len() != n * traits::COUNT {
+}
+
+/// The matrix the search runs on (n x dim): the columns `block` (offset, width) of the
+/// CNN rows `data` (n x `stride`), L2-normalised when `normalise`, followed (when the
+/// fusion weighs them and they are known) by the traits (n x `traits::COUNT`) standardised
+/// over these rows, weighted by `trait_weight` / sqrt(traits used).
+pub fn embedding(
+    fusion: &Fusion,
+    block: Option<(usize, usize)>,
+    data: &[f32],
+    stride: usize,
+    traits_rows: &[f32],
+    normalise: bool,
+) -> (Vec<f32>, usize) {
+    let n = traits_rows.len() / traits::COUNT;
+    let n = if block.is_some() {
+        data.len() / stride.max(1)
+    } else {
+        n
+    };
+    let (offset, width) = block.unwrap_or((0, 0));
+    let mut cnn: Vec<f32> = Vec::with_capacity(n * width);
+    if width > 0 {
+        for row in data.chunks_exact(stride.max(1)) {
+            cnn.extend_from_slice(&row[offset..offset + width]);
+        }
+    }
+    if normalise && width > 0 {
+        crate::linalg::normalise_rows(&mut cnn, width);
+    }
+    let with_traits = fusion.trait_weight > 0.0 && traits_rows.len() == n * traits::COUNT;
+    if !with_traits {
         return (cnn, width);
     }
-    let z = traits::standardise(&set.traits);
+    let z = traits::standardise(traits_rows);
     let fused_dim = width + traits::FUSED.len();
-    let weight = TRAIT_WEIGHT / (traits::FUSED.len() as f32).sqrt();
+    let weight = fusion.trait_weight / (traits::FUSED.len() as f32).sqrt();
     let mut out = Vec::with_capacity(n * fused_dim);
-    for i in 0..n {
+    for (i, z) in z.chunks_exact(traits::COUNT).enumerate() {
         out.extend_from_slice(&cnn[i * width..(i + 1) * width]);
-        let row = &z[i * traits::COUNT..(i + 1) * traits::COUNT];
-        out.extend(traits::FUSED.iter().map(|&j| weight * row[j]));
+        out.extend(traits::FUSED.iter().map(|&j| weight * z[j]));
     }
     (out, fused_dim)
 }

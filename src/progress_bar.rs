@@ -19,7 +19,7 @@ impl Headless {
             Event::Skipped(skip) => self.write(format!(
                 "skip: {}: {}",
                 sanitize(&skip.path),
-                sanitize(&skip.reason)
+                sanitize(&skip.reason.to_string())
             )),
             Event::Planned {
                 total,
@@ -40,6 +40,8 @@ impl Headless {
                     self.bar = bar;
                 }
             }
+            // The features are done: close the bar before the ranking's own output.
+            Event::Ranking(_) => self.finish(),
             Event::Progress(p) => {
                 if let Some(bar) = self.bar.as_mut() {
                     bar.set_postfix(format!("skipped={}", p.skipped));

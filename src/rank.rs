@@ -1,15 +1,15 @@
 //! From features to a ranking: duplicate groups, nearest non-duplicate neighbours, scores,
 //! and the boxplot statistics of the score. The TUI and `rank` are views over `Ranking`.
 
+use crate::linalg::{normalise_rows, quantile};
 use crate::neighbours::{Neighbours, knn_cached};
-use crate::pipeline::FeatureSet;
-use crate::profile::{self, Choice, Profile};
+use crate::profile::{Choice, Profile};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 
 /// The number that orders images (larger = more unique).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScoreKind {
     /// L2 distance to the closest match (the tutorial's score).
@@ -148,46 +148,6 @@ pub fn duplicate_groups(hashes: &[&str], data: &[f32], dim: usize) -> Vec<u32> {
     (0..n).map(|i| find(&mut parent, i) as u32).collect()
 }
 
-/// L2-normalises each row in place (zero rows stay zero).
-pub fn normalise_rows(data: &mut [f32], dim: usize) {
-    for row in data.chunks_exact_mut(dim.max(1)) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            row.iter_mut().for_each(|v| *v /= norm);
-        }
-    }
-}
-
-/// Ranks the images of a feature set, reusing its cached neighbour lists when unchanged.
-/// The folder's profile decides which features (and whether its traits) take part.
-pub fn rank_features(set: &FeatureSet, cfg: &RankConfig) -> Ranking {
-    let paths: Vec<String> = set.items.iter().map(|i| i.rel.clone()).collect();
-    let hashes: Vec<&str> = set.items.iter().map(|i| i.hash.as_str()).collect();
-    let choice = profile::choose(cfg.profile, &set.traits);
-    let (data, dim) = profile::embedding(set, &choice, cfg.normalise);
-    // `embedding` normalised the CNN part only; the traits keep their weight.
-    let fused = RankConfig {
-        normalise: false,
-        ..*cfg
-    };
-    let mut ranking = rank_cached(
-        &paths,
-        &hashes,
-        &data,
-        dim,
-        &fused,
-        set.neighbour_cache.as_deref(),
-    );
-    ranking.config = *cfg;
-    ranking.profile = choice;
-    for image in &mut ranking.images {
-        image.traits = set
-            .traits_of(image.index)
-            .map_or_else(Vec::new, <[f32]>::to_vec);
-    }
-    ranking
-}
-
 /// Ranks `paths.len()` images whose features are the rows of `data`.
 pub fn rank(
     paths: &[String],
@@ -318,15 +278,6 @@ fn local_outlier_factor(nn: &Neighbours, n: usize) -> Vec<Option<f32>> {
             (!ratios.is_empty()).then(|| ratios.iter().sum::<f32>() / ratios.len() as f32)
         })
         .collect()
-}
-
-/// Quantile with linear interpolation between order statistics (numpy's default method).
-pub fn quantile(sorted: &[f32], q: f64) -> f32 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let frac = (pos - lo as f64) as f32;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
 }
 
 /// Boxplot statistics of `values`; `None` when there are none.

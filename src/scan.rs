@@ -3,6 +3,7 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 /// File name extensions (lower case) that the decoders understand.
@@ -22,7 +23,64 @@ pub struct ScannedFile {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Skip {
     pub path: String,
-    pub reason: String,
+    pub reason: SkipReason,
+}
+
+/// Why a file was left out; becomes text only where it is shown (and in JSON, as that text).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SkipReason {
+    #[error("folder not readable: {0}")]
+    FolderUnreadable(Arc<io::Error>),
+    #[error("cannot read file: {0}")]
+    Unreadable(Arc<io::Error>),
+    #[error("symlink to a folder, not followed")]
+    FolderSymlink,
+    #[error("not a regular file (FIFO, socket or device)")]
+    NotRegular,
+    /// The decoder refused it (a `preprocess::DecodeError`).
+    #[error("{0}")]
+    Decode(Arc<dyn std::error::Error + Send + Sync>),
+    /// A byte-identical copy of a file that failed.
+    #[error("identical to {original}, which failed: {reason}")]
+    CopyOf {
+        original: String,
+        reason: Box<SkipReason>,
+    },
+    /// Any other reason, as text.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SkipReason {
+    pub fn unreadable(e: io::Error) -> Self {
+        SkipReason::Unreadable(Arc::new(e))
+    }
+
+    /// Whether the reason as shown contains `words`.
+    pub fn contains(&self, words: &str) -> bool {
+        self.to_string().contains(words)
+    }
+}
+
+impl From<&str> for SkipReason {
+    fn from(text: &str) -> Self {
+        SkipReason::Other(text.to_string())
+    }
+}
+
+/// Two reasons are the same when they read the same.
+impl PartialEq for SkipReason {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for SkipReason {}
+
+impl serde::Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -68,7 +126,7 @@ pub fn scan(root: &Path) -> Result<Scan, ScanError> {
             }
             Err(e) => {
                 out.skipped
-                    .push(skip(root, &dir, format!("folder not readable: {e}")));
+                    .push(skip(root, &dir, SkipReason::FolderUnreadable(Arc::new(e))));
                 continue;
             }
         };
@@ -97,22 +155,18 @@ fn visit(root: &Path, path: &Path, stack: &mut Vec<PathBuf>, out: &mut Scan) {
         Ok(m) => m,
         Err(e) => {
             out.skipped
-                .push(skip(root, path, format!("cannot read file: {e}")));
+                .push(skip(root, path, SkipReason::unreadable(e)));
             return;
         }
     };
     if meta.is_dir() {
         out.skipped
-            .push(skip(root, path, "symlink to a folder, not followed".into()));
+            .push(skip(root, path, SkipReason::FolderSymlink));
         return;
     }
     // A FIFO would block the first read forever, a device may never end.
     if !meta.is_file() {
-        out.skipped.push(skip(
-            root,
-            path,
-            "not a regular file (FIFO, socket or device)".into(),
-        ));
+        out.skipped.push(skip(root, path, SkipReason::NotRegular));
         return;
     }
     let mtime_ns = meta
@@ -128,7 +182,7 @@ fn visit(root: &Path, path: &Path, stack: &mut Vec<PathBuf>, out: &mut Scan) {
     });
 }
 
-fn skip(root: &Path, path: &Path, reason: String) -> Skip {
+fn skip(root: &Path, path: &Path, reason: SkipReason) -> Skip {
     Skip {
         path: relative(root, path),
         reason,

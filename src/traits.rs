@@ -77,14 +77,19 @@ pub const TRAITS: [(&str, &str, &str); COUNT] = [
         "ratio",
         "share of the image border on the background side (1 = isolated particle)",
     ),
+    (
+        "hue_variation",
+        "ratio",
+        "circular variance of the hue (0 = grey or one tint, as imaging probes record)",
+    ),
 ];
-pub const COUNT: usize = 16;
+pub const COUNT: usize = 17;
 /// Bumped whenever a trait's definition changes, so that cached values are recomputed.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
-/// The traits that describe the particle (all but `border_background`, which describes
-/// the framing): the ones fused into the crystals ranking.
-pub const FUSED: [usize; COUNT - 1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+/// The traits that describe the particle (all but the last two, which describe the
+/// framing and the imaging): the ones fused into the crystals ranking.
+pub const FUSED: [usize; COUNT - 2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 
 /// Position of the trait called `name` in [`TRAITS`]; panics on a name not listed there.
 pub fn index(name: &str) -> usize {
@@ -121,22 +126,25 @@ impl Traits {
 pub fn measure(image: &RgbImage, scale: f32) -> Traits {
     let (w, h) = image.dimensions();
     let shrink = (w.max(h) as f32 / MEASURE_SIDE as f32).max(1.0);
-    let gray = if shrink > 1.0 {
-        let small = image::imageops::resize(
+    let small;
+    let image = if shrink > 1.0 {
+        small = image::imageops::resize(
             image,
             ((w as f32 / shrink).round() as u32).max(1),
             ((h as f32 / shrink).round() as u32).max(1),
             image::imageops::FilterType::Triangle,
         );
-        Gray::from_rgb(&small)
+        &small
     } else {
-        Gray::from_rgb(image)
+        image
     };
+    let gray = Gray::from_rgb(image);
     let px = scale * w as f32 / gray.w as f32;
-    let values = match Particle::segment(&gray) {
+    let mut values = match Particle::segment(&gray) {
         Some(p) => p.traits(&gray, px),
         None => [0.0; COUNT],
     };
+    values[COUNT - 1] = hue_variation(image);
     Traits {
         values: values.map(|v| if v.is_finite() { v } else { 0.0 }),
     }
@@ -165,10 +173,10 @@ pub fn standardise(rows: &[f32]) -> Vec<f32> {
         if sorted.is_empty() {
             continue;
         }
-        let median = crate::rank::quantile(&sorted, 0.5);
+        let median = crate::linalg::quantile(&sorted, 0.5);
         let mut deviations: Vec<f32> = column.iter().map(|v| (v - median).abs()).collect();
         deviations.sort_by(f32::total_cmp);
-        let mad = 1.4826 * crate::rank::quantile(&deviations, 0.5);
+        let mad = 1.4826 * crate::linalg::quantile(&deviations, 0.5);
         let mean = column.iter().sum::<f32>() / n as f32;
         let sd = (column.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n as f32).sqrt();
         let spread = if mad > 1e-6 { mad } else { sd };
@@ -180,6 +188,24 @@ pub fn standardise(rows: &[f32]) -> Vec<f32> {
         }
     }
     out
+}
+
+/// 1 - the length of the chroma-weighted mean hue vector, on the opponent axes (R - G,
+/// (R + G) / 2 - B): 0 for grey images and for images in one tint (false-coloured probes),
+/// towards 1 for photographs of many colours.
+fn hue_variation(image: &RgbImage) -> f32 {
+    let (mut sx, mut sy, mut weight) = (0f64, 0f64, 0f64);
+    for p in image.pixels() {
+        let [r, g, b] = p.0.map(f64::from);
+        let (x, y) = (r - g, (r + g) / 2.0 - b);
+        sx += x;
+        sy += y;
+        weight += x.hypot(y);
+    }
+    if weight < 1e-9 {
+        return 0.0;
+    }
+    (1.0 - sx.hypot(sy) / weight) as f32
 }
 
 /// Luminance, row-major.
@@ -223,9 +249,9 @@ fn otsu(gray: &Gray) -> Option<u8> {
     let sum_all: f64 = (0..256).map(|v| v as f64 * hist[v]).sum();
     let (mut weight, mut sum, mut best) = (0.0, 0.0, None);
     let mut best_between = 0.0;
-    for t in 0..255 {
-        weight += hist[t];
-        sum += t as f64 * hist[t];
+    for (t, &count) in hist.iter().enumerate().take(255) {
+        weight += count;
+        sum += t as f64 * count;
         if weight == 0.0 || weight == total {
             continue;
         }
@@ -399,6 +425,7 @@ impl Particle {
             1.0 - self.solid as f64 / a,
             a / bbox,
             self.border_background as f64,
+            0.0, // hue_variation, measured on the colour image by `measure`
         ]
         .map(|v| v as f32)
     }

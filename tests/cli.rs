@@ -57,19 +57,17 @@ fn rank_formats_cache_and_incremental_updates() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let images = json["images"].as_array().unwrap();
     assert_eq!(images.len(), 7);
-    for key in [
-        "rank",
-        "path",
-        "score",
-        "nn_distance",
-        "knn_mean",
-        "lof",
-        "closest_match",
-        "duplicates",
-        "beyond_fence",
-    ] {
+    for key in snowscope::export::COLUMNS {
         assert!(images[0].get(key).is_some(), "JSON row lacks {key}");
     }
+    // Every image carries its morphology; the report says which profile ranked them.
+    for (name, _, _) in snowscope::traits::TRAITS {
+        assert!(
+            images[0]["traits"][name].is_number(),
+            "JSON traits lack {name}"
+        );
+    }
+    assert!(json["config"]["profile_used"]["profile"].is_string());
     assert!(json["stats"]["q1"].is_number() && json["skipped"].as_array().unwrap().is_empty());
     let fence = json["stats"]["upper_fence"].as_f64().unwrap();
     let beyond: Vec<&str> = images
@@ -107,9 +105,18 @@ fn rank_formats_cache_and_incremental_updates() {
         text(&out.stderr)
     );
     let csv = text(&out.stdout);
-    assert!(csv.starts_with(
-        "rank,path,score,nn_distance,knn_mean,lof,closest_match,duplicates,beyond_fence\n"
-    ));
+    // The ranking's columns, then one per morphology trait.
+    let header = csv.lines().next().unwrap();
+    let traits: Vec<&str> = snowscope::traits::TRAITS.iter().map(|t| t.0).collect();
+    assert_eq!(
+        header,
+        format!(
+            "rank,path,score,nn_distance,knn_mean,lof,closest_match,duplicates,beyond_fence,{}",
+            traits.join(",")
+        )
+    );
+    let fields = csv.lines().nth(1).unwrap().split(',').count();
+    assert_eq!(fields, 9 + traits.len(), "every row has every column");
     assert_eq!(csv.lines().count(), 8);
 
     // One changed and one added file: only those two are extracted.

@@ -7,6 +7,7 @@
 //! reason, the others are ranked, the exit code is the documented one, and no control
 //! byte from a file name reaches the terminal.
 
+use snowscope::preprocess::crc32;
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -44,21 +45,6 @@ fn scene(seed: u32, w: u32, h: u32) -> image::RgbImage {
     })
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// A valid PNG signature and IHDR claiming `side` x `side` RGB pixels, and no pixel data.
 fn png_header_only(side: u32) -> Vec<u8> {
     let mut ihdr = b"IHDR".to_vec();
@@ -89,19 +75,7 @@ fn jpeg_header_only(side: u16) -> Vec<u8> {
 }
 
 fn exif_rotated_jpeg() -> Vec<u8> {
-    use image::ImageEncoder;
-    let img = scene(7, 40, 20);
-    // TIFF-structured EXIF with one entry: Orientation (0x0112) = 6, "rotate 90 CW".
-    let exif = [
-        b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0,
-    ];
-    let mut bytes = Vec::new();
-    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
-    encoder.set_exif_metadata(exif.to_vec()).unwrap();
-    encoder
-        .write_image(img.as_raw(), 40, 20, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    bytes
+    snowscope::preprocess::exif_rotated_jpeg(&scene(7, 40, 20))
 }
 
 fn animated_gif() -> Vec<u8> {

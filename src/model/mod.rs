@@ -42,26 +42,16 @@ pub trait Backbone: Send + Sync {
     }
 }
 
-/// The taps of EfficientNet-Lite0 when no layer is asked for: the mid-level `stage6`
-/// (shape and texture; what real snow crystals are ranked by) and the `head` (the semantic
-/// embedding photos are ranked by), from one pass. README, "Ranking quality".
-pub const DEFAULT_TAPS: [&str; 2] = ["stage6", "head"];
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Arch {
     /// EfficientNet-Lite0, ImageNet weights bundled (default).
-    #[value(name = "efficientnet-lite0")]
     EfficientNetLite0,
     /// VGG16 convolutional layers; needs `--weights` (torchvision key names).
     Vgg16,
 }
 
 /// How a feature map (C x H x W) becomes one vector.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Pooling {
     /// Mean over positions: C values.
     Avg,
@@ -71,11 +61,59 @@ pub enum Pooling {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
     Cpu,
     /// NVIDIA GPU; needs a build with `--features cuda`.
     Cuda,
+}
+
+impl Arch {
+    /// The name on the command line and in descriptions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::EfficientNetLite0 => "efficientnet-lite0",
+            Arch::Vgg16 => "vgg16",
+        }
+    }
+
+    /// The layer tapped when none is given. EfficientNet-Lite0: the mid-level `stage6`
+    /// (shape and texture: what real snow crystals are ranked by) and the `head` (the
+    /// semantic embedding photos are ranked by), from one pass; README, "Ranking quality".
+    pub fn default_layer(self) -> &'static str {
+        match self {
+            Arch::EfficientNetLite0 => "stage6+head",
+            Arch::Vgg16 => "block5_conv3",
+        }
+    }
+}
+
+impl Pooling {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Avg => "avg",
+            Pooling::Max => "max",
+            Pooling::None => "none",
+        }
+    }
+}
+
+impl DeviceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Cuda => "cuda",
+        }
+    }
+}
+
+/// "efficientnet-lite0 head avg-pool on cpu": what the progress view and exports show.
+fn describe(arch: &str, layer: &str, pooling: Pooling, device: DeviceKind) -> String {
+    format!(
+        "{arch} {layer} {}-pool on {}",
+        pooling.name(),
+        device.name()
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +136,15 @@ impl Default for ModelConfig {
             pooling: Pooling::Avg,
             device: DeviceKind::Cpu,
         }
+    }
+}
+
+impl ModelConfig {
+    /// A short summary (backbone, layer, pooling, device), the same words as the loaded
+    /// model's `description`.
+    pub fn describe(&self) -> String {
+        let layer = self.layer.as_deref().unwrap_or(self.arch.default_layer());
+        describe(self.arch.name(), layer, self.pooling, self.device)
     }
 }
 
@@ -161,35 +208,40 @@ impl FeatureModel {
         let vb = efficientnet_lite::var_builder(bytes, &device)?;
         let (name, layers, backbone): (&str, Vec<String>, Box<dyn Backbone>) = match cfg.arch {
             Arch::EfficientNetLite0 => {
-                let layers = match &cfg.layer {
-                    Some(layer) => vec![layer.clone()],
-                    None => DEFAULT_TAPS.map(String::from).to_vec(),
-                };
+                // Several layers joined by `+` are taken in one pass.
+                let layer = cfg
+                    .layer
+                    .clone()
+                    .unwrap_or_else(|| cfg.arch.default_layer().into());
+                let layers: Vec<String> = layer.split('+').map(String::from).collect();
                 let taps = layers
                     .iter()
                     .map(|layer| {
                         efficientnet_lite::EfficientNetLite0::parse_tap(layer).ok_or_else(|| {
                             ModelError::UnknownLayer {
                                 layer: layer.clone(),
-                                arch: "efficientnet-lite0",
-                                valid: "head, stage1..stage7, block0..block15",
+                                arch: cfg.arch.name(),
+                                valid: "head, stage1..stage7, block0..block15, joined by +",
                             }
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let net = efficientnet_lite::EfficientNetLite0::load_taps(&vb, &taps)?;
-                ("efficientnet-lite0", layers, Box::new(net))
+                (cfg.arch.name(), layers, Box::new(net))
             }
             Arch::Vgg16 => {
-                let layer = cfg.layer.clone().unwrap_or_else(|| "block5_conv3".into());
+                let layer = cfg
+                    .layer
+                    .clone()
+                    .unwrap_or_else(|| cfg.arch.default_layer().into());
                 let tap =
                     vgg16::Vgg16::parse_tap(&layer).ok_or_else(|| ModelError::UnknownLayer {
                         layer: layer.clone(),
-                        arch: "vgg16",
+                        arch: cfg.arch.name(),
                         valid: "block1_conv1 .. block5_conv3, block1_pool .. block5_pool",
                     })?;
                 (
-                    "vgg16",
+                    cfg.arch.name(),
                     vec![layer],
                     Box::new(vgg16::Vgg16::load(&vb, tap)?),
                 )
@@ -205,8 +257,7 @@ impl FeatureModel {
             mean,
             std,
         };
-        let pooling = format!("{:?}", cfg.pooling).to_lowercase();
-        let device_name = format!("{:?}", cfg.device).to_lowercase();
+        let pooling = cfg.pooling.name();
         // The width of each block, from one pass over a blank image.
         let probe = Tensor::zeros((1, 3, 224, 224), candle_core::DType::F32, &device)?;
         let blocks = layers
@@ -222,7 +273,7 @@ impl FeatureModel {
                 "{name}-w{weights_hash}-{layer}-{pooling}-{}",
                 preprocess.id()
             ),
-            description: format!("{name} {layer} {pooling}-pool on {device_name}"),
+            description: describe(name, &layer, cfg.pooling, cfg.device),
             preprocess,
             device,
         })

@@ -186,3 +186,19 @@ fn standardised_traits_are_finite_and_constant_columns_are_zero() {
     // A column whose MAD is 0 falls back to the standard deviation.
     assert!(z[9 * COUNT + 3] > 2.5 && z[3] == 0.0);
 }
+
+#[test]
+fn hue_variation_tells_one_tint_from_many_colours() {
+    let blue = |v: u8| Rgb([v / 4, v / 2, v]);
+    let tinted = RgbImage::from_fn(64, 64, |x, _| blue(100 + 2 * x as u8));
+    let gray = shape(64, disc(20.0));
+    let colours = RgbImage::from_fn(64, 64, |x, y| match (x < 32, y < 32) {
+        (true, true) => Rgb([220, 40, 40]),
+        (false, true) => Rgb([40, 200, 40]),
+        (true, false) => Rgb([40, 40, 220]),
+        (false, false) => Rgb([230, 220, 30]),
+    });
+    assert_eq!(t(&gray, "hue_variation"), 0.0);
+    assert!(t(&tinted, "hue_variation") < 0.01);
+    assert!(t(&colours, "hue_variation") > 0.5);
+}

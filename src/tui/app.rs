@@ -1,94 +1,22 @@
 //! The explorer's whole state and `update(state, action) -> effects`. `update` does no I/O:
 //! anything that touches the world (cancelling the worker, decoding previews, writing an
-//! export) comes back as an [`Effect`] for the event loop to perform.
+//! export) comes back as an [`Effect`] for the event loop to perform. The view-model of the
+//! table lives in `explorer.rs`, the prompt in `prompt.rs`, the preview cache in
+//! `preview_cache.rs` and the progress view's state in `progress.rs`.
 
 use super::layout;
-use super::model::{Column, Filter, Pattern, ScoreFilter, Sort, Table, visible_columns};
+use super::model::Column;
 use super::preview::{PreviewKey, PreviewRequest, PreviewResult};
+use crate::exit::ExitStatus;
 use crate::export::Format;
-use crate::pipeline::{Event, Progress};
-use crate::rank::{BoxStats, Ranking, box_stats};
-use crate::scan::Skip;
+use crate::pipeline::Event;
 use ratatui::layout::Rect;
-use ratatui_image::protocol::Protocol;
-use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
-/// What the feature worker is doing.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Stage {
-    Scanning,
-    Extracting,
-    Ranking(usize),
-    Cancelling,
-}
-
-/// The progress view's state.
-#[derive(Debug, Clone)]
-pub struct ProgressState {
-    pub dir: String,
-    pub model: String,
-    pub stage: Stage,
-    pub total: usize,
-    pub cached: usize,
-    pub progress: Progress,
-    pub skipped: Vec<Skip>,
-    pub notices: Vec<String>,
-    /// Seconds since start, for the spinner and elapsed time.
-    pub elapsed_s: f64,
-}
-
-/// What the worker hands over when features and ranking are ready.
-pub struct Loaded {
-    pub ranking: Ranking,
-    /// File of each feature-set row (`RankedImage::index`), for previews.
-    pub files: Vec<PathBuf>,
-    pub model: String,
-    pub skipped: Vec<Skip>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Focus {
-    Table,
-    Boxplot,
-    Preview,
-}
-
-/// Which rows the boxplot summarises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Shown,
-    All,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromptKind {
-    Search,
-    PathFilter,
-    ScoreFilter,
-}
-
-impl PromptKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            PromptKind::Search => "/",
-            PromptKind::PathFilter => "& path regex: ",
-            PromptKind::ScoreFilter => "# score: ",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Prompt {
-    pub kind: PromptKind,
-    pub text: String,
-    pub error: Option<String>,
-    /// What to go back to on Esc (the filter or search before the prompt opened).
-    previous: Option<Pattern>,
-    previous_score: Option<ScoreFilter>,
-    /// The text last applied, so Enter does not filter 100,000 rows twice.
-    applied: Option<String>,
-}
+pub use super::explorer::{Distribution, Explorer, Focus, Loaded, Scope};
+pub use super::preview_cache::{PreviewSlot, Previews};
+pub use super::progress::{ProgressState, Stage};
+pub use super::prompt::{Prompt, PromptKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overlay {
@@ -97,205 +25,6 @@ pub enum Overlay {
     /// The selected image's neighbours; the number is the highlighted neighbour.
     Detail(usize),
     Skips,
-}
-
-/// Boxplot data for one scope: statistics and the points beyond the whiskers.
-#[derive(Debug, Clone, Default)]
-pub struct Distribution {
-    pub stats: Option<BoxStats>,
-    pub outliers: Vec<f32>,
-}
-
-impl Distribution {
-    pub fn of(values: &[f32]) -> Self {
-        let stats = box_stats(values);
-        let outliers = stats.map_or_else(Vec::new, |s| {
-            values
-                .iter()
-                .copied()
-                .filter(|&v| v < s.lower_whisker || v > s.upper_whisker)
-                .collect()
-        });
-        Distribution { stats, outliers }
-    }
-}
-
-pub struct Explorer {
-    pub table: Table,
-    pub files: Vec<PathBuf>,
-    pub model: String,
-    pub skipped: Vec<Skip>,
-    pub columns: Vec<Column>,
-    pub sort: Sort,
-    pub filter: Filter,
-    mask: Vec<bool>,
-    /// Rows on screen, in order (indices into `table`).
-    pub view: Vec<u32>,
-    pub search: Option<Pattern>,
-    /// Position in `view`.
-    pub selected: usize,
-    /// First visible position in `view`.
-    pub offset: usize,
-    pub focus: Focus,
-    /// Focused column (index into `columns`) for `[` / `]`.
-    pub column: usize,
-    pub scope: Scope,
-    pub zoom: bool,
-    pub shown_dist: Distribution,
-    pub all_dist: Distribution,
-}
-
-impl Explorer {
-    pub fn new(loaded: Loaded) -> Self {
-        let columns = visible_columns(loaded.ranking.config.score);
-        let table = Table::new(loaded.ranking);
-        let scores: Vec<f32> = table
-            .ranking
-            .images
-            .iter()
-            .filter_map(|i| i.score)
-            .collect();
-        let all_dist = Distribution::of(&scores);
-        let mask = vec![true; table.len()];
-        let sort = Sort::default();
-        let view = table.view(sort, &mask);
-        let column = columns.iter().position(|c| *c == sort.column).unwrap_or(0);
-        Explorer {
-            files: loaded.files,
-            model: loaded.model,
-            skipped: loaded.skipped,
-            columns,
-            sort,
-            filter: Filter::default(),
-            mask,
-            view,
-            search: None,
-            selected: 0,
-            offset: 0,
-            focus: Focus::Table,
-            column,
-            scope: Scope::Shown,
-            zoom: false,
-            shown_dist: all_dist.clone(),
-            all_dist,
-            table,
-        }
-    }
-
-    /// Table row of the selection.
-    pub fn selected_row(&self) -> Option<u32> {
-        self.view.get(self.selected).copied()
-    }
-
-    pub fn distribution(&self) -> &Distribution {
-        match self.scope {
-            Scope::Shown => &self.shown_dist,
-            Scope::All => &self.all_dist,
-        }
-    }
-
-    /// Re-applies filter and sort, keeping the same image selected when it is still shown.
-    fn refresh(&mut self, filter_changed: bool) {
-        let keep = self.selected_row();
-        if filter_changed {
-            self.mask = self.table.mask(&self.filter);
-        }
-        self.view = self.table.view(self.sort, &self.mask);
-        if filter_changed {
-            self.shown_dist = if self.filter.is_empty() {
-                self.all_dist.clone()
-            } else {
-                let scores: Vec<f32> = self
-                    .view
-                    .iter()
-                    .filter_map(|&r| self.table.image(r).score)
-                    .collect();
-                Distribution::of(&scores)
-            };
-        }
-        self.selected = keep
-            .and_then(|row| self.view.iter().position(|&r| r == row))
-            .unwrap_or(0);
-    }
-
-    fn set_sort(&mut self, sort: Sort) {
-        self.sort = sort;
-        if let Some(i) = self.columns.iter().position(|c| *c == sort.column) {
-            self.column = i;
-        }
-        self.refresh(false);
-    }
-
-    /// Selects table row `row`, clearing the filter when it hides that row.
-    fn select_row(&mut self, row: u32) -> Option<String> {
-        let mut note = None;
-        if !self.mask[row as usize] {
-            self.filter = Filter::default();
-            self.refresh(true);
-            note = Some("the filter hid that image, so it was cleared".to_string());
-        }
-        if let Some(pos) = self.view.iter().position(|&r| r == row) {
-            self.selected = pos;
-        }
-        note
-    }
-
-    /// Next (or previous) position in the view whose path matches the search.
-    fn find(&self, from: usize, forward: bool, include_from: bool) -> Option<usize> {
-        let pat = self.search.as_ref()?;
-        let n = self.view.len();
-        if n == 0 {
-            return None;
-        }
-        let start = if include_from { 0 } else { 1 };
-        (start..=n).find_map(|step| {
-            let pos = if forward {
-                (from + step) % n
-            } else {
-                (from + n * 2 - step) % n
-            };
-            let row = self.view[pos] as usize;
-            self.table.path_matches(pat, row as u32).then_some(pos)
-        })
-    }
-}
-
-/// A cache of encoded previews, oldest dropped first.
-#[derive(Default)]
-pub struct Previews {
-    pub entries: HashMap<PreviewKey, PreviewSlot>,
-    order: VecDeque<PreviewKey>,
-}
-
-pub enum PreviewSlot {
-    Pending,
-    Ready(Box<Protocol>),
-    Failed(String),
-}
-
-/// Encoded previews kept; enough for a few pages of back-and-forth at two sizes.
-const PREVIEW_CACHE: usize = 48;
-
-impl Previews {
-    fn insert(&mut self, key: PreviewKey, slot: PreviewSlot) {
-        if self.entries.insert(key, slot).is_none() {
-            self.order.push_back(key);
-        }
-        while self.order.len() > PREVIEW_CACHE {
-            if let Some(old) = self.order.pop_front() {
-                self.entries.remove(&old);
-            }
-        }
-    }
-
-    fn remove(&mut self, key: &PreviewKey) {
-        self.entries.remove(key);
-        self.order.retain(|k| k != key);
-    }
-
-    pub fn get(&self, key: &PreviewKey) -> Option<&PreviewSlot> {
-        self.entries.get(key)
-    }
 }
 
 pub struct App {
@@ -386,17 +115,7 @@ impl App {
         App {
             width: 80,
             height: 24,
-            progress: ProgressState {
-                dir,
-                model,
-                stage: Stage::Scanning,
-                total: 0,
-                cached: 0,
-                progress: Progress::default(),
-                skipped: Vec::new(),
-                notices: Vec::new(),
-                elapsed_s: 0.0,
-            },
+            progress: ProgressState::new(dir, model),
             explorer: None,
             overlay: Overlay::None,
             prompt: None,
@@ -496,14 +215,7 @@ impl App {
     fn clamp_scroll(&mut self) {
         let page = self.page();
         if let Some(ex) = &mut self.explorer {
-            let n = ex.view.len();
-            ex.selected = ex.selected.min(n.saturating_sub(1));
-            if ex.selected < ex.offset {
-                ex.offset = ex.selected;
-            } else if ex.selected >= ex.offset + page {
-                ex.offset = ex.selected + 1 - page;
-            }
-            ex.offset = ex.offset.min(n.saturating_sub(page));
+            ex.clamp_scroll(page);
         }
     }
 }
@@ -529,12 +241,8 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.height = h;
         }
         Action::Tick(elapsed) => app.progress.elapsed_s = elapsed,
-        Action::Worker(event) => worker_event(app, event),
-        Action::Ranking(n) => {
-            if app.progress.stage != Stage::Cancelling {
-                app.progress.stage = Stage::Ranking(n);
-            }
-        }
+        Action::Worker(event) => app.progress.apply(event),
+        Action::Ranking(n) => app.progress.apply(Event::Ranking(n)),
         Action::Loaded(loaded) => {
             app.explorer = Some(Explorer::new(*loaded));
             if app.overlay == Overlay::Skips {
@@ -542,24 +250,14 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::WorkerFailed(e) => app.fatal = Some(e),
-        Action::WorkerCancelled => app.exit = Some(130),
-        Action::Preview(result) => {
-            match result.outcome {
-                Ok(protocol) => app
-                    .previews
-                    .insert(result.key, PreviewSlot::Ready(protocol)),
-                Err(super::preview::Failure::Stale) => app.previews.remove(&result.key),
-                Err(super::preview::Failure::Error(e)) => {
-                    app.previews.insert(result.key, PreviewSlot::Failed(e))
-                }
-            };
-        }
+        Action::WorkerCancelled => app.exit = Some(ExitStatus::Cancelled.code()),
+        Action::Preview(result) => app.previews.accept(result),
         Action::Notify(text) => app.message = Some(text),
         Action::Cancel => match app.explorer {
-            Some(_) => app.exit = Some(0),
+            Some(_) => app.exit = Some(ExitStatus::Ok.code()),
             None if app.progress.stage == Stage::Cancelling => {
                 // A second request while the batch finishes: leave now.
-                app.exit = Some(130);
+                app.exit = Some(ExitStatus::Cancelled.code());
             }
             None => {
                 app.progress.stage = Stage::Cancelling;
@@ -568,7 +266,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         },
         Action::Quit => {
             if app.explorer.is_some() {
-                app.exit = Some(0);
+                app.exit = Some(ExitStatus::Ok.code());
             } else {
                 return update(app, Action::Cancel);
             }
@@ -598,130 +296,33 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     effects
 }
 
-fn worker_event(app: &mut App, event: Event) {
-    let p = &mut app.progress;
-    match event {
-        Event::Notice(text) => p.notices.push(text),
-        Event::Planned {
-            total,
-            cached,
-            model,
-        } => {
-            p.total = total;
-            p.cached = cached;
-            p.model = model;
-            p.progress.done = cached;
-            p.progress.total = total;
-            if p.stage == Stage::Scanning {
-                p.stage = Stage::Extracting;
-            }
-        }
-        Event::Progress(progress) => p.progress = progress,
-        Event::Skipped(skip) => p.skipped.push(skip),
-    }
-}
-
 fn open_prompt(app: &mut App, kind: PromptKind, text: String) {
     let Some(ex) = &app.explorer else {
         return;
     };
     app.overlay = Overlay::None;
-    app.prompt = Some(Prompt {
-        kind,
-        text,
-        error: None,
-        previous: match kind {
-            PromptKind::Search => ex.search.clone(),
-            PromptKind::PathFilter => ex.filter.path.clone(),
-            PromptKind::ScoreFilter => None,
-        },
-        previous_score: ex.filter.score,
-        applied: None,
-    });
+    app.prompt = Some(Prompt::new(kind, text, ex));
     apply_prompt(app, false);
 }
 
-/// Applies the prompt's text as the user types (search and filters are live); `submit`
-/// closes the prompt when the text is valid.
+/// Applies the prompt's text as the user types; `submit` closes the prompt when the text
+/// is valid.
 fn apply_prompt(app: &mut App, submit: bool) {
     let (Some(prompt), Some(ex)) = (&mut app.prompt, &mut app.explorer) else {
         return;
     };
-    let text = prompt.text.clone();
-    let unchanged = prompt.applied.as_ref() == Some(&text);
-    let result: Result<(), String> = match prompt.kind {
-        _ if unchanged => Ok(()),
-        PromptKind::Search => {
-            if text.is_empty() {
-                ex.search = None;
-                Ok(())
-            } else {
-                Pattern::new(&text).map(|p| {
-                    ex.search = Some(p);
-                    // Incremental: jump to the first match from the selection on.
-                    if let Some(pos) = ex.find(ex.selected, true, true) {
-                        ex.selected = pos;
-                    }
-                })
-            }
+    if prompt.apply(ex) && submit {
+        let kind = prompt.kind;
+        app.prompt = None;
+        if kind == PromptKind::Search && ex.search.is_some() && ex.find(0, true, true).is_none() {
+            app.message = Some("no file name matches the search".into());
         }
-        PromptKind::PathFilter => {
-            let pattern = if text.is_empty() {
-                Ok(None)
-            } else {
-                Pattern::new(&text).map(Some)
-            };
-            pattern.map(|p| {
-                ex.filter.path = p;
-                ex.refresh(true);
-            })
-        }
-        PromptKind::ScoreFilter => {
-            if text.trim().is_empty() {
-                ex.filter.score = None;
-                ex.refresh(true);
-                Ok(())
-            } else {
-                ScoreFilter::parse(&text).map(|s| {
-                    ex.filter.score = Some(s);
-                    ex.refresh(true);
-                })
-            }
-        }
-    };
-    match result {
-        Ok(()) => {
-            prompt.error = None;
-            prompt.applied = Some(text);
-            if submit {
-                let kind = prompt.kind;
-                app.prompt = None;
-                if kind == PromptKind::Search
-                    && ex.search.is_some()
-                    && ex.find(0, true, true).is_none()
-                {
-                    app.message = Some("no file name matches the search".into());
-                }
-            }
-        }
-        Err(e) => prompt.error = Some(e),
     }
 }
 
 fn cancel_prompt(app: &mut App) {
-    let (Some(prompt), Some(ex)) = (app.prompt.take(), &mut app.explorer) else {
-        return;
-    };
-    match prompt.kind {
-        PromptKind::Search => ex.search = prompt.previous,
-        PromptKind::PathFilter => {
-            ex.filter.path = prompt.previous;
-            ex.refresh(true);
-        }
-        PromptKind::ScoreFilter => {
-            ex.filter.score = prompt.previous_score;
-            ex.refresh(true);
-        }
+    if let (Some(prompt), Some(ex)) = (app.prompt.take(), &mut app.explorer) {
+        prompt.cancel(ex);
     }
 }
 
@@ -732,166 +333,46 @@ fn explorer_action(app: &mut App, action: Action, effects: &mut Vec<Effect>) {
     let Some(ex) = &mut app.explorer else {
         return;
     };
-    let last = ex.view.len().saturating_sub(1);
-    let step = |ex: &mut Explorer, delta: isize| {
-        ex.selected = ex.selected.saturating_add_signed(delta).min(last);
-    };
     match action {
-        Action::Move(d) => {
-            if let Overlay::Detail(i) = overlay {
-                let k = ex
-                    .selected_row()
-                    .map_or(0, |r| ex.table.image(r).neighbours.len());
-                app.overlay = Overlay::Detail(i.saturating_add_signed(d).min(k.saturating_sub(1)));
-            } else {
-                step(ex, d);
+        Action::Move(d) => match overlay {
+            Overlay::Detail(i) => {
+                let last = ex.neighbour_count().saturating_sub(1);
+                app.overlay = Overlay::Detail(i.saturating_add_signed(d).min(last));
             }
-        }
-        Action::Scroll(d) => step(ex, d),
-        Action::HalfPage(dir) => step(ex, signed(dir, page.div_ceil(2))),
-        Action::Page(dir) => step(ex, signed(dir, page)),
-        Action::Top => ex.selected = 0,
-        Action::Bottom => ex.selected = last,
-        Action::Click(x, y) => {
-            let t = areas.table;
-            // A click on a column title sorts by it (again: reverses), like its number key.
-            if y == t.y + 1 && x > t.x && x < t.right() {
-                if let Some(i) = layout::column_at(&ex.columns, t, x) {
-                    let column = ex.columns[i];
-                    let descending = if ex.sort.column == column {
-                        !ex.sort.descending
-                    } else {
-                        column.natural_descending()
-                    };
-                    ex.set_sort(Sort { column, descending });
-                }
-                ex.focus = Focus::Table;
-            } else if x >= t.x && x < t.right() && y >= t.y + 2 && y < t.bottom().saturating_sub(1)
-            {
-                // Data rows start below the top border and the header.
-                let pos = ex.offset + (y - t.y - 2) as usize;
-                if pos < ex.view.len() {
-                    ex.selected = pos;
-                }
-                ex.focus = Focus::Table;
-            } else if areas.boxplot.is_some_and(|b| contains(b, x, y)) {
-                ex.focus = Focus::Boxplot;
-            } else if areas.preview.is_some_and(|p| contains(p, x, y)) {
-                ex.focus = Focus::Preview;
-            }
-        }
-        Action::FocusColumn(d) => match ex.focus {
-            Focus::Table => {
-                ex.column = ex.column.saturating_add_signed(d).min(ex.columns.len() - 1);
-            }
-            Focus::Boxplot => {
-                ex.scope = match ex.scope {
-                    Scope::Shown => Scope::All,
-                    Scope::All => Scope::Shown,
-                }
-            }
-            Focus::Preview => {}
+            _ => ex.step(d),
         },
-        Action::SortFocused { descending } => {
-            let column = ex.columns[ex.column];
-            ex.set_sort(Sort { column, descending });
-        }
-        Action::SortBy(column) => {
-            let descending = if ex.sort.column == column {
-                !ex.sort.descending
-            } else {
-                column.natural_descending()
-            };
-            ex.set_sort(Sort { column, descending });
-        }
-        Action::SearchNext | Action::SearchPrev => {
-            if ex.search.is_none() {
-                app.message = Some("no search yet: press / to search file names".into());
-            } else if let Some(pos) =
-                ex.find(ex.selected, matches!(action, Action::SearchNext), false)
-            {
-                ex.selected = pos;
-            } else {
-                app.message = Some("no file name matches the search".into());
-            }
-        }
-        Action::ToggleFence => {
-            ex.filter.beyond_fence = !ex.filter.beyond_fence;
-            ex.refresh(true);
-        }
-        Action::ToggleDuplicates => {
-            ex.filter.duplicates = !ex.filter.duplicates;
-            ex.refresh(true);
-        }
-        Action::ClearFilters => {
-            if overlay != Overlay::None {
-                app.overlay = Overlay::None;
-            } else if ex.zoom {
-                ex.zoom = false;
-            } else {
-                ex.search = None;
-                if !ex.filter.is_empty() {
-                    ex.filter = Filter::default();
-                    ex.refresh(true);
-                }
-            }
-        }
-        Action::ToggleScope => {
-            ex.scope = match ex.scope {
-                Scope::Shown => Scope::All,
-                Scope::All => Scope::Shown,
-            }
-        }
-        Action::NextFocus | Action::PrevFocus => {
-            let order = [Focus::Table, Focus::Boxplot, Focus::Preview];
-            let has = |f: &Focus| match f {
-                Focus::Table => areas.table.width > 0,
-                Focus::Boxplot => areas.boxplot.is_some(),
-                Focus::Preview => areas.preview.is_some(),
-            };
-            let present: Vec<Focus> = order.into_iter().filter(has).collect();
-            if let Some(i) = present.iter().position(|f| *f == ex.focus) {
-                let n = present.len();
-                let next = if matches!(action, Action::NextFocus) {
-                    (i + 1) % n
-                } else {
-                    (i + n - 1) % n
-                };
-                ex.focus = present[next];
-            } else if let Some(f) = present.first() {
-                ex.focus = *f;
-            }
-        }
-        Action::ToggleZoom => {
-            if app.preview_protocol.is_some() {
-                ex.zoom = !ex.zoom;
-                ex.focus = if ex.zoom {
-                    Focus::Preview
-                } else {
-                    Focus::Table
-                };
-            } else {
-                app.message = Some("previews are off (--preview none)".into());
-            }
-        }
+        Action::Scroll(d) => ex.step(d),
+        Action::HalfPage(dir) => ex.step(signed(dir, page.div_ceil(2))),
+        Action::Page(dir) => ex.step(signed(dir, page)),
+        Action::Top => ex.selected = 0,
+        Action::Bottom => ex.select_last(),
+        Action::Click(x, y) => ex.click(&areas, x, y),
+        Action::FocusColumn(d) => ex.focus_column(d),
+        Action::SortFocused { descending } => ex.sort_focused(descending),
+        Action::SortBy(column) => ex.sort_by(column),
+        Action::SearchNext => app.message = ex.search_step(true),
+        Action::SearchPrev => app.message = ex.search_step(false),
+        Action::ToggleFence => ex.toggle_fence(),
+        Action::ToggleDuplicates => ex.toggle_duplicates(),
+        Action::ClearFilters if overlay != Overlay::None => app.overlay = Overlay::None,
+        Action::ClearFilters => ex.clear(),
+        Action::ToggleScope => ex.toggle_scope(),
+        Action::NextFocus => ex.cycle_focus(&areas, true),
+        Action::PrevFocus => ex.cycle_focus(&areas, false),
+        Action::ToggleZoom if app.preview_protocol.is_some() => ex.toggle_zoom(),
+        Action::ToggleZoom => app.message = Some("previews are off (--preview none)".into()),
         Action::OpenDetail if ex.selected_row().is_some() => app.overlay = Overlay::Detail(0),
         Action::JumpClosest | Action::DetailJump => {
-            let target = ex.selected_row().and_then(|r| {
-                let image = ex.table.image(r);
-                match (&action, overlay) {
-                    (Action::DetailJump, Overlay::Detail(i)) => {
-                        image.neighbours.get(i).map(|n| n.0)
-                    }
-                    _ => image.closest,
-                }
-            });
-            match target {
-                Some(index) => {
-                    let row = ex.table.row_of_index[index];
-                    app.message = ex.select_row(row);
+            let neighbour = match (&action, overlay) {
+                (Action::DetailJump, Overlay::Detail(i)) => Some(i),
+                _ => None,
+            };
+            match ex.jump(neighbour) {
+                Ok(note) => {
+                    app.message = note;
                     app.overlay = Overlay::None;
                 }
-                None => app.message = Some("this image has no closest match".into()),
+                Err(e) => app.message = Some(e),
             }
         }
         Action::Export(format) => effects.push(Effect::Export(format)),
@@ -906,26 +387,9 @@ fn signed(dir: Direction, n: usize) -> isize {
     }
 }
 
-fn contains(r: Rect, x: u16, y: u16) -> bool {
-    x >= r.x && x < r.right() && y >= r.y && y < r.bottom()
-}
-
 impl App {
     /// The current view as CSV or JSON, with the ranking's own columns.
     pub fn export_text(&self, format: Format) -> Option<String> {
-        let ex = self.explorer.as_ref()?;
-        let ranking = Ranking {
-            config: ex.table.ranking.config,
-            profile: ex.table.ranking.profile.clone(),
-            images: ex.view.iter().map(|&r| ex.table.image(r).clone()).collect(),
-            stats: ex.shown_dist.stats,
-        };
-        Some(crate::export::render(
-            &ranking,
-            None,
-            format,
-            &ex.model,
-            &ex.skipped,
-        ))
+        Some(self.explorer.as_ref()?.export_text(format))
     }
 }

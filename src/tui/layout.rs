@@ -176,6 +176,39 @@ pub fn column_at(columns: &[Column], table: Rect, x: u16) -> Option<usize> {
     None
 }
 
+/// What a mouse click at a screen cell lands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit {
+    /// The table's title line; the column under the pointer, if any.
+    Header(Option<usize>),
+    /// A data row of the table: the line below the header (0 = first shown row).
+    Row(usize),
+    Boxplot,
+    Preview,
+    Nothing,
+}
+
+/// The pane (and in the table, the title or row) under screen cell (`x`, `y`).
+pub fn hit(areas: &Areas, columns: &[Column], x: u16, y: u16) -> Hit {
+    let t = areas.table;
+    if y == t.y + 1 && x > t.x && x < t.right() {
+        Hit::Header(column_at(columns, t, x))
+    } else if x >= t.x && x < t.right() && y >= t.y + 2 && y < t.bottom().saturating_sub(1) {
+        // Data rows start below the top border and the header.
+        Hit::Row((y - t.y - 2) as usize)
+    } else if areas.boxplot.is_some_and(|b| contains(b, x, y)) {
+        Hit::Boxplot
+    } else if areas.preview.is_some_and(|p| contains(p, x, y)) {
+        Hit::Preview
+    } else {
+        Hit::Nothing
+    }
+}
+
+fn contains(r: Rect, x: u16, y: u16) -> bool {
+    x >= r.x && x < r.right() && y >= r.y && y < r.bottom()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

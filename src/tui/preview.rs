@@ -35,7 +35,19 @@ pub struct PreviewRequest {
 pub enum Failure {
     /// Replaced by newer requests before it was done; ask again if still needed.
     Stale,
-    Error(String),
+    Error(PreviewError),
+}
+
+/// Why an image has no preview; shown in its slot.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error(transparent)]
+    Decode(#[from] crate::preprocess::DecodeError),
+    #[error("cannot encode preview: {0}")]
+    Encode(String),
+    /// A decoder or encoder panicked.
+    #[error("internal error: {0}")]
+    Panic(String),
 }
 
 pub struct PreviewResult {
@@ -60,8 +72,8 @@ pub fn protocol_name(picker: &Picker) -> &'static str {
 }
 
 /// Decodes `path` for previewing.
-pub fn decode(path: &Path) -> Result<Arc<DynamicImage>, String> {
-    let rgb = load_rgb(path).map_err(|e| e.to_string())?;
+pub fn decode(path: &Path) -> Result<Arc<DynamicImage>, PreviewError> {
+    let rgb = load_rgb(path)?;
     let img = DynamicImage::ImageRgb8(rgb);
     let img = if img.width() > MAX_SIDE || img.height() > MAX_SIDE {
         img.resize(MAX_SIDE, MAX_SIDE, FilterType::Triangle)
@@ -77,7 +89,7 @@ pub fn encode(
     img: &DynamicImage,
     width: u16,
     height: u16,
-) -> Result<Box<Protocol>, String> {
+) -> Result<Box<Protocol>, PreviewError> {
     picker
         .new_protocol(
             img.clone(),
@@ -87,7 +99,7 @@ pub fn encode(
             Resize::Scale(Some(FilterType::Triangle)),
         )
         .map(Box::new)
-        .map_err(|e| format!("cannot encode preview: {e}"))
+        .map_err(|e| PreviewError::Encode(e.to_string()))
 }
 
 /// Decodes and encodes one request (what the worker does, callable directly in tests).
@@ -142,10 +154,9 @@ fn worker(picker: Picker, requests: Receiver<Vec<PreviewRequest>>, results: Send
                 Some((_, img)) => Ok(img.clone()),
                 None => std::panic::catch_unwind(|| decode(&req.path))
                     .unwrap_or_else(|p| {
-                        Err(format!(
-                            "internal error: {}",
-                            super::panic_message(p.as_ref())
-                        ))
+                        Err(PreviewError::Panic(super::runtime::panic_message(
+                            p.as_ref(),
+                        )))
                     })
                     .inspect(|img| {
                         decoded.push_back((req.path.clone(), img.clone()));
@@ -161,10 +172,9 @@ fn worker(picker: Picker, requests: Receiver<Vec<PreviewRequest>>, results: Send
                         encode(&picker, &img, req.key.width, req.key.height)
                     }))
                     .unwrap_or_else(|p| {
-                        Err(format!(
-                            "internal error: {}",
-                            super::panic_message(p.as_ref())
-                        ))
+                        Err(PreviewError::Panic(super::runtime::panic_message(
+                            p.as_ref(),
+                        )))
                     })
                 })
                 .map_err(|e| {

@@ -55,13 +55,8 @@ pub fn small_in(dir: &std::path::Path) -> Loaded {
 /// `n` images with made-up but consistent scores (a fixed pseudo-random sequence), for
 /// benchmarks of the table at sizes the model would take hours to produce.
 pub fn synthetic(n: usize) -> Loaded {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut rng = crate::rng::Rng::new(0x2545_F491_4F6C_DD1D);
+    let mut next = move || rng.f32();
     let paths: Vec<String> = (0..n)
         .map(|i| format!("batch{:03}/snowflake_{i:06}.png", i % 500))
         .collect();

@@ -2,7 +2,7 @@
 //!
 //! candle runs a grouped convolution as one convolution per group, which makes the
 //! depthwise convolutions of EfficientNet (groups = channels) about 100x slower per FLOP
-//! than its dense path (DESIGN.md, measured facts), and its NCHW matrix products leave
+//! than its dense path (ARCHITECTURE.md, "model"), and its NCHW matrix products leave
 //! the small late maps (14x14, 7x7) with short rows. Channels-last turns every 1x1
 //! convolution into one `pixels x channels` product ([`gemm`]) and every depthwise tap
 //! into a multiply-add of consecutive channels ([`depthwise`]). The crate is built for

@@ -57,6 +57,27 @@ pub fn draw_detail(frame: &mut Frame, _app: &App, ex: &Explorer, highlighted: us
             },
         ),
     ];
+    let choice = &ex.table.ranking.profile;
+    if choice.profile != crate::profile::Profile::Auto {
+        lines.push(field(
+            "profile",
+            truncate_left(&format!("{} ({})", choice.profile, choice.reason), w),
+        ));
+    }
+    // The morphology a snow scientist reads first.
+    if image.traits.len() == crate::traits::COUNT {
+        for (label, name) in [
+            ("area", "area"),
+            ("length", "max_dimension"),
+            ("solidity", "solidity"),
+            ("aspect", "aspect_ratio"),
+            ("six-fold", "sixfold_symmetry"),
+        ] {
+            let (_, unit, _) = crate::traits::TRAITS[crate::traits::index(name)];
+            let value = image.traits[crate::traits::index(name)];
+            lines.push(field(label, format!("{value:.3} {unit}")));
+        }
+    }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         format!(
@@ -143,7 +164,7 @@ pub fn draw_skips(frame: &mut Frame, app: &App, area: Rect) {
                 Line::from(vec![
                     Span::styled(sanitize(&s.path), Style::default().fg(Color::Yellow)),
                     Span::raw(": "),
-                    Span::raw(sanitize(&s.reason)),
+                    Span::raw(sanitize(&s.reason.to_string())),
                 ])
             })
             .collect();

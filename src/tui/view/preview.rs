@@ -96,9 +96,12 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
                 frame.render_widget(Image::new(protocol), r);
             }
             Some(Some(PreviewSlot::Failed(e))) => frame.render_widget(
-                Paragraph::new(format!("cannot preview: {}", crate::sanitize::sanitize(e)))
-                    .style(Style::default().fg(Color::Red))
-                    .wrap(Wrap { trim: true }),
+                Paragraph::new(format!(
+                    "cannot preview: {}",
+                    crate::sanitize::sanitize(&e.to_string())
+                ))
+                .style(Style::default().fg(Color::Red))
+                .wrap(Wrap { trim: true }),
                 slot,
             ),
             _ => {}

@@ -11,10 +11,16 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
 pub fn draw(frame: &mut Frame, _app: &App, ex: &Explorer, area: Rect) {
-    let title = Line::from(vec![
+    let mut title = vec![
         Span::styled(" images ", bold()),
         Span::raw(format!("{}/{} ", ex.view.len(), ex.table.len())),
-    ]);
+    ];
+    // Which features ranked the folder (shown once a profile was chosen for it).
+    let profile = &ex.table.ranking.profile.profile;
+    if *profile != crate::profile::Profile::Auto {
+        title.push(Span::styled(format!("· {profile} profile "), dim()));
+    }
+    let title = Line::from(title);
     let block = pane(title, ex.focus == Focus::Table);
     let inner = block.inner(area);
     frame.render_widget(block, area);

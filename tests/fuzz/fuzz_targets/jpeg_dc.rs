@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snowscope::jpeg_dc::decode_eighth;
+use snowscope::preprocess::jpeg_dc::decode_eighth;
 
 fuzz_target!(|bytes: &[u8]| {
     let Some(image) = decode_eighth(bytes) else {

@@ -251,7 +251,7 @@ fn read_frame(segment: &[u8], header: &mut Header) -> Option<()> {
     };
     header.height = u16::from_be_bytes([h1, h0]) as usize;
     header.width = u16::from_be_bytes([w1, w0]) as usize;
-    let side_ok = |side: usize| (1..=crate::preprocess::MAX_SIDE as usize).contains(&side);
+    let side_ok = |side: usize| (1..=super::MAX_SIDE as usize).contains(&side);
     if precision != 8 || !side_ok(header.width) || !side_ok(header.height) {
         return None; // DNL-defined heights, decompression bombs
     }
@@ -533,106 +533,4 @@ fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use image::ImageEncoder;
-
-    fn jpeg(w: u32, h: u32, gray: bool) -> Vec<u8> {
-        let mut state = 1u32;
-        let img = RgbImage::from_fn(w, h, |x, y| {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let grain = (state >> 28) as f32;
-            let v = |f: f32| (120.0 + 90.0 * f.sin() + grain).clamp(0.0, 255.0) as u8;
-            image::Rgb([
-                v(x as f32 * 0.05),
-                v(y as f32 * 0.07),
-                v((x + y) as f32 * 0.03),
-            ])
-        });
-        let mut bytes = Vec::new();
-        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
-        if gray {
-            let luma = image::DynamicImage::ImageRgb8(img).into_luma8();
-            encoder
-                .write_image(luma.as_raw(), w, h, image::ExtendedColorType::L8)
-                .unwrap();
-        } else {
-            encoder
-                .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
-                .unwrap();
-        }
-        bytes
-    }
-
-    /// Against jpeg-decoder's own 1/8-scale decode of the same file.
-    fn check(bytes: &[u8]) {
-        let ours = decode_eighth(bytes).expect("a baseline JPEG decodes");
-        let mut reference = jpeg_decoder::Decoder::new(bytes);
-        let (w, h) = reference.scale(1, 1).unwrap();
-        let pixels = reference.decode().unwrap();
-        assert_eq!(ours.dimensions(), (w as u32, h as u32));
-        let channels = pixels.len() / (w as usize * h as usize);
-        let mut total = 0u64;
-        let mut worst = 0u8;
-        for (i, px) in ours.pixels().enumerate() {
-            for c in 0..3 {
-                let want = pixels[i * channels + c.min(channels - 1)];
-                let d = px.0[c].abs_diff(want);
-                total += d as u64;
-                worst = worst.max(d);
-            }
-        }
-        let mean = total as f64 / (3 * ours.pixels().len()) as f64;
-        // Chroma is taken from the nearest block where jpeg-decoder interpolates, so edges
-        // differ a little; the block means themselves agree.
-        eprintln!("mean {mean:.3} worst {worst}");
-        assert!(mean < 1.5 && worst < 40, "mean {mean:.2}, worst {worst}");
-    }
-
-    #[test]
-    fn matches_a_general_decoder_at_one_eighth_scale() {
-        check(&jpeg(333, 250, false)); // sizes not a multiple of the MCU
-        check(&jpeg(64, 48, true));
-    }
-
-    #[test]
-    fn restart_markers_are_followed() {
-        let fixture = include_bytes!("../tests/fixtures/formats/restart_intervals.jpg");
-        assert!(fixture.windows(2).any(|w| w == [0xFF, 0xDD]), "has a DRI");
-        check(fixture);
-        // The interval splitter itself: stuffing removed, RST boundaries found.
-        let data = [1, 0xFF, 0x00, 2, 0xFF, 0xD0, 3, 0xFF, 0xD9];
-        let (first, next) = next_interval(&data);
-        assert_eq!((first.as_slice(), next), (&[1u8, 0xFF, 2][..], Some(6)));
-        let (second, next) = next_interval(&data[6..]);
-        assert_eq!((second.as_slice(), next), (&[3u8][..], None));
-    }
-
-    #[test]
-    fn anything_unusual_is_left_to_the_general_decoder() {
-        let good = jpeg(40, 40, false);
-        assert!(decode_eighth(&good).is_some());
-        // Truncated anywhere: no panic, and either a refusal or an image.
-        for cut in (0..good.len()).step_by(7) {
-            let _ = decode_eighth(&good[..cut]);
-        }
-        // Progressive frame marker: refused.
-        let mut progressive = good.clone();
-        let sof = progressive
-            .windows(2)
-            .position(|w| w == [0xFF, 0xC0])
-            .unwrap();
-        progressive[sof + 1] = 0xC2;
-        assert!(decode_eighth(&progressive).is_none());
-        assert!(decode_eighth(b"not a jpeg").is_none());
-        // The committed format fixtures: baseline colour and gray decode, the rest refuse.
-        check(include_bytes!("../tests/fixtures/formats/baseline.jpg"));
-        check(include_bytes!("../tests/fixtures/formats/gray.jpg"));
-        for refused in [
-            &include_bytes!("../tests/fixtures/formats/progressive.jpg")[..],
-            &include_bytes!("../tests/fixtures/formats/cmyk.jpg")[..],
-        ] {
-            assert!(decode_eighth(refused).is_none());
-        }
-    }
-}
+mod tests;

@@ -2,15 +2,15 @@
 //! holding the feature matrix (one row per distinct image content) and, in its metadata,
 //! a serde manifest of the files and a checksum of the matrix.
 //!
-//! Writes go to a temporary file that is synced and renamed over the old one, so a crash,
-//! Ctrl-C or a second process never leaves a half-written cache: readers see the old
-//! file or the new one. A file that fails its checksum is reported and rebuilt.
+//! Writes are atomic (`fs::write_atomic`), so a crash, Ctrl-C or a second process never
+//! leaves a half-written cache: readers see the old file or the new one. A file that fails
+//! its checksum is reported and rebuilt.
 
+use super::write_atomic;
 use crate::scan::ScannedFile;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const FORMAT: u32 = 1;
@@ -43,7 +43,7 @@ struct Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cache {path} is unreadable or corrupt ({why}); it will be rebuilt")]
-    Corrupt { path: PathBuf, why: String },
+    Corrupt { path: PathBuf, why: Corruption },
     #[error("cannot write cache {path}: {cause}")]
     Write {
         path: PathBuf,
@@ -51,6 +51,27 @@ pub enum StoreError {
     },
     #[error("feature rows of {got} values do not match the cache's {want}")]
     Dim { got: usize, want: usize },
+}
+
+/// What is wrong with a cache file.
+#[derive(Debug, thiserror::Error)]
+pub enum Corruption {
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("{0}")]
+    Safetensors(#[from] safetensors::SafeTensorError),
+    #[error("no manifest")]
+    NoManifest,
+    #[error("{0}")]
+    Manifest(#[from] serde_json::Error),
+    #[error("written for another version, folder or model")]
+    Foreign,
+    #[error("matrix type or shape does not match the manifest")]
+    MatrixType,
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("matrix size does not match the manifest")]
+    MatrixSize,
 }
 
 /// Feature rows by content hash, for one folder and one model configuration.
@@ -65,13 +86,6 @@ pub struct FeatureStore {
     row_of: HashMap<String, usize>,
     hashes: Vec<String>,
     files: HashMap<String, FileStamp>,
-}
-
-/// The default cache folder: `$XDG_CACHE_HOME/snowscope` (or the platform's equivalent).
-pub fn default_cache_dir() -> PathBuf {
-    dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("snowscope")
 }
 
 impl FeatureStore {
@@ -106,7 +120,7 @@ impl FeatureStore {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (store, None),
             Err(e) => {
-                let why = e.to_string();
+                let why = Corruption::Io(e);
                 return (store, Some(StoreError::Corrupt { path, why }));
             }
         };
@@ -119,33 +133,32 @@ impl FeatureStore {
     }
 
     /// Fills an empty store from a cache file; on any error the store is left untouched.
-    fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let (_, meta) =
-            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    fn load(&mut self, bytes: &[u8]) -> Result<(), Corruption> {
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)?;
         let json = meta
             .metadata()
             .as_ref()
             .and_then(|m| m.get(MANIFEST_KEY))
-            .ok_or("no manifest")?;
-        let manifest: Manifest = serde_json::from_str(json).map_err(|e| e.to_string())?;
+            .ok_or(Corruption::NoManifest)?;
+        let manifest: Manifest = serde_json::from_str(json)?;
         if manifest.format != FORMAT
             || manifest.model_id != self.model_id
             || manifest.root != self.root
         {
-            return Err("written for another version, folder or model".into());
+            return Err(Corruption::Foreign);
         }
-        let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+        let tensors = safetensors::SafeTensors::deserialize(bytes)?;
         let shape = [manifest.rows.len(), manifest.dim];
         let raw = match tensors.tensor(TENSOR) {
             Ok(view) if view.dtype() == safetensors::Dtype::F32 && view.shape() == shape => {
                 view.data().to_vec()
             }
-            Ok(_) => return Err("matrix type or shape does not match the manifest".into()),
+            Ok(_) => return Err(Corruption::MatrixType),
             Err(_) if manifest.rows.is_empty() => Vec::new(),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         if blake3::hash(&raw).to_hex().as_str() != manifest.checksum {
-            return Err("checksum mismatch".into());
+            return Err(Corruption::Checksum);
         }
         // The checksum catches damage, not a file made to pass it: the sizes must agree
         // without overflowing, and stored rows must have a width.
@@ -153,7 +166,7 @@ impl FeatureStore {
             .checked_mul(shape[1])
             .and_then(|v| v.checked_mul(4));
         if bytes_wanted != Some(raw.len()) || (shape[1] == 0 && shape[0] > 0) {
-            return Err("matrix size does not match the manifest".into());
+            return Err(Corruption::MatrixSize);
         }
         self.dim = manifest.dim;
         self.data = raw
@@ -290,36 +303,6 @@ impl FeatureStore {
         })?;
         write_atomic(&path, &encoded).map_err(|cause| StoreError::Write { path, cause })
     }
-}
-
-/// Writes `bytes` to a unique temporary file beside `path`, syncs it and renames it over
-/// `path`. On failure the temporary file is removed, so nothing partial is left.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Persist the rename itself; best effort where folders cannot be opened.
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Decode an image file (any common format, EXIF orientation applied), resize it to the
 //! model's input size and normalise it into a CHW f32 tensor.
 
+pub mod jpeg_dc;
+
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use std::path::Path;
@@ -53,6 +55,12 @@ pub enum DecodeError {
     NoPixels { width: u32, height: u32 },
     #[error("cannot decode: {0}")]
     Decode(String),
+}
+
+impl From<DecodeError> for crate::scan::SkipReason {
+    fn from(e: DecodeError) -> Self {
+        crate::scan::SkipReason::Decode(std::sync::Arc::new(e))
+    }
 }
 
 fn decode_error(e: image::ImageError) -> DecodeError {
@@ -133,7 +141,7 @@ fn reduced_jpeg(path: &Path, width: u32, height: u32, min_side: u32) -> Option<R
         .find(|d| width / d >= min_side && height / d >= min_side)?;
     let bytes = std::fs::read(path).ok()?;
     if denominator == 8
-        && let Some(image) = crate::jpeg_dc::decode_eighth(&bytes)
+        && let Some(image) = jpeg_dc::decode_eighth(&bytes)
     {
         return Some(image);
     }
@@ -214,6 +222,49 @@ fn model_input(image: &RgbImage, pp: &Preprocess) -> Vec<f32> {
     out
 }
 
+/// `img` as a JPEG whose EXIF says Orientation = 6 ("rotate 90 CW"): for tests of the
+/// orientation handling.
+#[doc(hidden)]
+pub fn exif_rotated_jpeg(img: &RgbImage) -> Vec<u8> {
+    use image::ImageEncoder;
+    // TIFF-structured EXIF with one entry: Orientation (0x0112) = 6.
+    let exif = [
+        b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let mut bytes = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+    encoder
+        .set_exif_metadata(exif.to_vec())
+        .expect("JPEG takes EXIF");
+    encoder
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("in-memory JPEG encoding");
+    bytes
+}
+
+/// CRC-32 (IEEE), the checksum of PNG chunks: for tests and fuzzers that build PNG headers
+/// by hand (the decoders check their own).
+#[doc(hidden)]
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,7 +337,6 @@ mod tests {
 
     #[test]
     fn exif_orientation_is_applied() {
-        use image::ImageEncoder;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rotated.jpg");
         let img = RgbImage::from_fn(40, 20, |x, _| {
@@ -296,38 +346,12 @@ mod tests {
                 image::Rgb([0, 0, 255])
             }
         });
-        // A TIFF-structured EXIF block with one entry: Orientation (0x0112) = 6, "rotate 90 CW".
-        let exif = [
-            b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0,
-            0,
-        ];
-        let mut bytes = Vec::new();
-        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
-        encoder.set_exif_metadata(exif.to_vec()).unwrap();
-        encoder
-            .write_image(img.as_raw(), 40, 20, image::ExtendedColorType::Rgb8)
-            .unwrap();
+        let bytes = exif_rotated_jpeg(&img);
         std::fs::write(&path, bytes).unwrap();
         let decoded = load_rgb(&path).unwrap();
         assert_eq!(decoded.dimensions(), (20, 40), "rotated to portrait");
         // Red (the left half) ends up on top after a clockwise quarter turn.
         assert!(decoded.get_pixel(10, 5).0[0] > 200 && decoded.get_pixel(10, 35).0[2] > 200);
-    }
-
-    /// CRC-32 (IEEE) for hand-made PNG chunks.
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= b as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
     }
 
     #[test]

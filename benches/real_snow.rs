@@ -1,0 +1,294 @@
+//! Ranking quality on real snow crystals beside photos and the bundled snowflakes, per
+//! lever of the crystals profile (the README's "Real snow crystals" table).
+//!
+//! Planted outliers, the same protocol for every labelled set: each class with at least
+//! 10 images is the common class in turn; up to 60 of its images plus 5 % (at least 1)
+//! drawn from the set's other classes; `DRAWS` draws per class; AUROC and average
+//! precision of the planted images, averaged over draws and classes. Sets: the three
+//! instruments of `../shared/datasets/realsnow-dev` (masc, cpi, pip: evaluation only, read
+//! in place), fashion200 (real photos, 20 of a class plus 2 planted, as the
+//! planted_outliers bench) and the bundled snowflakes (their 5 rare crystals).
+//! Every draw is ranked as its own folder: traits are standardised over the drawn images.
+//!
+//! Run: `cargo bench --bench real_snow` (prints a markdown table). Sets that are absent
+//! are reported as skipped.
+
+use snowscope::eval::{is_listed, quality, read_truth};
+use snowscope::model::ModelConfig;
+use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
+use snowscope::profile::{self, Fusion, Profile};
+use snowscope::rank::{RankConfig, rank};
+use snowscope::rng::Rng;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+const DRAWS: usize = 10;
+
+fn features(dir: &Path) -> FeatureSet {
+    let cfg = PipelineConfig {
+        model: ModelConfig::default(),
+        batch_size: 32,
+        threads: 2,
+        cache: CacheMode::Default,
+    };
+    compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).expect("features")
+}
+
+/// A lever: how the drawn images become search vectors.
+#[derive(Clone, Copy)]
+enum Lever {
+    Fixed(&'static str, Fusion<'static>),
+    /// Whatever `--profile auto` chooses for the drawn images.
+    Auto,
+}
+
+fn levers() -> Vec<Lever> {
+    let f = |layer, trait_weight| Fusion {
+        layer,
+        trait_weight,
+    };
+    let mut out = vec![
+        Lever::Fixed("head (photos profile; before)", f(Some("head"), 0.0)),
+        Lever::Fixed("head + traits 0.1", f(Some("head"), 0.1)),
+        Lever::Fixed("stage6 (mid-level CNN)", f(Some("stage6"), 0.0)),
+        Lever::Fixed("stage6+head concatenated", f(Some("stage6+head"), 0.0)),
+        Lever::Fixed("traits alone", f(None, 1.0)),
+    ];
+    for (name, w) in [
+        ("stage6 + traits 0.05", 0.05),
+        ("stage6 + traits 0.1 (crystals profile)", 0.1),
+        ("stage6 + traits 0.15", 0.15),
+        ("stage6 + traits 0.2", 0.2),
+    ] {
+        out.push(Lever::Fixed(name, f(Some("stage6"), w)));
+    }
+    out.push(Lever::Auto);
+    out
+}
+
+fn name(lever: &Lever) -> &'static str {
+    match lever {
+        Lever::Fixed(name, _) => name,
+        Lever::Auto => "auto (the default)",
+    }
+}
+
+/// Ranks the subset `rows` of `set` with `lever`; positive flags in ranked order.
+fn ranked_flags(
+    set: &FeatureSet,
+    rows: &[usize],
+    positive: &dyn Fn(usize) -> bool,
+    lever: &Lever,
+) -> Vec<bool> {
+    let count = snowscope::traits::COUNT;
+    let data: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| set.row(r).iter().copied())
+        .collect();
+    let traits: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| set.traits[r * count..(r + 1) * count].iter().copied())
+        .collect();
+    let fusion = match lever {
+        Lever::Fixed(_, fusion) => *fusion,
+        Lever::Auto => profile::choose(Profile::Auto, &traits).profile.fusion(),
+    };
+    let block = fusion.layer.map(|layer| match layer {
+        "stage6+head" => (0, set.dim),
+        layer => set.block(layer),
+    });
+    let (vectors, dim) = profile::embedding(&fusion, block, &data, set.dim, &traits, true);
+    let paths: Vec<String> = rows.iter().map(|&r| set.items[r].rel.clone()).collect();
+    let hashes: Vec<&str> = rows.iter().map(|&r| set.items[r].hash.as_str()).collect();
+    let cfg = RankConfig {
+        normalise: false,
+        ..RankConfig::default()
+    };
+    rank(&paths, &hashes, &vectors, dim, &cfg)
+        .images
+        .iter()
+        .map(|i| positive(rows[i.index]))
+        .collect()
+}
+
+#[derive(Default, Clone, Copy)]
+struct Mean {
+    auroc: f64,
+    ap: f64,
+    n: usize,
+}
+
+impl Mean {
+    fn add(&mut self, flags: &[bool]) {
+        if let Some(q) = quality(flags) {
+            self.auroc += q.auroc;
+            self.ap += q.average_precision;
+            self.n += 1;
+        }
+    }
+    fn merge(&mut self, other: Mean) {
+        if other.n > 0 {
+            self.auroc += other.auroc / other.n as f64;
+            self.ap += other.ap / other.n as f64;
+            self.n += 1;
+        }
+    }
+    fn auroc(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.auroc / self.n as f64)
+    }
+    fn cell(&self) -> String {
+        match self.auroc() {
+            Some(a) => format!("{a:.3} / {:.3}", self.ap / self.n as f64),
+            None => "-".into(),
+        }
+    }
+}
+
+/// Planted-outlier draws over labelled images: (rows, label) -> per-lever quality.
+fn planted(
+    set: &FeatureSet,
+    label: &[String],
+    common_max: usize,
+    planted_of: &dyn Fn(usize) -> usize,
+    results: &mut [Mean],
+) {
+    let mut classes: Vec<&String> = label.iter().collect();
+    classes.sort();
+    classes.dedup();
+    let mut rng = Rng::new(7);
+    // Each class is weighted alike, whatever its size.
+    let mut per_class = vec![Vec::new(); results.len()];
+    for class in classes {
+        let inliers: Vec<usize> = (0..label.len()).filter(|&i| &label[i] == class).collect();
+        let others: Vec<usize> = (0..label.len()).filter(|&i| &label[i] != class).collect();
+        if inliers.len() < 10 || others.is_empty() {
+            continue;
+        }
+        let mut class_means = vec![Mean::default(); results.len()];
+        for _ in 0..DRAWS {
+            let common = inliers.len().min(common_max);
+            let mut rows = pick(&mut rng, &inliers, common);
+            rows.extend(pick(
+                &mut rng,
+                &others,
+                planted_of(common).min(others.len()),
+            ));
+            for (lever, mean) in levers().iter().zip(&mut class_means) {
+                mean.add(&ranked_flags(set, &rows, &|r| &label[r] != class, lever));
+            }
+        }
+        for (all, mean) in per_class.iter_mut().zip(class_means) {
+            all.push(mean);
+        }
+    }
+    for (result, class_means) in results.iter_mut().zip(per_class) {
+        let mut m = Mean::default();
+        class_means.into_iter().for_each(|c| m.merge(c));
+        *result = m;
+    }
+}
+
+/// `count` distinct elements of `from`, in random order.
+fn pick(rng: &mut Rng, from: &[usize], count: usize) -> Vec<usize> {
+    let mut pool = from.to_vec();
+    for i in 0..count {
+        let j = i + rng.below(pool.len() - i);
+        pool.swap(i, j);
+    }
+    pool.truncate(count);
+    pool
+}
+
+fn folder_labels(set: &FeatureSet) -> Vec<String> {
+    set.items
+        .iter()
+        .map(|i| i.rel.split('/').next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/datasets");
+    let n = levers().len();
+    let mut columns: Vec<(String, Vec<Mean>)> = Vec::new();
+    for instrument in ["masc", "cpi", "pip"] {
+        let dir = shared.join("realsnow-dev").join(instrument);
+        let mut results = vec![Mean::default(); n];
+        if dir.is_dir() {
+            let set = features(&dir);
+            let label = folder_labels(&set);
+            planted(
+                &set,
+                &label,
+                60,
+                &|common| (common as f64 * 0.05).round().max(1.0) as usize,
+                &mut results,
+            );
+        } else {
+            eprintln!("{} is absent: column skipped", dir.display());
+        }
+        columns.push((instrument.to_string(), results));
+    }
+    let fashion = shared.join("fashion200");
+    let mut results = vec![Mean::default(); n];
+    if fashion.is_dir() {
+        let set = features(&fashion);
+        let classes: Vec<HashMap<String, String>> =
+            serde_json::from_str(&std::fs::read_to_string(fashion.join("classes.json")).unwrap())
+                .unwrap();
+        let class_of: HashMap<String, String> = classes.into_iter().flatten().collect();
+        let label: Vec<String> = set
+            .items
+            .iter()
+            .map(|i| class_of[i.rel.trim_end_matches(".jpg")].clone())
+            .collect();
+        planted(&set, &label, 20, &|_| 2, &mut results);
+    } else {
+        eprintln!("{} is absent: column skipped", fashion.display());
+    }
+    columns.push(("fashion200".into(), results));
+    let snow = root.join("data/snowflakes");
+    let truth = read_truth(&snow.join("manifest.json")).expect("manifest");
+    let set = features(&snow);
+    let rows: Vec<usize> = (0..set.items.len()).collect();
+    let results = levers()
+        .iter()
+        .map(|lever| {
+            let mut m = Mean::default();
+            m.add(&ranked_flags(
+                &set,
+                &rows,
+                &|r| is_listed(&truth, &set.items[r].rel),
+                lever,
+            ));
+            m
+        })
+        .collect();
+    columns.push(("snowflakes".into(), results));
+
+    println!("AUROC / average precision of planted outliers, {DRAWS} draws per class\n");
+    println!("| lever | masc | cpi | pip | real mean (min) | fashion200 | snowflakes |");
+    println!("|---|---|---|---|---|---|---|");
+    for (i, lever) in levers().iter().enumerate() {
+        let real: Vec<f64> = columns[..3].iter().filter_map(|c| c.1[i].auroc()).collect();
+        let summary = if real.is_empty() {
+            "-".into()
+        } else {
+            let min = real.iter().copied().fold(f64::INFINITY, f64::min);
+            format!(
+                "**{:.3}** ({min:.3})",
+                real.iter().sum::<f64>() / real.len() as f64
+            )
+        };
+        println!(
+            "| {} | {} | {} | {} | {summary} | {} | {} |",
+            name(lever),
+            columns[0].1[i].cell(),
+            columns[1].1[i].cell(),
+            columns[2].1[i].cell(),
+            columns[3].1[i].cell(),
+            columns[4].1[i].cell(),
+        );
+    }
+}

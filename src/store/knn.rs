@@ -1,0 +1,80 @@
+//! The neighbour-list cache: a `.knn` file beside the feature cache, holding the k-NN lists
+//! of a folder with a key of everything they depend on (data, groups, k). The search itself
+//! is `neighbours`; this module only reads and writes the lists.
+//!
+//! Layout: magic, key, then the index and distance arrays (little-endian), then BLAKE3 of
+//! everything before it.
+
+use super::write_atomic;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// Bumped whenever the search may give different lists for the same input (version 2:
+/// candidate margin and f64 refinement), so that old caches are recomputed.
+const MAGIC: &[u8; 8] = b"SNOWKNN2";
+
+/// The neighbour cache that belongs to the feature cache file `features`.
+pub fn file_beside(features: &Path) -> PathBuf {
+    features.with_extension("knn")
+}
+
+/// The key of the lists of `data` (n x `dim`), `groups` and `k`.
+pub fn key(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&(dim as u64).to_le_bytes());
+    hasher.update(&(k as u64).to_le_bytes());
+    groups.iter().for_each(|g| {
+        hasher.update(&g.to_le_bytes());
+    });
+    data.iter().for_each(|v| {
+        hasher.update(&v.to_le_bytes());
+    });
+    *hasher.finalize().as_bytes()
+}
+
+/// The lists stored in `path` for `key`, `n` rows and `k` neighbours: (index, squared
+/// distance), row-major. `None` when the file is missing, stale or damaged.
+pub fn load(path: &Path, key: &[u8; 32], n: usize, k: usize) -> Option<(Vec<u32>, Vec<f32>)> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| decode(&bytes, key, n, k))
+}
+
+/// Writes the lists atomically to `path`.
+pub fn save(path: &Path, key: &[u8; 32], index: &[u32], dist2: &[f32]) -> std::io::Result<()> {
+    write_atomic(path, &encode(index, dist2, key))
+}
+
+fn encode(index: &[u32], dist2: &[f32], key: &[u8; 32]) -> Vec<u8> {
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(key);
+    bytes.extend(index.iter().flat_map(|v| v.to_le_bytes()));
+    bytes.extend(dist2.iter().flat_map(|v| v.to_le_bytes()));
+    let checksum = blake3::hash(&bytes);
+    bytes.extend_from_slice(checksum.as_bytes());
+    bytes
+}
+
+fn decode(bytes: &[u8], key: &[u8; 32], n: usize, k: usize) -> Option<(Vec<u32>, Vec<f32>)> {
+    let body_len = 8 + 32 + n * k * 8;
+    if bytes.len() != body_len + 32 || &bytes[..8] != MAGIC || &bytes[8..40] != key {
+        return None;
+    }
+    if blake3::hash(&bytes[..body_len]).as_bytes() != &bytes[body_len..] {
+        return None;
+    }
+    let words = |range: Range<usize>| {
+        bytes[range]
+            .chunks_exact(4)
+            .map(|b| [b[0], b[1], b[2], b[3]])
+    };
+    let index: Vec<u32> = words(40..40 + n * k * 4).map(u32::from_le_bytes).collect();
+    // The checksum catches damage, not a file made to pass it: every row must exist.
+    if index.iter().any(|&j| j != u32::MAX && j as usize >= n) {
+        return None;
+    }
+    let dist2 = words(40 + n * k * 4..body_len)
+        .map(f32::from_le_bytes)
+        .collect();
+    Some((index, dist2))
+}

@@ -1,0 +1,20 @@
+//! What snowscope keeps on disk between runs, side by side in the cache folder: the
+//! feature cache (`features.rs`, one safetensors file per folder and model configuration)
+//! and the neighbour-list cache beside it (`knn.rs`, a `.knn` file). Both, and the `.npy`
+//! export, write through `fs::write_atomic`.
+
+mod features;
+mod fs;
+pub mod knn;
+
+pub use features::{Corruption, FeatureStore, FileStamp, StoreError};
+pub use fs::write_atomic;
+
+use std::path::PathBuf;
+
+/// The default cache folder: `$XDG_CACHE_HOME/snowscope` (or the platform's equivalent).
+pub fn default_cache_dir() -> PathBuf {
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("snowscope")
+}

@@ -1,0 +1,365 @@
+//! The explorer's threads and event loop: the UI thread owns the state and the terminal;
+//! one thread reads terminal events, one runs the pipeline (scan, features, ranking), one
+//! decodes and encodes previews. All of them send [`Msg`]s into one channel; the UI thread
+//! turns each into an [`Action`], runs [`app::update`], performs the returned effects and
+//! draws.
+
+use super::app::{self, Action, App, Effect, Loaded};
+use super::terminal::{RestoreGuard, Term, draw, enter_terminal, pick_protocol, restore_terminal};
+use super::{TuiOptions, keys, preview};
+use crate::exit::ExitStatus;
+use crate::export::{self, Format};
+use crate::pipeline::{self, Event, PipelineConfig};
+use crate::rank::RankConfig;
+use crate::sanitize::sanitize;
+use anyhow::{Context, bail};
+use crossbeam_channel::{Receiver, Sender};
+use ratatui::crossterm::event;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Everything the UI thread receives.
+pub enum Msg {
+    Input(event::Event),
+    Worker(Event),
+    Ranking(usize),
+    Loaded(Box<Loaded>),
+    Failed(String),
+    Cancelled,
+    Preview(preview::PreviewResult),
+}
+
+/// Runs the explorer until the user quits. Returns the exit code: 0 after a normal quit,
+/// 130 when extraction was cancelled.
+pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
+    if !std::io::stdout().is_terminal() {
+        bail!(
+            "standard output is not a terminal, and the explorer needs one; \
+             for scripts and pipes use `snowscope rank DIR` (table, CSV or JSON)"
+        );
+    }
+    init_logging(opts.log_file.as_deref())?;
+    // Ctrl-C arrives as a key in raw mode; this catches SIGTERM / SIGHUP (and SIGINT sent
+    // by `kill`). It fails harmlessly when the caller installed a handler already.
+    let signalled = Arc::new(AtomicBool::new(false));
+    {
+        let s = signalled.clone();
+        let _ = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed));
+    }
+
+    let mut terminal = enter_terminal().context("cannot set up the terminal")?;
+    let _guard = RestoreGuard;
+    let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
+    // Start the work first: the terminal query below can wait up to 2 s for an answer
+    // (typical over SSH), and a cached folder is ranked meanwhile.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let worker = spawn_worker(&opts, tx.clone(), cancel.clone());
+    let mut app = App::new(
+        opts.dir.display().to_string(),
+        opts.pipeline.model.describe(),
+        None,
+    );
+    let size = terminal.size()?;
+    app::update(&mut app, Action::Resize(size.width, size.height));
+    draw(&mut terminal, &app)?;
+    // The query must run in the alternate screen and before anything reads input.
+    let picker = pick_protocol(opts.preview);
+    app.preview_protocol = picker
+        .as_ref()
+        .map(|p| preview::protocol_name(p).to_string());
+    tracing::info!(protocol = ?app.preview_protocol, "preview protocol");
+
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx.clone(), stop_input.clone());
+    let preview_tx = picker.map(|picker| {
+        let (req_tx, req_rx) = crossbeam_channel::unbounded();
+        let (res_tx, res_rx) = crossbeam_channel::unbounded();
+        preview::spawn(picker, req_rx, res_tx);
+        // Forward results into the main channel.
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for r in res_rx {
+                if tx.send(Msg::Preview(r)).is_err() {
+                    break;
+                }
+            }
+        });
+        req_tx
+    });
+    drop(tx);
+    let result = event_loop(
+        &mut terminal,
+        &mut app,
+        &rx,
+        &signalled,
+        &cancel,
+        &preview_tx,
+    );
+    if result.is_err() {
+        // The terminal is gone (SSH dropped, tmux killed): cancel the extraction and give
+        // the worker a moment to save what it finished, as Ctrl-C would.
+        cancel.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + WORKER_SAVE_WAIT;
+        while !worker.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Not joined: when the terminal hangs up (SSH dropped, tmux killed), crossterm's poll
+    // can spin inside the call without returning, and joining would keep the process alive.
+    stop_input.store(true, Ordering::Relaxed);
+    drop(input);
+    drop(preview_tx);
+    restore_terminal();
+    result?;
+    if let Some(e) = app.fatal {
+        bail!(e);
+    }
+    Ok(app.exit.unwrap_or(ExitStatus::Ok.code()))
+}
+
+fn init_logging(path: Option<&Path>) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open log file {}", path.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    Ok(())
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(Duration::from_millis(50)) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.send(Msg::Input(ev)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("cannot read terminal input: {e}");
+                            return;
+                        }
+                    },
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!("cannot poll terminal input: {e}");
+                        return;
+                    }
+                }
+            }
+        })
+        .expect("spawn input thread")
+}
+
+/// How long a lost terminal waits for the worker to save finished features: a batch in
+/// flight plus the cache write.
+const WORKER_SAVE_WAIT: Duration = Duration::from_secs(15);
+
+/// Features, then the ranking, on a worker thread; a panic there becomes an error message.
+fn spawn_worker(
+    opts: &TuiOptions,
+    tx: Sender<Msg>,
+    cancel: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let dir = opts.dir.clone();
+    let cfg = opts.pipeline.clone();
+    let rank_cfg = opts.rank;
+    std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || {
+            let fail = tx.clone();
+            let job = std::panic::AssertUnwindSafe(|| work(&dir, &cfg, &rank_cfg, &cancel, &tx));
+            if let Err(payload) = std::panic::catch_unwind(job) {
+                let _ = fail.send(Msg::Failed(format!(
+                    "internal error while preparing the ranking: {}",
+                    panic_message(payload.as_ref())
+                )));
+            }
+        })
+        .expect("spawn pipeline thread")
+}
+
+/// The worker's job: features (from the cache where possible), then the ranking.
+fn work(
+    dir: &Path,
+    cfg: &PipelineConfig,
+    rank_cfg: &RankConfig,
+    cancel: &AtomicBool,
+    tx: &Sender<Msg>,
+) {
+    let started = Instant::now();
+    let result = pipeline::rank_folder(dir, cfg, rank_cfg, cancel, &mut |e| match e {
+        Event::Ranking(n) => {
+            tracing::info!(images = n, secs = ?started.elapsed(), "features ready");
+            let _ = tx.send(Msg::Ranking(n));
+        }
+        e => {
+            if matches!(e, Event::Progress(_)) {
+                test_panic("worker");
+            }
+            let _ = tx.send(Msg::Worker(e));
+        }
+    });
+    let (set, ranking) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = tx.send(Msg::Failed(format!(
+                "cannot extract features of {}: {e}",
+                sanitize(&dir.display().to_string())
+            )));
+            return;
+        }
+    };
+    let Some(ranking) = ranking else {
+        tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "cancelled");
+        let _ = tx.send(Msg::Cancelled);
+        return;
+    };
+    tracing::info!(secs = ?started.elapsed(), "ranking ready");
+    let loaded = Loaded {
+        ranking,
+        files: set.items.iter().map(|i| i.path.clone()).collect(),
+        model: set.model,
+        skipped: set.skipped,
+    };
+    let _ = tx.send(Msg::Loaded(Box::new(loaded)));
+}
+
+fn update_and_run(
+    app: &mut App,
+    action: Action,
+    cancel: &AtomicBool,
+    previews: &Option<Sender<Vec<preview::PreviewRequest>>>,
+) {
+    for effect in app::update(app, action) {
+        match effect {
+            Effect::CancelWorker => cancel.store(true, Ordering::Relaxed),
+            Effect::LoadPreviews(reqs) => {
+                if let Some(tx) = previews {
+                    let _ = tx.send(reqs);
+                }
+            }
+            Effect::Export(format) => {
+                let note = match export(app, format) {
+                    Ok(msg) => msg,
+                    Err(e) => format!("export failed: {e:#}"),
+                };
+                app::update(app, Action::Notify(note));
+            }
+        }
+    }
+}
+
+/// Writes the current view to the first free `snowscope-view[-N].csv|json` in the working
+/// folder (the temporary folder when that is read-only).
+fn export(app: &App, format: Format) -> anyhow::Result<String> {
+    let text = app.export_text(format).context("nothing to export yet")?;
+    let rows = app.explorer.as_ref().map_or(0, |e| e.view.len());
+    let path = export::write_unique("snowscope-view", format, &text)?;
+    Ok(format!(
+        "exported {rows} rows to {}",
+        sanitize(&path.display().to_string())
+    ))
+}
+
+fn event_loop(
+    terminal: &mut Term,
+    app: &mut App,
+    rx: &Receiver<Msg>,
+    signalled: &AtomicBool,
+    cancel: &AtomicBool,
+    previews: &Option<Sender<Vec<preview::PreviewRequest>>>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        draw(terminal, app)?;
+        if app.exit.is_some() || app.fatal.is_some() {
+            return Ok(());
+        }
+        // The progress view animates; the explorer waits for something to happen.
+        let timeout = if app.explorer.is_none() {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_millis(500)
+        };
+        let first = match rx.recv_timeout(timeout) {
+            Ok(m) => Some(m),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                bail!("all event sources stopped")
+            }
+        };
+        // Handle everything queued before drawing again, so a held key never lags.
+        for msg in first.into_iter().chain(rx.try_iter().take(512)) {
+            let action = match msg {
+                Msg::Input(ev) => keys::action_for(app, &ev),
+                Msg::Worker(e) => Some(Action::Worker(e)),
+                Msg::Ranking(n) => Some(Action::Ranking(n)),
+                Msg::Loaded(l) => {
+                    test_panic("ui");
+                    Some(Action::Loaded(l))
+                }
+                Msg::Failed(e) => Some(Action::WorkerFailed(e)),
+                Msg::Cancelled => Some(Action::WorkerCancelled),
+                Msg::Preview(r) => Some(Action::Preview(r)),
+            };
+            if let Some(action) = action {
+                update_and_run(app, action, cancel, previews);
+            }
+            if app.exit.is_some() || app.fatal.is_some() {
+                break;
+            }
+        }
+        // SIGTERM / SIGHUP: in the explorer leave now; during extraction cancel like
+        // Ctrl-C (finished work is saved), and a second signal leaves at once.
+        if signalled.swap(false, Ordering::Relaxed) {
+            if app.explorer.is_some() {
+                app.exit = Some(ExitStatus::Cancelled.code());
+            } else {
+                update_and_run(app, Action::Cancel, cancel, previews);
+            }
+        }
+        if app.explorer.is_none() {
+            update_and_run(
+                app,
+                Action::Tick(started.elapsed().as_secs_f64()),
+                cancel,
+                previews,
+            );
+        }
+    }
+}
+
+/// For the end-to-end tests only: `SNOWSCOPE_TEST_PANIC=ui` panics on the UI thread when
+/// the ranking arrives, `SNOWSCOPE_TEST_PANIC=worker` on the pipeline thread at the first
+/// extraction progress, so a test can watch the terminal being restored.
+fn test_panic(site: &str) {
+    if std::env::var_os("SNOWSCOPE_TEST_PANIC").is_some_and(|v| v == site) {
+        panic!("SNOWSCOPE_TEST_PANIC={site}");
+    }
+}
