@@ -8,7 +8,11 @@
 //!
 //! Run: `cargo bench --bench planted_outliers` (prints a markdown table).
 
-use snowscope::eval::{is_listed, quality, read_truth};
+#[path = "common/mean.rs"]
+mod mean;
+
+use mean::Mean;
+use snowscope::eval::{is_listed, read_truth};
 use snowscope::model::{ModelConfig, Pooling};
 use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
 use snowscope::profile::Profile;
@@ -35,37 +39,6 @@ fn features(dir: &Path, pooling: Pooling) -> FeatureSet {
         cache: CacheMode::Default,
     };
     compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).expect("features")
-}
-
-#[derive(Default, Clone, Copy)]
-struct Mean {
-    auroc: f64,
-    ap: f64,
-    pk: f64,
-    n: usize,
-}
-
-impl Mean {
-    fn add(&mut self, flags: &[bool]) {
-        if let Some(q) = quality(flags) {
-            self.auroc += q.auroc;
-            self.ap += q.average_precision;
-            self.pk += q.precision_at_k;
-            self.n += 1;
-        }
-    }
-    fn cells(&self) -> String {
-        if self.n == 0 {
-            return "- | - | -".into();
-        }
-        let n = self.n as f64;
-        format!(
-            "{:.3} | {:.3} | {:.3}",
-            self.auroc / n,
-            self.ap / n,
-            self.pk / n
-        )
-    }
 }
 
 /// Ranks the subset `rows` of `set` and returns positive flags in ranked order.

@@ -13,7 +13,11 @@
 //! Run: `cargo bench --bench real_snow` (prints a markdown table). Sets that are absent
 //! are reported as skipped.
 
-use snowscope::eval::{is_listed, quality, read_truth};
+#[path = "common/mean.rs"]
+mod mean;
+
+use mean::Mean;
+use snowscope::eval::{is_listed, read_truth};
 use snowscope::model::ModelConfig;
 use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
 use snowscope::profile::{self, Fusion, Profile};
@@ -112,39 +116,6 @@ fn ranked_flags(
         .collect()
 }
 
-#[derive(Default, Clone, Copy)]
-struct Mean {
-    auroc: f64,
-    ap: f64,
-    n: usize,
-}
-
-impl Mean {
-    fn add(&mut self, flags: &[bool]) {
-        if let Some(q) = quality(flags) {
-            self.auroc += q.auroc;
-            self.ap += q.average_precision;
-            self.n += 1;
-        }
-    }
-    fn merge(&mut self, other: Mean) {
-        if other.n > 0 {
-            self.auroc += other.auroc / other.n as f64;
-            self.ap += other.ap / other.n as f64;
-            self.n += 1;
-        }
-    }
-    fn auroc(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.auroc / self.n as f64)
-    }
-    fn cell(&self) -> String {
-        match self.auroc() {
-            Some(a) => format!("{a:.3} / {:.3}", self.ap / self.n as f64),
-            None => "-".into(),
-        }
-    }
-}
-
 /// Planted-outlier draws over labelled images: (rows, label) -> per-lever quality.
 fn planted(
     set: &FeatureSet,
@@ -184,7 +155,7 @@ fn planted(
     }
     for (result, class_means) in results.iter_mut().zip(per_class) {
         let mut m = Mean::default();
-        class_means.into_iter().for_each(|c| m.merge(c));
+        class_means.into_iter().for_each(|c| m.add_mean(c));
         *result = m;
     }
 }

@@ -4,26 +4,24 @@
 //! real instrument images (../shared/datasets/realsnow-dev, read in place).
 
 use snowscope::eval::{is_listed, quality, read_truth};
-use snowscope::pipeline::{CacheMode, PipelineConfig, compute_features};
+use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
 use snowscope::profile::Profile;
-use snowscope::rank::RankConfig;
+use snowscope::rank::{RankConfig, Ranking};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 const MIN_AUROC: f64 = 0.93;
 
-#[test]
-fn default_ranking_finds_the_rare_snowflakes() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/snowflakes");
-    let truth = read_truth(&dir.join("manifest.json")).unwrap();
+/// The folder's features (no cache) and its ranking with the default settings, which must
+/// have chosen the crystals profile.
+fn ranked_with_defaults(dir: &Path) -> (FeatureSet, Ranking) {
     let cfg = PipelineConfig {
         model: Default::default(),
         batch_size: 32,
         threads: 2,
         cache: CacheMode::Off,
     };
-    let set = compute_features(&dir, &cfg, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    assert!(set.skipped.is_empty(), "{:?}", set.skipped);
+    let set = compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let ranking = set.rank(&RankConfig::default());
     assert_eq!(
         ranking.profile.profile,
@@ -31,6 +29,15 @@ fn default_ranking_finds_the_rare_snowflakes() {
         "{:?}",
         ranking.profile
     );
+    (set, ranking)
+}
+
+#[test]
+fn default_ranking_finds_the_rare_snowflakes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/snowflakes");
+    let truth = read_truth(&dir.join("manifest.json")).unwrap();
+    let (set, ranking) = ranked_with_defaults(&dir);
+    assert!(set.skipped.is_empty(), "{:?}", set.skipped);
     let flags: Vec<bool> = ranking
         .images
         .iter()
@@ -81,20 +88,7 @@ fn real_probe_images_rank_planted_habits_high() {
     };
     take("compact_particles", 60);
     take("columns_and_needles", 3);
-    let cfg = PipelineConfig {
-        model: Default::default(),
-        batch_size: 32,
-        threads: 2,
-        cache: CacheMode::Off,
-    };
-    let set = compute_features(dir.path(), &cfg, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    let ranking = set.rank(&RankConfig::default());
-    assert_eq!(
-        ranking.profile.profile,
-        Profile::Crystals,
-        "{:?}",
-        ranking.profile
-    );
+    let (_, ranking) = ranked_with_defaults(dir.path());
     let flags: Vec<bool> = ranking
         .images
         .iter()
