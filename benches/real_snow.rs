@@ -11,14 +11,15 @@
 //! Every draw is ranked as its own folder: traits are standardised over the drawn images.
 //!
 //! Run: `cargo bench --bench real_snow` (prints a markdown table). Sets that are absent
-//! are reported as skipped.
+//! are reported as skipped. With `SNOWSCOPE_VGG16=FILE` (the weights made by
+//! `weights/convert_vgg16_hed.py`) the VGG16 rows are filled in as well.
 
 #[path = "common/mean.rs"]
 mod mean;
 
 use mean::Mean;
 use snowscope::eval::{is_listed, read_truth};
-use snowscope::model::ModelConfig;
+use snowscope::model::{Arch, ModelConfig, Pooling};
 use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
 use snowscope::profile::{self, Fusion, Profile};
 use snowscope::rank::{RankConfig, rank};
@@ -29,14 +30,64 @@ use std::sync::atomic::AtomicBool;
 
 const DRAWS: usize = 10;
 
-fn features(dir: &Path) -> FeatureSet {
+fn features_with(dir: &Path, model: ModelConfig) -> FeatureSet {
     let cfg = PipelineConfig {
-        model: ModelConfig::default(),
+        model,
         batch_size: 32,
         threads: 2,
         cache: CacheMode::Default,
     };
     compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).expect("features")
+}
+
+/// The features of one folder from every source a lever reads (same images, same order).
+struct Sets {
+    /// The default model: `stage6` and `head` avg-pooled, and the traits.
+    default: FeatureSet,
+    /// EfficientNet-Lite0's head map flattened (the tutorial's geometry on today's model).
+    head_map: FeatureSet,
+    /// VGG16 `block5_conv3` flattened, and avg-pooled, when `SNOWSCOPE_VGG16` names the
+    /// weights made by `weights/convert_vgg16_hed.py`.
+    vgg: Option<(FeatureSet, FeatureSet)>,
+}
+
+/// `with_vgg`: VGG16 runs at about 2 s an image on 2 cores, so only the real sets get it.
+fn features(dir: &Path, with_vgg: bool) -> Sets {
+    let flat = |arch, layer: &str| ModelConfig {
+        arch,
+        layer: Some(layer.into()),
+        pooling: Pooling::None,
+        weights: (arch == Arch::Vgg16).then(|| std::env::var_os("SNOWSCOPE_VGG16").unwrap().into()),
+        ..ModelConfig::default()
+    };
+    let vgg = std::env::var_os("SNOWSCOPE_VGG16")
+        .filter(|_| with_vgg)
+        .map(|_| {
+            let map = features_with(dir, flat(Arch::Vgg16, "block5_conv3"));
+            let avg = average_positions(&map, 512);
+            (map, avg)
+        });
+    Sets {
+        default: features_with(dir, ModelConfig::default()),
+        head_map: features_with(dir, flat(Arch::EfficientNetLite0, "head")),
+        vgg,
+    }
+}
+
+/// A flattened C x H x W map set turned into its per-channel means (avg pooling).
+fn average_positions(map: &FeatureSet, channels: usize) -> FeatureSet {
+    let positions = map.dim / channels;
+    let data = map
+        .data
+        .chunks_exact(positions)
+        .map(|c| c.iter().sum::<f32>() / positions as f32)
+        .collect();
+    FeatureSet {
+        data,
+        dim: channels,
+        blocks: Vec::new(),
+        ..map.clone()
+    }
 }
 
 /// A lever: how the drawn images become search vectors.
@@ -45,6 +96,27 @@ enum Lever {
     Fixed(&'static str, Fusion<'static>),
     /// Whatever `--profile auto` chooses for the drawn images.
     Auto,
+    /// The tutorial's geometry (raw features, squared L2 to the closest match) on a map.
+    Tutorial(&'static str, Source),
+    /// A source's whole row, fused with the traits at this weight (cosine geometry).
+    Other(&'static str, Source, f32),
+}
+
+#[derive(Clone, Copy)]
+enum Source {
+    HeadMap,
+    VggMap,
+    VggAvg,
+}
+
+impl Sets {
+    fn source(&self, source: Source) -> Option<&FeatureSet> {
+        match source {
+            Source::HeadMap => Some(&self.head_map),
+            Source::VggMap => self.vgg.as_ref().map(|v| &v.0),
+            Source::VggAvg => self.vgg.as_ref().map(|v| &v.1),
+        }
+    }
 }
 
 fn levers() -> Vec<Lever> {
@@ -68,57 +140,97 @@ fn levers() -> Vec<Lever> {
         out.push(Lever::Fixed(name, f(Some("stage6"), w)));
     }
     out.push(Lever::Auto);
+    out.push(Lever::Tutorial(
+        "tutorial: head map flattened, raw, nn",
+        Source::HeadMap,
+    ));
+    out.push(Lever::Tutorial(
+        "tutorial: VGG16 block5_conv3 flattened, raw, nn",
+        Source::VggMap,
+    ));
+    out.push(Lever::Other(
+        "VGG16 block5_conv3 avg-pooled",
+        Source::VggAvg,
+        0.0,
+    ));
+    out.push(Lever::Other(
+        "VGG16 block5_conv3 avg-pooled + traits 0.1",
+        Source::VggAvg,
+        0.1,
+    ));
     out
 }
 
 fn name(lever: &Lever) -> &'static str {
     match lever {
-        Lever::Fixed(name, _) => name,
+        Lever::Fixed(name, _) | Lever::Tutorial(name, _) | Lever::Other(name, _, _) => name,
         Lever::Auto => "auto (the default)",
     }
 }
 
-/// Ranks the subset `rows` of `set` with `lever`; positive flags in ranked order.
+/// Ranks the subset `rows` with `lever`: positive flags in ranked order, `None` when the
+/// lever's features are not available.
 fn ranked_flags(
-    set: &FeatureSet,
+    sets: &Sets,
     rows: &[usize],
     positive: &dyn Fn(usize) -> bool,
     lever: &Lever,
-) -> Vec<bool> {
+) -> Option<Vec<bool>> {
     let count = snowscope::traits::COUNT;
+    let default = &sets.default;
+    let traits: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| default.traits[r * count..(r + 1) * count].iter().copied())
+        .collect();
+    let (set, fusion, cfg) = match *lever {
+        Lever::Fixed(_, fusion) => (default, fusion, RankConfig::default()),
+        Lever::Auto => (
+            default,
+            profile::choose(Profile::Auto, &traits).profile.fusion(),
+            RankConfig::default(),
+        ),
+        Lever::Tutorial(_, source) => {
+            let whole = Fusion {
+                layer: Some("all"),
+                trait_weight: 0.0,
+            };
+            (sets.source(source)?, whole, RankConfig::tutorial())
+        }
+        Lever::Other(_, source, trait_weight) => {
+            let fusion = Fusion {
+                layer: Some("all"),
+                trait_weight,
+            };
+            (sets.source(source)?, fusion, RankConfig::default())
+        }
+    };
     let data: Vec<f32> = rows
         .iter()
         .flat_map(|&r| set.row(r).iter().copied())
         .collect();
-    let traits: Vec<f32> = rows
-        .iter()
-        .flat_map(|&r| set.traits[r * count..(r + 1) * count].iter().copied())
-        .collect();
-    let fusion = match lever {
-        Lever::Fixed(_, fusion) => *fusion,
-        Lever::Auto => profile::choose(Profile::Auto, &traits).profile.fusion(),
-    };
     let block = fusion.layer.map(|layer| match layer {
-        "stage6+head" => (0, set.dim),
+        "stage6+head" | "all" => (0, set.dim),
         layer => set.block(layer),
     });
-    let (vectors, dim) = profile::embedding(&fusion, block, &data, set.dim, &traits, true);
+    let (vectors, dim) = profile::embedding(&fusion, block, &data, set.dim, &traits, cfg.normalise);
     let paths: Vec<String> = rows.iter().map(|&r| set.items[r].rel.clone()).collect();
     let hashes: Vec<&str> = rows.iter().map(|&r| set.items[r].hash.as_str()).collect();
     let cfg = RankConfig {
         normalise: false,
-        ..RankConfig::default()
+        ..cfg
     };
-    rank(&paths, &hashes, &vectors, dim, &cfg)
-        .images
-        .iter()
-        .map(|i| positive(rows[i.index]))
-        .collect()
+    Some(
+        rank(&paths, &hashes, &vectors, dim, &cfg)
+            .images
+            .iter()
+            .map(|i| positive(rows[i.index]))
+            .collect(),
+    )
 }
 
 /// Planted-outlier draws over labelled images: (rows, label) -> per-lever quality.
 fn planted(
-    set: &FeatureSet,
+    sets: &Sets,
     label: &[String],
     common_max: usize,
     planted_of: &dyn Fn(usize) -> usize,
@@ -146,7 +258,9 @@ fn planted(
                 planted_of(common).min(others.len()),
             ));
             for (lever, mean) in levers().iter().zip(&mut class_means) {
-                mean.add(&ranked_flags(set, &rows, &|r| &label[r] != class, lever));
+                if let Some(flags) = ranked_flags(sets, &rows, &|r| &label[r] != class, lever) {
+                    mean.add(&flags);
+                }
             }
         }
         for (all, mean) in per_class.iter_mut().zip(class_means) {
@@ -171,8 +285,9 @@ fn pick(rng: &mut Rng, from: &[usize], count: usize) -> Vec<usize> {
     pool
 }
 
-fn folder_labels(set: &FeatureSet) -> Vec<String> {
-    set.items
+fn folder_labels(sets: &Sets) -> Vec<String> {
+    sets.default
+        .items
         .iter()
         .map(|i| i.rel.split('/').next().unwrap_or("").to_string())
         .collect()
@@ -187,10 +302,10 @@ fn main() {
         let dir = shared.join("realsnow-dev").join(instrument);
         let mut results = vec![Mean::default(); n];
         if dir.is_dir() {
-            let set = features(&dir);
-            let label = folder_labels(&set);
+            let sets = features(&dir, true);
+            let label = folder_labels(&sets);
             planted(
-                &set,
+                &sets,
                 &label,
                 60,
                 &|common| (common as f64 * 0.05).round().max(1.0) as usize,
@@ -204,35 +319,34 @@ fn main() {
     let fashion = shared.join("fashion200");
     let mut results = vec![Mean::default(); n];
     if fashion.is_dir() {
-        let set = features(&fashion);
+        let sets = features(&fashion, false);
         let classes: Vec<HashMap<String, String>> =
             serde_json::from_str(&std::fs::read_to_string(fashion.join("classes.json")).unwrap())
                 .unwrap();
         let class_of: HashMap<String, String> = classes.into_iter().flatten().collect();
-        let label: Vec<String> = set
+        let label: Vec<String> = sets
+            .default
             .items
             .iter()
             .map(|i| class_of[i.rel.trim_end_matches(".jpg")].clone())
             .collect();
-        planted(&set, &label, 20, &|_| 2, &mut results);
+        planted(&sets, &label, 20, &|_| 2, &mut results);
     } else {
         eprintln!("{} is absent: column skipped", fashion.display());
     }
     columns.push(("fashion200".into(), results));
     let snow = root.join("data/snowflakes");
     let truth = read_truth(&snow.join("manifest.json")).expect("manifest");
-    let set = features(&snow);
-    let rows: Vec<usize> = (0..set.items.len()).collect();
+    let sets = features(&snow, false);
+    let rows: Vec<usize> = (0..sets.default.items.len()).collect();
     let results = levers()
         .iter()
         .map(|lever| {
             let mut m = Mean::default();
-            m.add(&ranked_flags(
-                &set,
-                &rows,
-                &|r| is_listed(&truth, &set.items[r].rel),
-                lever,
-            ));
+            let rare = |r: usize| is_listed(&truth, &sets.default.items[r].rel);
+            if let Some(flags) = ranked_flags(&sets, &rows, &rare, lever) {
+                m.add(&flags);
+            }
             m
         })
         .collect();
