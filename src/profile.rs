@@ -129,11 +129,10 @@ pub fn embedding(
     traits_rows: &[f32],
     normalise: bool,
 ) -> (Vec<f32>, usize) {
-    let n = traits_rows.len() / traits::COUNT;
-    let n = if block.is_some() {
-        data.len() / stride.max(1)
-    } else {
-        n
+    // Without a CNN block the traits alone say how many images there are.
+    let n = match block {
+        Some(_) => data.len() / stride.max(1),
+        None => traits_rows.len() / traits::COUNT,
     };
     let (offset, width) = block.unwrap_or((0, 0));
     let mut cnn: Vec<f32> = Vec::with_capacity(n * width);
