@@ -158,3 +158,70 @@ pub fn embedding(
     }
     (out, fused_dim)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Traits rows with the framing and colour measures set, everything else 1.
+    fn rows(framings: &[(f32, f32)]) -> Vec<f32> {
+        framings
+            .iter()
+            .flat_map(|&(border, hue)| {
+                let mut t = [1.0; traits::COUNT];
+                t[traits::index("border_background")] = border;
+                t[traits::index("hue_variation")] = hue;
+                t
+            })
+            .collect()
+    }
+
+    #[test]
+    fn auto_chooses_crystals_for_grey_particles_and_photos_for_colour() {
+        let probe = rows(&[(1.0, 0.0), (0.9, 0.02), (0.8, 0.0), (0.3, 0.0)]);
+        assert_eq!(choose(Profile::Auto, &probe).profile, Profile::Crystals);
+        let products = rows(&[(1.0, 0.6), (0.95, 0.3), (1.0, 0.05), (0.9, 0.4)]);
+        assert_eq!(choose(Profile::Auto, &products).profile, Profile::Photos);
+        let scenes = rows(&[(0.5, 0.0), (0.6, 0.0), (0.4, 0.0)]);
+        assert_eq!(choose(Profile::Auto, &scenes).profile, Profile::Photos);
+        assert_eq!(choose(Profile::Auto, &[]).profile, Profile::Photos);
+        assert_eq!(
+            choose(Profile::Crystals, &products).profile,
+            Profile::Crystals,
+            "asked for wins"
+        );
+    }
+
+    #[test]
+    fn the_crystals_embedding_appends_weighted_traits_to_the_unit_cnn_block() {
+        // Two images, rows [a a | b b b]: block (2, 3) is the second part.
+        let data = [9.0, 9.0, 3.0, 0.0, 4.0, 9.0, 9.0, 0.0, 5.0, 0.0];
+        let mut traits_rows = rows(&[(1.0, 0.0), (1.0, 0.0)]);
+        traits_rows[0] = 100.0; // the first image's area differs
+        let (v, dim) = embedding(
+            &Profile::Crystals.fusion(),
+            Some((2, 3)),
+            &data,
+            5,
+            &traits_rows,
+            true,
+        );
+        assert_eq!(dim, 3 + traits::FUSED.len());
+        assert_eq!(&v[..3], &[0.6, 0.0, 0.8]);
+        assert_eq!(&v[dim..dim + 3], &[0.0, 1.0, 0.0]);
+        assert!(v[3] != 0.0 && v[3].abs() <= TRAIT_WEIGHT * 6.0, "{}", v[3]);
+        assert!(
+            v[4..dim].iter().all(|&z| z == 0.0),
+            "constant traits add nothing"
+        );
+        let (photos, dim) = embedding(
+            &Profile::Photos.fusion(),
+            Some((2, 3)),
+            &data,
+            5,
+            &traits_rows,
+            false,
+        );
+        assert_eq!((dim, &photos[..3]), (3, &[3.0, 0.0, 4.0][..]));
+    }
+}
