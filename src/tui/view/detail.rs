@@ -1,6 +1,6 @@
 //! The detail view (the selected image and its nearest neighbours) and the skipped files.
 
-use super::{bold, centered, dim, num, pane, truncate_left};
+use super::{bold, centered, dim, num, pane, truncate_left, truncate_right};
 use crate::sanitize::sanitize;
 use crate::tui::app::{App, Explorer};
 use ratatui::Frame;
@@ -61,7 +61,7 @@ pub fn draw_detail(frame: &mut Frame, _app: &App, ex: &Explorer, highlighted: us
     if choice.profile != crate::profile::Profile::Auto {
         lines.push(field(
             "profile",
-            truncate_left(&format!("{} ({})", choice.profile, choice.reason), w),
+            truncate_right(&format!("{} ({})", choice.profile, choice.reason), w),
         ));
     }
     // The morphology a snow scientist reads first.
@@ -75,7 +75,8 @@ pub fn draw_detail(frame: &mut Frame, _app: &App, ex: &Explorer, highlighted: us
         ] {
             let (_, unit, _) = crate::traits::TRAITS[crate::traits::index(name)];
             let value = image.traits[crate::traits::index(name)];
-            lines.push(field(label, format!("{value:.3} {unit}")));
+            let digits = if unit == "px" { 0 } else { 3 };
+            lines.push(field(label, format!("{value:.digits$} {unit}")));
         }
     }
     lines.push(Line::raw(""));
