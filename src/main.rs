@@ -115,12 +115,7 @@ fn run_rank(
     if set.items.len() == 1 {
         eprintln!("only one image: it has no neighbour to compare with");
     }
-    eprintln!(
-        "{}; profile: {} ({})",
-        sanitize(&set.model),
-        ranked.profile.profile,
-        ranked.profile.reason
-    );
+    eprintln!("{}; profile: {}", sanitize(&set.model), ranked.profile);
     let top = (cmd.top > 0).then_some(cmd.top);
     let text = export::render(&ranked, top, cmd.format.into(), &set.model, &set.skipped);
     write_output(&text, cmd.output.as_deref())?;
@@ -141,7 +136,7 @@ fn run_features(
     }
     // The vectors the ranking searches: the profile's features (and traits).
     let (choice, data, dim) = set.embedding(&ranking.config());
-    eprintln!("profile: {} ({})", choice.profile, choice.reason);
+    eprintln!("profile: {choice}");
     snowscope::npy::write(&cmd.out, &data, set.items.len(), dim)?;
     let list = cmd.out.with_extension("paths.txt");
     let paths: String = set

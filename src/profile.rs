@@ -37,6 +37,12 @@ impl std::fmt::Display for Profile {
     }
 }
 
+impl std::fmt::Display for Choice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.profile, self.reason)
+    }
+}
+
 /// The layer the crystals profile ranks by, and the one photos are ranked by.
 pub const CRYSTAL_LAYER: &str = "stage6";
 pub const PHOTO_LAYER: &str = "head";

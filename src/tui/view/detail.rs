@@ -59,10 +59,7 @@ pub fn draw_detail(frame: &mut Frame, _app: &App, ex: &Explorer, highlighted: us
     ];
     let choice = &ex.table.ranking.profile;
     if choice.profile != crate::profile::Profile::Auto {
-        lines.push(field(
-            "profile",
-            truncate_right(&format!("{} ({})", choice.profile, choice.reason), w),
-        ));
+        lines.push(field("profile", truncate_right(&choice.to_string(), w)));
     }
     // The morphology a snow scientist reads first.
     if image.traits.len() == crate::traits::COUNT {
