@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
     name = "snowscope",
     version,
     about = "Find the most unique images in a folder: CNN features (candle), exact nearest neighbours, ranked by the distance to their closest matches.",
-    after_help = "Exit codes: 0 ranked everything; 1 error or nothing to rank; 2 bad command line; 3 ranked, but some files were skipped (listed with their reasons); 130 cancelled by Ctrl-C, SIGTERM or SIGHUP (finished features stay in the cache)."
+    after_help = "Exit codes: 0 ranked everything; 1 error or nothing to rank; 2 bad command line; 3 ranked, but some files were skipped (listed with their reasons); 130 cancelled by Ctrl-C (SIGINT), 143 by SIGTERM, 129 by SIGHUP (finished features stay in the cache)."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -20,6 +20,7 @@ pub mod rank;
 pub mod rng;
 pub mod sanitize;
 pub mod scan;
+pub mod signals;
 pub mod store;
 pub mod synth;
 pub mod traits;

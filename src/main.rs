@@ -8,23 +8,14 @@ use snowscope::exit::ExitStatus;
 use snowscope::export;
 use snowscope::pipeline::{self, Event, FeatureSet, PipelineError};
 use snowscope::sanitize::sanitize;
+use snowscope::signals::Termination;
 use snowscope::tui::TuiOptions;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 mod cli;
 mod progress_bar;
-
-/// Ctrl-C / SIGTERM / SIGHUP set this flag; long work stops at the next batch and keeps
-/// what is finished.
-fn cancel_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
-    flag
-}
 
 /// Runs `job` on `dir` with a kdam bar on stderr fed by its events.
 fn with_bar<T>(
@@ -85,7 +76,7 @@ fn run_rank(
     cmd: RankCmd,
     extract: &ExtractArgs,
     ranking: &RankArgs,
-    cancel: &AtomicBool,
+    term: &Termination,
 ) -> Result<u8> {
     let cfg = ranking.config();
     let (set, ranked) = match (&cmd.features, &cmd.paths) {
@@ -98,11 +89,11 @@ fn run_rank(
             let dir = cmd.dir.clone().unwrap_or_else(cli::default_dir);
             let pipeline_cfg = extract.pipeline(ranking.tutorial);
             let (set, ranked) = with_bar(&dir, |on_event| {
-                pipeline::rank_folder(&dir, &pipeline_cfg, &cfg, cancel, on_event)
+                pipeline::rank_folder(&dir, &pipeline_cfg, &cfg, &term.flag(), on_event)
             })?;
             let Some(ranked) = ranked else {
                 eprintln!("cancelled: finished work is kept in the cache; run again to continue");
-                return Ok(ExitStatus::Cancelled.code());
+                return Ok(ExitStatus::cancelled_by(term.received()).code());
             };
             (set, ranked)
         }
@@ -126,13 +117,13 @@ fn run_features(
     cmd: FeaturesCmd,
     extract: &ExtractArgs,
     ranking: &RankArgs,
-    cancel: &AtomicBool,
+    term: &Termination,
 ) -> Result<u8> {
-    let set = features_of(&cmd.dir, extract, ranking.tutorial, cancel)?;
+    let set = features_of(&cmd.dir, extract, ranking.tutorial, &term.flag())?;
     report_skips(&set.skipped);
     if set.cancelled {
         eprintln!("cancelled: nothing written; finished work is kept in the cache");
-        return Ok(ExitStatus::Cancelled.code());
+        return Ok(ExitStatus::cancelled_by(term.received()).code());
     }
     // The vectors the ranking searches: the profile's features (and traits).
     let (choice, data, dim) = set.embedding(&ranking.config());
@@ -159,11 +150,11 @@ fn run_eval(
     cmd: EvalCmd,
     extract: &ExtractArgs,
     ranking: &RankArgs,
-    cancel: &AtomicBool,
+    term: &Termination,
 ) -> Result<u8> {
     let truth = snowscope::eval::read_truth(&cmd.truth)?;
     let dir = cmd.dir.unwrap_or_else(cli::default_dir);
-    let set = features_of(&dir, extract, ranking.tutorial, cancel)?;
+    let set = features_of(&dir, extract, ranking.tutorial, &term.flag())?;
     report_skips(&set.skipped);
     let ranked = set.rank(&ranking.config());
     let flags: Vec<bool> = ranked
@@ -243,9 +234,11 @@ fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         None => run_explore(cli.dir, extract, ranking, &cli.view),
         Some(Command::Explore(cmd)) => run_explore(cmd.dir, extract, ranking, &cli.view),
-        Some(Command::Rank(cmd)) => run_rank(cmd, extract, ranking, &cancel_flag()),
-        Some(Command::Features(cmd)) => run_features(cmd, extract, ranking, &cancel_flag()),
-        Some(Command::Eval(cmd)) => run_eval(cmd, extract, ranking, &cancel_flag()),
+        Some(Command::Rank(cmd)) => run_rank(cmd, extract, ranking, &Termination::install()),
+        Some(Command::Features(cmd)) => {
+            run_features(cmd, extract, ranking, &Termination::install())
+        }
+        Some(Command::Eval(cmd)) => run_eval(cmd, extract, ranking, &Termination::install()),
         Some(Command::Synth(cmd)) => run_synth(cmd),
     }
 }

@@ -66,22 +66,8 @@ fn kill_9_during_extraction_keeps_finished_work() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let started = Instant::now();
     // Wait for the first periodic save, then kill without warning.
-    while cache_files(cache.path())
-        .iter()
-        .all(|p| p.extension().is_none_or(|e| e != "safetensors"))
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no cache written within a minute"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "extraction finished before the kill: the test needs more images"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_first_save(&mut child, cache.path());
     let _ = child.kill();
     let _ = child.wait();
     let out = rank(dir.path(), cache.path(), &["--format", "json"])
@@ -100,6 +86,55 @@ fn kill_9_during_extraction_keeps_finished_work() {
     // No temporary files are left behind by the killed writer's successors.
     let again = rank(dir.path(), cache.path(), &[]).output().unwrap();
     assert_eq!(cached_count(&String::from_utf8_lossy(&again.stderr)), total);
+}
+
+/// Waits until `child` has written its first cache file (extraction is under way).
+fn wait_for_first_save(child: &mut std::process::Child, cache: &Path) {
+    let started = Instant::now();
+    while cache_files(cache)
+        .iter()
+        .all(|p| p.extension().is_none_or(|e| e != "safetensors"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no cache written within a minute"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "extraction finished before the signal: the test needs more images"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn signals_during_extraction_exit_with_the_shells_status_and_keep_finished_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = 1200;
+    write_images(dir.path(), total);
+    for (signal, status) in [("TERM", 143), ("HUP", 129), ("INT", 130)] {
+        let cache = tempfile::tempdir().unwrap();
+        let mut child = rank(
+            dir.path(),
+            cache.path(),
+            &["--batch-size", "1", "--threads", "1"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        wait_for_first_save(&mut child, cache.path());
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let code = child.wait().unwrap().code();
+        assert_eq!(code, Some(status), "SIG{signal}");
+        let out = rank(dir.path(), cache.path(), &[]).output().unwrap();
+        let reused = cached_count(&String::from_utf8_lossy(&out.stderr));
+        assert!(reused > 0, "SIG{signal}: the finished features were kept");
+    }
 }
 
 #[test]

@@ -370,8 +370,9 @@ fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
     write_many(images.path(), INTERRUPTED);
     let slow = ["--batch-size 1 --threads 1"];
     let mut last_cache = None;
-    for (round, sig) in ["TERM", "HUP"].into_iter().enumerate() {
-        // During extraction: cancel, save what is finished, leave with 130. (A fresh cache
+    for (round, (sig, status)) in [("TERM", 143), ("HUP", 129)].into_iter().enumerate() {
+        // During extraction: cancel, save what is finished, leave with 128 + the signal's
+        // number. (A fresh cache
         // each time: the check below completes the one it looks at.)
         let cache = tempfile::tempdir().unwrap();
         let tmux = Tmux::launch(
@@ -385,7 +386,7 @@ fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
         signal(pid, sig);
         let (code, screen) = tmux.exit_code(60);
         eprintln!("SIG{sig} during extraction:\n{screen}");
-        assert_eq!(code, 130, "SIG{sig} cancels: {screen}");
+        assert_eq!(code, status, "SIG{sig} cancels: {screen}");
         tmux.assert_restored(&screen);
         let cached = rank_reuses_cache(images.path(), cache.path());
         assert!(
@@ -395,8 +396,8 @@ fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
         last_cache = Some(cache);
     }
     let cache = last_cache.unwrap();
-    // In the explorer: leave at once with 130; the cache stays whole.
-    for (round, sig) in ["TERM", "HUP"].into_iter().enumerate() {
+    // In the explorer: leave at once with 128 + the signal; the cache stays whole.
+    for (round, (sig, status)) in [("TERM", 143), ("HUP", 129)].into_iter().enumerate() {
         let tmux = Tmux::launch(
             &format!("sigx{round}"),
             &bin(),
@@ -406,7 +407,7 @@ fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
         tmux.wait_for("sort: distance", 120);
         signal(tmux.app_pid().expect("snowscope runs"), sig);
         let (code, screen) = tmux.exit_code(20);
-        assert_eq!(code, 130, "SIG{sig} in the explorer: {screen}");
+        assert_eq!(code, status, "SIG{sig} in the explorer: {screen}");
         tmux.assert_restored(&screen);
         assert_eq!(
             rank_reuses_cache(images.path(), cache.path()),

@@ -12,6 +12,7 @@ use crate::export::{self, Format};
 use crate::pipeline::{self, Event, PipelineConfig};
 use crate::rank::RankConfig;
 use crate::sanitize::sanitize;
+use crate::signals::Termination;
 use anyhow::{Context, bail};
 use crossbeam_channel::{Receiver, Sender};
 use ratatui::crossterm::event;
@@ -33,7 +34,7 @@ pub enum Msg {
 }
 
 /// Runs the explorer until the user quits. Returns the exit code: 0 after a normal quit,
-/// 130 when extraction was cancelled.
+/// 130 when extraction was cancelled, 128 + the signal's number when a signal ended it.
 pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
     if !std::io::stdout().is_terminal() {
         bail!(
@@ -43,12 +44,8 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
     }
     init_logging(opts.log_file.as_deref())?;
     // Ctrl-C arrives as a key in raw mode; this catches SIGTERM / SIGHUP (and SIGINT sent
-    // by `kill`). It fails harmlessly when the caller installed a handler already.
-    let signalled = Arc::new(AtomicBool::new(false));
-    {
-        let s = signalled.clone();
-        let _ = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed));
-    }
+    // by `kill`), whose exit statuses follow the shell's 128 + signal.
+    let signalled = Termination::install();
 
     let mut terminal = enter_terminal().context("cannot set up the terminal")?;
     let _guard = RestoreGuard;
@@ -117,7 +114,11 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
     if let Some(e) = app.fatal {
         bail!(e);
     }
-    Ok(app.exit.unwrap_or(ExitStatus::Ok.code()))
+    let cancelled = ExitStatus::Cancelled.code();
+    Ok(match app.exit {
+        Some(code) if code == cancelled => ExitStatus::cancelled_by(signalled.received()).code(),
+        code => code.unwrap_or(ExitStatus::Ok.code()),
+    })
 }
 
 fn init_logging(path: Option<&Path>) -> anyhow::Result<()> {
@@ -291,7 +292,7 @@ fn event_loop(
     terminal: &mut Term,
     app: &mut App,
     rx: &Receiver<Msg>,
-    signalled: &AtomicBool,
+    signalled: &Termination,
     cancel: &AtomicBool,
     previews: &Option<Sender<Vec<preview::PreviewRequest>>>,
 ) -> anyhow::Result<()> {
@@ -337,7 +338,7 @@ fn event_loop(
         }
         // SIGTERM / SIGHUP: in the explorer leave now; during extraction cancel like
         // Ctrl-C (finished work is saved), and a second signal leaves at once.
-        if signalled.swap(false, Ordering::Relaxed) {
+        if signalled.take() {
             if app.explorer.is_some() {
                 app.exit = Some(ExitStatus::Cancelled.code());
             } else {
