@@ -57,17 +57,8 @@ fn kill_9_during_extraction_keeps_finished_work() {
     // first periodic save (3 s) by a wide margin: the kill lands in the middle.
     let total = 1200;
     write_images(dir.path(), total);
-    let mut child = rank(
-        dir.path(),
-        cache.path(),
-        &["--batch-size", "1", "--threads", "1"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    // Wait for the first periodic save, then kill without warning.
-    wait_for_first_save(&mut child, cache.path());
+    // Kill without warning once the first periodic save is on disk.
+    let mut child = spawn_mid_extraction(dir.path(), cache.path());
     let _ = child.kill();
     let _ = child.wait();
     let out = rank(dir.path(), cache.path(), &["--format", "json"])
@@ -88,8 +79,14 @@ fn kill_9_during_extraction_keeps_finished_work() {
     assert_eq!(cached_count(&String::from_utf8_lossy(&again.stderr)), total);
 }
 
-/// Waits until `child` has written its first cache file (extraction is under way).
-fn wait_for_first_save(child: &mut std::process::Child, cache: &Path) {
+/// A slow `rank` (one image per batch, one thread) of `dir`, returned once it has written
+/// its first cache file: extraction is under way and part of it is saved.
+fn spawn_mid_extraction(dir: &Path, cache: &Path) -> std::process::Child {
+    let mut child = rank(dir, cache, &["--batch-size", "1", "--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     while cache_files(cache)
         .iter()
@@ -101,10 +98,11 @@ fn wait_for_first_save(child: &mut std::process::Child, cache: &Path) {
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "extraction finished before the signal: the test needs more images"
+            "extraction finished too soon: the test needs more images"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    child
 }
 
 #[test]
@@ -114,16 +112,7 @@ fn signals_during_extraction_exit_with_the_shells_status_and_keep_finished_work(
     write_images(dir.path(), total);
     for (signal, status) in [("TERM", 143), ("HUP", 129), ("INT", 130)] {
         let cache = tempfile::tempdir().unwrap();
-        let mut child = rank(
-            dir.path(),
-            cache.path(),
-            &["--batch-size", "1", "--threads", "1"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-        wait_for_first_save(&mut child, cache.path());
+        let mut child = spawn_mid_extraction(dir.path(), cache.path());
         let sent = Command::new("kill")
             .args([format!("-{signal}"), child.id().to_string()])
             .status()
