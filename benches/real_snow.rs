@@ -12,7 +12,9 @@
 //!
 //! Run: `cargo bench --bench real_snow` (prints a markdown table). Sets that are absent
 //! are reported as skipped. With `SNOWSCOPE_VGG16=FILE` (the weights made by
-//! `weights/convert_vgg16_hed.py`) the VGG16 rows are filled in as well.
+//! `weights/convert_vgg16_hed.py`) the VGG16 rows are filled in as well; with
+//! `SNOWSCOPE_WEIGHTS=weights/efficientnet-lite0.safetensors` every EfficientNet row runs on
+//! the FP32 weights instead of the bundled half-precision ones.
 
 #[path = "common/mean.rs"]
 mod mean;
@@ -53,11 +55,17 @@ struct Sets {
 
 /// `with_vgg`: VGG16 runs at about 2 s an image on 2 cores, so only the real sets get it.
 fn features(dir: &Path, with_vgg: bool) -> Sets {
+    // `SNOWSCOPE_WEIGHTS=FILE` measures other EfficientNet-Lite0 weights (the FP32 file
+    // against the bundled half-precision one).
+    let efficientnet = std::env::var_os("SNOWSCOPE_WEIGHTS").map(std::path::PathBuf::from);
     let flat = |arch, layer: &str| ModelConfig {
         arch,
         layer: Some(layer.into()),
         pooling: Pooling::None,
-        weights: (arch == Arch::Vgg16).then(|| std::env::var_os("SNOWSCOPE_VGG16").unwrap().into()),
+        weights: match arch {
+            Arch::Vgg16 => std::env::var_os("SNOWSCOPE_VGG16").map(Into::into),
+            Arch::EfficientNetLite0 => efficientnet.clone(),
+        },
         ..ModelConfig::default()
     };
     let vgg = std::env::var_os("SNOWSCOPE_VGG16")
@@ -68,7 +76,13 @@ fn features(dir: &Path, with_vgg: bool) -> Sets {
             (map, avg)
         });
     Sets {
-        default: features_with(dir, ModelConfig::default()),
+        default: features_with(
+            dir,
+            ModelConfig {
+                weights: efficientnet.clone(),
+                ..ModelConfig::default()
+            },
+        ),
         head_map: features_with(dir, flat(Arch::EfficientNetLite0, "head")),
         vgg,
     }

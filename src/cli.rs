@@ -8,7 +8,7 @@ use snowscope::pipeline::{CacheMode, PipelineConfig};
 use snowscope::profile::Profile;
 use snowscope::rank::{RankConfig, ScoreKind};
 use snowscope::tui::{GraphicsProtocol, PreviewMode};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -151,9 +151,13 @@ pub struct EvalCmd {
     pub truth: PathBuf,
 }
 
+/// The defaults write the bundled set, `data/snowflakes`, byte for byte.
 #[derive(Args)]
 pub struct SynthCmd {
-    #[arg(long, default_value_t = 180)]
+    /// Images to write in all: `--duplicates` byte-identical copies and `--near-duplicates`
+    /// re-renders of common crystals, the rest distinct crystals (of which
+    /// `--rare-fraction` rare).
+    #[arg(long, default_value_t = 186)]
     pub count: usize,
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,
@@ -161,26 +165,17 @@ pub struct SynthCmd {
     #[arg(long, default_value_t = 0.03)]
     pub rare_fraction: f64,
     /// Image side in pixels.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 224)]
     pub size: u32,
-    /// Extra byte-identical copies of common crystals.
+    /// Byte-identical copies of common crystals, among the `--count` images.
     #[arg(long, default_value_t = 3)]
     pub duplicates: usize,
-    /// Extra re-renders of common crystals with other jitter and noise.
+    /// Re-renders of common crystals with other jitter and noise, among the `--count`
+    /// images.
     #[arg(long, default_value_t = 3)]
     pub near_duplicates: usize,
     #[arg(long)]
     pub out: PathBuf,
-}
-
-/// The bundled snowflakes: beside the sources, or `data/snowflakes` in the working folder.
-pub fn default_dir() -> PathBuf {
-    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/snowflakes");
-    if bundled.is_dir() {
-        bundled
-    } else {
-        PathBuf::from("data/snowflakes")
-    }
 }
 
 impl ExtractArgs {

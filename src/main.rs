@@ -46,6 +46,30 @@ fn features_of(
     })
 }
 
+/// The folder to work on: the one given, else the bundled snowflakes, grown into the
+/// cache folder on first use when the binary runs away from its sources.
+fn folder_or_bundled(dir: Option<PathBuf>, extract: &ExtractArgs) -> Result<PathBuf> {
+    if let Some(dir) = dir {
+        return Ok(dir);
+    }
+    let cache = extract
+        .cache_dir
+        .clone()
+        .unwrap_or_else(snowscope::store::default_cache_dir);
+    if let Some(dir) = snowscope::demo::find(&cache) {
+        return Ok(dir);
+    }
+    let total = snowscope::synth::SynthConfig::default().total();
+    eprintln!(
+        "no folder given: growing the bundled snowflakes ({total} images, once) into {}",
+        sanitize(&snowscope::demo::grown_dir(&cache).display().to_string())
+    );
+    let bar = progress_bar::Counter::new("snowflakes", total)?;
+    let dir = snowscope::demo::grow(&cache, &|done, _| bar.update(done))?;
+    eprintln!();
+    Ok(dir)
+}
+
 fn report_skips(skipped: &[snowscope::scan::Skip]) {
     if skipped.is_empty() {
         return;
@@ -86,7 +110,7 @@ fn run_rank(
             (set, ranked)
         }
         _ => {
-            let dir = cmd.dir.clone().unwrap_or_else(cli::default_dir);
+            let dir = folder_or_bundled(cmd.dir.clone(), extract)?;
             let pipeline_cfg = extract.pipeline(ranking.tutorial);
             let (set, ranked) = with_bar(&dir, |on_event| {
                 pipeline::rank_folder(&dir, &pipeline_cfg, &cfg, &term.flag(), on_event)
@@ -153,7 +177,7 @@ fn run_eval(
     term: &Termination,
 ) -> Result<u8> {
     let truth = snowscope::eval::read_truth(&cmd.truth)?;
-    let dir = cmd.dir.unwrap_or_else(cli::default_dir);
+    let dir = folder_or_bundled(cmd.dir, extract)?;
     let set = features_of(&dir, extract, ranking.tutorial, &term.flag())?;
     report_skips(&set.skipped);
     let ranked = set.rank(&ranking.config());
@@ -213,7 +237,7 @@ fn run_explore(
         Some(dir.join("snowscope.log"))
     });
     snowscope::tui::run(TuiOptions {
-        dir: dir.unwrap_or_else(cli::default_dir),
+        dir: folder_or_bundled(dir, extract)?,
         pipeline: extract.pipeline(ranking.tutorial),
         rank: ranking.config(),
         preview: view.preview.into(),
@@ -245,29 +269,18 @@ fn run(cli: Cli) -> Result<u8> {
 
 fn run_synth(cmd: SynthCmd) -> Result<u8> {
     let cfg = snowscope::synth::SynthConfig {
-        count: cmd.count,
+        crystals: 0,
         seed: cmd.seed,
         rare_fraction: cmd.rare_fraction,
         size: cmd.size,
         out: cmd.out.clone(),
         duplicates: cmd.duplicates,
         near_duplicates: cmd.near_duplicates,
-    };
-    let total = cmd.count + cmd.duplicates + cmd.near_duplicates;
-    let bar = std::sync::Mutex::new(
-        kdam::Bar::builder()
-            .total(total)
-            .desc("crystals")
-            .unit("img")
-            .build()
-            .map_err(anyhow::Error::msg)?,
-    );
+    }
+    .with_total(cmd.count)?;
+    let bar = progress_bar::Counter::new("crystals", cfg.total())?;
     let started = std::time::Instant::now();
-    let manifest = snowscope::synth::generate(&cfg, &|done, _| {
-        if let Ok(mut bar) = bar.lock() {
-            let _ = kdam::BarExt::update_to(&mut *bar, done);
-        }
-    })?;
+    let manifest = snowscope::synth::generate(&cfg, &|done, _| bar.update(done))?;
     eprintln!();
     let rare = manifest.images.iter().filter(|i| i.rare).count();
     eprintln!(

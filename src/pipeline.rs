@@ -36,8 +36,10 @@ pub struct PipelineConfig {
 pub enum Event {
     /// Something the user should read (e.g. a corrupt cache being rebuilt).
     Notice(String),
-    /// The scan and hashing are done: `cached` of `total` images need no model run.
+    /// The scan and hashing are done: `files` image files hold `total` distinct contents,
+    /// of which `cached` need no model run.
     Planned {
+        files: usize,
         total: usize,
         cached: usize,
         model: String,
@@ -328,6 +330,7 @@ pub fn compute_features(
         .collect::<std::collections::HashSet<_>>()
         .len();
     on_event(Event::Planned {
+        files: files.len(),
         total: distinct,
         cached: distinct - jobs.len(),
         model: model.description.clone(),

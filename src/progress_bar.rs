@@ -1,4 +1,5 @@
-//! The headless progress display: a kdam bar on stderr fed by pipeline events.
+//! The headless progress displays: a kdam bar on stderr fed by pipeline events, and a
+//! plain counter for the snow-crystal generator.
 
 use kdam::{Bar, BarExt};
 use snowscope::pipeline::Event;
@@ -22,11 +23,17 @@ impl Headless {
                 sanitize(&skip.reason.to_string())
             )),
             Event::Planned {
+                files,
                 total,
                 cached,
                 model,
             } => {
-                eprintln!("{total} images, {cached} from the cache; model: {model}");
+                // Byte-identical copies are one content: extracted once, cached once.
+                let images = match files == total {
+                    true => format!("{files} images"),
+                    false => format!("{files} images ({total} distinct)"),
+                };
+                eprintln!("{images}, {cached} from the cache; model: {model}");
                 if cached < total {
                     let mut bar = Bar::builder()
                         .total(total)
@@ -64,6 +71,28 @@ impl Headless {
         if let Some(mut bar) = self.bar.take() {
             let _ = bar.refresh();
             eprintln!();
+        }
+    }
+}
+
+/// A kdam bar on stderr counting to `total`, updated from any thread (the synth
+/// generator reports `(done, total)` from its workers).
+pub struct Counter(std::sync::Mutex<Bar>);
+
+impl Counter {
+    pub fn new(desc: &str, total: usize) -> anyhow::Result<Self> {
+        let bar = Bar::builder()
+            .total(total)
+            .desc(desc)
+            .unit("img")
+            .build()
+            .map_err(anyhow::Error::msg)?;
+        Ok(Self(std::sync::Mutex::new(bar)))
+    }
+
+    pub fn update(&self, done: usize) {
+        if let Ok(mut bar) = self.0.lock() {
+            let _ = bar.update_to(done);
         }
     }
 }

@@ -198,9 +198,39 @@ pub fn relative(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
+/// Opens `path` for reading only if it is a regular file. The open itself does not block
+/// (a FIFO swapped in after the scan would otherwise wait for a writer forever), and the
+/// type is checked on the opened handle, not on the name, so a swap cannot slip between
+/// the check and the read.
+pub fn open_regular(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (FIFO, socket or device)",
+        ));
+    }
+    Ok(file)
+}
+
+/// The whole content of the regular file `path` (see `open_regular`).
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// BLAKE3 of the file's bytes as hex: equal hashes mean byte-identical files.
 pub fn content_hash(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
+    let mut file = open_regular(path)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -266,6 +296,28 @@ mod tests {
             assert_eq!(reasons, ["zero.png"]);
         }
         assert!(scan.skipped[0].reason.contains("not a regular file"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_swapped_in_after_the_scan_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.jpg");
+        fs::write(&path, b"snow").unwrap();
+        let scan = scan(dir.path()).unwrap();
+        assert_eq!(scan.files.len(), 1);
+        fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("mkfifo unavailable: test skipped");
+            return;
+        }
+        // Nobody writes to the FIFO: a blocking open would hang here.
+        let err = content_hash(&path).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(read_regular(&path).is_err());
+        let err = read_regular(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn rank_formats_cache_and_incremental_updates() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     // Seven files, six distinct contents: one model run each.
     assert!(
-        text(&out.stderr).contains("6 images, 0 from the cache"),
+        text(&out.stderr).contains("7 images (6 distinct), 0 from the cache"),
         "{}",
         text(&out.stderr)
     );
@@ -100,7 +100,7 @@ fn rank_formats_cache_and_incremental_updates() {
     let out = snowscope(&["rank", d, "--format", "csv"], cache.path());
     assert!(out.status.success());
     assert!(
-        text(&out.stderr).contains("6 images, 6 from the cache"),
+        text(&out.stderr).contains("7 images (6 distinct), 6 from the cache"),
         "{}",
         text(&out.stderr)
     );
@@ -129,7 +129,7 @@ fn rank_formats_cache_and_incremental_updates() {
     let out = snowscope(&["rank", d], cache.path());
     assert!(out.status.success());
     assert!(
-        text(&out.stderr).contains("7 images, 5 from the cache"),
+        text(&out.stderr).contains("8 images (7 distinct), 5 from the cache"),
         "{}",
         text(&out.stderr)
     );
@@ -285,5 +285,48 @@ fn hostile_file_names_never_reach_the_terminal_raw() {
     assert!(
         stderr.contains("dangling.png: cannot read file"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn synth_count_is_the_number_of_images_written() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_snowscope"))
+        .args(["synth", "--count", "12", "--size", "64", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pngs = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
+        .count();
+    assert_eq!(pngs, 12, "copies and near copies included");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let images = manifest["images"].as_array().unwrap();
+    let copies = images
+        .iter()
+        .filter(|i| !i["duplicate_of"].is_null())
+        .count();
+    let near = images
+        .iter()
+        .filter(|i| !i["near_duplicate_of"].is_null())
+        .count();
+    assert_eq!((images.len(), copies, near), (12, 3, 3));
+    assert!(text(&out.stderr).contains("wrote 12 images"));
+    // Fewer images than the copies need is a clear error, not a panic.
+    let out = Command::new(env!("CARGO_BIN_EXE_snowscope"))
+        .args(["synth", "--count", "6", "--out"])
+        .arg(out_dir.path().join("small"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot hold"),
+        "{}",
+        text(&out.stderr)
     );
 }

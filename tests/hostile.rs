@@ -7,9 +7,14 @@
 //! reason, the others are ranked, the exit code is the documented one, and no control
 //! byte from a file name reaches the terminal.
 
-use snowscope::preprocess::crc32;
+#[path = "support/hostile_files.rs"]
+mod hostile_files;
+
+use hostile_files::{
+    build_hostile_folder, fixture, jpeg_header_only, output_and_peak_rss, png_header_only, scene,
+    tiny_jpeg_bomb,
+};
 use std::collections::BTreeMap;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -20,190 +25,6 @@ fn snowscope() -> Command {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/formats")
-        .join(name)
-}
-
-/// A distinct picture per `seed`: a disc over a gradient.
-fn scene(seed: u32, w: u32, h: u32) -> image::RgbImage {
-    image::RgbImage::from_fn(w, h, |x, y| {
-        let (cx, cy) = ((seed * 13 % w.max(1)) as f32, (h / 2) as f32);
-        let d = (x as f32 - cx).hypot(y as f32 - cy);
-        if d < 10.0 + seed as f32 {
-            image::Rgb([(seed * 40 % 256) as u8, 220, 30])
-        } else {
-            image::Rgb([
-                (x * 3 % 256) as u8,
-                (y * 4 % 256) as u8,
-                (seed * 25 % 256) as u8,
-            ])
-        }
-    })
-}
-
-/// A valid PNG signature and IHDR claiming `side` x `side` RGB pixels, and no pixel data.
-fn png_header_only(side: u32) -> Vec<u8> {
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend_from_slice(&13u32.to_be_bytes());
-    png.extend_from_slice(&ihdr);
-    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
-    png
-}
-
-/// A JPEG whose frame header (SOF0) claims `side` x `side` pixels (JPEG's largest is 65535).
-fn jpeg_header_only(side: u16) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new(&mut bytes)
-        .encode_image(&scene(1, 16, 16))
-        .unwrap();
-    let sof = bytes
-        .windows(2)
-        .position(|w| w == [0xFF, 0xC0])
-        .expect("baseline SOF0");
-    // FF C0, length (2), precision (1), height (2), width (2)
-    bytes[sof + 5..sof + 7].copy_from_slice(&side.to_be_bytes());
-    bytes[sof + 7..sof + 9].copy_from_slice(&side.to_be_bytes());
-    bytes
-}
-
-fn exif_rotated_jpeg() -> Vec<u8> {
-    snowscope::preprocess::exif_rotated_jpeg(&scene(7, 40, 20))
-}
-
-fn animated_gif() -> Vec<u8> {
-    let frames = [image::Rgba([250, 0, 0, 255]), image::Rgba([0, 0, 250, 255])]
-        .map(|c| image::Frame::new(image::RgbaImage::from_pixel(12, 12, c)));
-    let mut bytes = Vec::new();
-    let mut encoder = image::codecs::gif::GifEncoder::new(&mut bytes);
-    encoder.encode_frames(frames).unwrap();
-    drop(encoder);
-    bytes
-}
-
-/// What the hostile folder holds: name -> expected outcome (`None`: ranked; `Some(words)`:
-/// skipped with a reason that contains `words`).
-fn build_hostile_folder(dir: &Path) -> BTreeMap<Vec<u8>, Option<&'static str>> {
-    let mut expect: BTreeMap<Vec<u8>, Option<&'static str>> = BTreeMap::new();
-    let mut put = |name: &[u8], bytes: &[u8], outcome| {
-        std::fs::write(dir.join(std::ffi::OsStr::from_bytes(name)), bytes).unwrap();
-        expect.insert(name.to_vec(), outcome);
-    };
-    let png = |img: &image::RgbImage| {
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-        out.into_inner()
-    };
-    let good_png = png(&scene(1, 96, 64));
-    let mut good_jpg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new(&mut good_jpg)
-        .encode_image(&scene(2, 96, 64))
-        .unwrap();
-
-    // Well-formed images in every supported shape: ranked.
-    put(b"good.png", &good_png, None);
-    put(b"good.jpg", &good_jpg, None);
-    put(b"one_pixel.png", &png(&scene(3, 1, 1)), None);
-    put(b"exif_rotated.jpg", &exif_rotated_jpeg(), None);
-    for (name, fixture_name) in [
-        (&b"cmyk.jpg"[..], "cmyk.jpg"),
-        (b"progressive.jpg", "progressive.jpg"),
-        (b"palette.png", "palette.png"),
-        (b"gray_alpha.png", "gray_alpha.png"),
-        (b"gray16.png", "gray16.png"),
-        (b"lossless.webp", "lossless.webp"),
-        (b"image.bmp", "image.bmp"),
-        (b"image.tiff", "image.tiff"),
-    ] {
-        put(name, &std::fs::read(fixture(fixture_name)).unwrap(), None);
-    }
-    let deep = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(20, 20, |x, y| {
-        image::Rgb([x as u16 * 3000, y as u16 * 3000, 40000])
-    });
-    let mut deep_png = std::io::Cursor::new(Vec::new());
-    deep.write_to(&mut deep_png, image::ImageFormat::Png)
-        .unwrap();
-    put(b"rgb16.png", deep_png.get_ref(), None);
-    put(b"animated.gif", &animated_gif(), None);
-    // Names that must never reach the terminal raw, on good images.
-    put(b"new\nline.png", &png(&scene(4, 30, 30)), None);
-    put(b"\x1b]0;pwned\x07title.png", &png(&scene(5, 30, 30)), None);
-    put(b"latin1-\xe9t\xe9.png", &png(&scene(6, 30, 30)), None);
-
-    // Bad content: skipped with a reason.
-    put(b"empty.png", b"", Some("empty file"));
-    put(
-        b"truncated.png",
-        &good_png[..good_png.len() / 2],
-        Some("cannot decode: truncated"),
-    );
-    // JPEG decoders are lenient: data that ends mid-scan decodes with the rest grey.
-    put(b"truncated_scan.jpg", &good_jpg[..good_jpg.len() / 2], None);
-    put(
-        b"truncated_header.jpg",
-        &good_jpg[..60],
-        Some("cannot decode"),
-    );
-    put(
-        b"notes.jpg",
-        b"shopping list: milk, snow\n",
-        Some("not a recognised image format"),
-    );
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let random: Vec<u8> = (0..4096)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect();
-    put(
-        b"random.webp",
-        &random,
-        Some("not a recognised image format"),
-    );
-    put(b"bomb.png", &png_header_only(100_000), Some("limit"));
-    put(b"bomb.jpg", &jpeg_header_only(65_500), Some("limit"));
-    put(
-        b"evil\x1b[2J\x1b]0;x\x07\nname.png",
-        b"\x1b[31mnot an image",
-        Some("not a recognised image format"),
-    );
-
-    // Things that are not image files.
-    let ok = Command::new("mkfifo")
-        .arg(dir.join("fifo.jpg"))
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        expect.insert(b"fifo.jpg".to_vec(), Some("not a regular file"));
-    }
-    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.png")).unwrap();
-    expect.insert(b"zero.png".to_vec(), Some("not a regular file"));
-    std::os::unix::fs::symlink(dir.join("loop_b.png"), dir.join("loop_a.png")).unwrap();
-    std::os::unix::fs::symlink(dir.join("loop_a.png"), dir.join("loop_b.png")).unwrap();
-    expect.insert(b"loop_a.png".to_vec(), Some("cannot read file"));
-    expect.insert(b"loop_b.png".to_vec(), Some("cannot read file"));
-    std::os::unix::fs::symlink(dir.join("gone.png"), dir.join("dangling.png")).unwrap();
-    expect.insert(b"dangling.png".to_vec(), Some("cannot read file"));
-    std::os::unix::fs::symlink(dir, dir.join("folder_loop.png")).unwrap();
-    expect.insert(
-        b"folder_loop.png".to_vec(),
-        Some("symlink to a folder, not followed"),
-    );
-    // A folder named like an image is a folder: scanned, not decoded.
-    std::fs::create_dir(dir.join("folder.png")).unwrap();
-    std::fs::write(dir.join("folder.png/inner.png"), png(&scene(8, 30, 30))).unwrap();
-    expect.insert(b"folder.png/inner.png".to_vec(), None);
-    expect
 }
 
 fn sanitized(name: &[u8]) -> String {
@@ -316,11 +137,14 @@ fn a_folder_of_hostile_files_is_ranked_around_them() {
         .lines()
         .find(|l| l.contains("from the cache"))
         .expect("plan line");
-    let numbers: Vec<usize> = plan
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    assert!(numbers[1] >= want_ranked, "{plan}");
+    // "N images (D distinct), C from the cache; model: ..."
+    let cached: usize = plan
+        .split(", ")
+        .nth(1)
+        .and_then(|part| part.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a count from the cache");
+    assert!(cached >= want_ranked, "{plan}");
     assert_eq!(text(&table.stdout).lines().count(), 1 + want_ranked);
     // Nothing was written into the folder (the cache lives elsewhere).
     assert_eq!(listing(dir.path()), before);
@@ -350,6 +174,94 @@ fn huge_headers_are_refused_quickly_without_allocating() {
         );
         assert!(err.to_string().contains("limit"), "{name}: {err}");
     }
+}
+
+#[test]
+fn tiny_jpeg_bombs_are_refused_as_truncated_in_bounded_memory() {
+    // The report's folder: 3 good images and ten 2 KB files cut from 16000 x 16000 JPEGs.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        scene(i, 96, 64)
+            .save(dir.path().join(format!("good{i}.png")))
+            .unwrap();
+    }
+    for i in 0..10 {
+        std::fs::write(
+            dir.path().join(format!("bomb{i}.jpg")),
+            tiny_jpeg_bomb(i + 1),
+        )
+        .unwrap();
+    }
+    let mut cmd = snowscope();
+    cmd.arg("rank")
+        .arg(dir.path())
+        .args(["--format", "json", "--top", "0", "--no-cache"]);
+    let started = Instant::now();
+    let (out, peak_mb) = output_and_peak_rss(cmd);
+    let elapsed = started.elapsed();
+    eprintln!("13 files: {elapsed:?}, peak RSS {peak_mb:.0} MB");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["images"].as_array().unwrap().len(), 3);
+    let skipped = json["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 10);
+    for s in skipped {
+        let reason = s["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("truncated: 0.0") && reason.ends_with("% of the image data present"),
+            "{reason}"
+        );
+    }
+    // A lenient decode of one such file alone allocates 768 MB.
+    assert!(peak_mb < 400.0, "peak RSS {peak_mb:.0} MB");
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+}
+
+#[test]
+fn truncated_files_of_every_format_are_not_ranked() {
+    let dir = tempfile::tempdir().unwrap();
+    let pp = snowscope::preprocess::Preprocess {
+        size: 224,
+        mean: [0.5; 3],
+        std: [0.5; 3],
+    };
+    let picture = scene(3, 300, 260);
+    for format in [
+        image::ImageFormat::Png,
+        image::ImageFormat::Jpeg,
+        image::ImageFormat::Gif,
+        image::ImageFormat::WebP,
+        image::ImageFormat::Bmp,
+        image::ImageFormat::Tiff,
+    ] {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(picture.clone())
+            .write_to(&mut bytes, format)
+            .unwrap();
+        let bytes = bytes.into_inner();
+        let path = dir
+            .path()
+            .join(format!("cut.{}", format.extensions_str()[0]));
+        std::fs::write(&path, &bytes[..bytes.len() * 6 / 10]).unwrap();
+        let result = snowscope::preprocess::prepare(&path, &pp);
+        let err = result.expect_err(&format!("{format:?} cut at 60 % was accepted"));
+        eprintln!("{format:?} cut at 60 %: {err}");
+    }
+    // Progressive JPEG, cut: the blocks cannot be counted, the missing end still shows.
+    let progressive = std::fs::read(fixture("progressive.jpg")).unwrap();
+    let path = dir.path().join("cut_progressive.jpg");
+    std::fs::write(&path, &progressive[..progressive.len() * 6 / 10]).unwrap();
+    let err = snowscope::preprocess::prepare(&path, &pp).unwrap_err();
+    assert!(err.to_string().starts_with("truncated"), "{err}");
+    // Only the end-of-image marker missing: every block is there, so it is whole.
+    let mut jpg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new(&mut jpg)
+        .encode_image(&picture)
+        .unwrap();
+    assert_eq!(jpg[jpg.len() - 2..], [0xFF, 0xD9]);
+    let path = dir.path().join("no_eoi.jpg");
+    std::fs::write(&path, &jpg[..jpg.len() - 2]).unwrap();
+    snowscope::preprocess::prepare(&path, &pp).expect("all blocks present");
 }
 
 #[test]

@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 
 /// Largest tolerated error, relative to the largest reference magnitude.
 const MAX_RELATIVE_ERROR: f32 = 1e-4;
+/// The same for the bundled weights, whose kernels are rounded to F16 (11 significant
+/// bits: at most 2^-12 relative rounding per weight, compounded over 17 layers). Measured:
+/// 5.0e-3 avg-pooled, 1.2e-2 max-pooled, 1.8e-2 on the head map; what the ranking sees,
+/// the direction of the features, is checked by the cosine test below.
+const MAX_RELATIVE_ERROR_F16: f32 = 3e-2;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -41,13 +46,10 @@ fn relative_error(ours: &Tensor, reference: &Tensor) -> f32 {
 }
 
 /// Prints the error (the figure the README reports) and checks it against the bar.
-fn assert_parity(label: &str, ours: &Tensor, reference: &Tensor) {
+fn assert_parity(label: &str, ours: &Tensor, reference: &Tensor, bar: f32) {
     let err = relative_error(ours, reference);
     println!("{label}: max relative error {err:.2e}");
-    assert!(
-        err <= MAX_RELATIVE_ERROR,
-        "{label}: {err:.2e} > {MAX_RELATIVE_ERROR:.0e}"
-    );
+    assert!(err <= bar, "{label}: {err:.2e} > {bar:.0e}");
 }
 
 /// The parity images, preprocessed exactly as the reference script did.
@@ -63,40 +65,73 @@ fn parity_batch(model: &FeatureModel, count: usize) -> Tensor {
     Tensor::from_vec(input, (count, 3, 224, 224), &Device::Cpu).unwrap()
 }
 
-fn efficientnet(layer: &str) -> FeatureModel {
+/// The FP32 weights, the checkpoint's values exactly (`weights/README.md`); absent from
+/// the published package, which bundles the half-precision file only.
+fn fp32_weights() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/efficientnet-lite0.safetensors");
+    if !path.exists() {
+        eprintln!("SKIPPED: {} is absent (a packaged copy)", path.display());
+        return None;
+    }
+    Some(path)
+}
+
+fn efficientnet(layer: &str, weights: Option<PathBuf>) -> FeatureModel {
     FeatureModel::load(&ModelConfig {
         layer: Some(layer.into()),
+        weights,
         ..Default::default()
     })
     .unwrap()
 }
 
-#[test]
-fn efficientnet_lite0_matches_pytorch() {
+/// Every output of `model` against the PyTorch reference, at most `bar` apart.
+fn check_efficientnet(model: &FeatureModel, weights: &str, bar: f32) {
     let want = reference("effnet_lite0_parity.safetensors");
-    let model = efficientnet("head");
-    let x = parity_batch(&model, 4);
+    let x = parity_batch(model, 4);
     let map = model.feature_map(&x).unwrap();
     for (name, pooling) in [("avg", Pooling::Avg), ("max", Pooling::Max)] {
-        let label = format!("efficientnet-lite0 {name}-pooled features");
-        assert_parity(&label, &pool(&map, pooling).unwrap(), &want[name]);
+        let label = format!("efficientnet-lite0 ({weights}) {name}-pooled features");
+        assert_parity(&label, &pool(&map, pooling).unwrap(), &want[name], bar);
     }
     let head = &want["head_map"];
     let n = head.dim(0).unwrap();
-    assert_parity(
-        "efficientnet-lite0 head map",
-        &map.narrow(0, 0, n).unwrap(),
-        head,
+    let label = format!("efficientnet-lite0 ({weights}) head map");
+    assert_parity(&label, &map.narrow(0, 0, n).unwrap(), head, bar);
+}
+
+#[test]
+fn efficientnet_lite0_matches_pytorch() {
+    let Some(fp32) = fp32_weights() else { return };
+    check_efficientnet(
+        &efficientnet("head", Some(fp32)),
+        "FP32",
+        MAX_RELATIVE_ERROR,
+    );
+}
+
+#[test]
+fn bundled_half_precision_weights_stay_close_to_pytorch() {
+    check_efficientnet(
+        &efficientnet("head", None),
+        "bundled F16",
+        MAX_RELATIVE_ERROR_F16,
     );
 }
 
 #[test]
 fn efficientnet_lite0_inner_tap_matches_pytorch() {
+    let Some(fp32) = fp32_weights() else { return };
     let want = reference("effnet_lite0_parity.safetensors");
-    let model = efficientnet("block3");
+    let model = efficientnet("block3", Some(fp32));
     let x = parity_batch(&model, 4);
     let map = model.feature_map(&x).unwrap();
-    assert_parity("efficientnet-lite0 block3 map", &map, &want["block_3_out"]);
+    assert_parity(
+        "efficientnet-lite0 (FP32) block3 map",
+        &map,
+        &want["block_3_out"],
+        MAX_RELATIVE_ERROR,
+    );
 }
 
 #[test]
@@ -111,7 +146,12 @@ fn vgg16_block5_conv3_matches_torchvision_topology() {
     })
     .unwrap();
     let map = model.feature_map(&want["input"]).unwrap();
-    assert_parity("vgg16 block5_conv3", &map, &want["block5_conv3"]);
+    assert_parity(
+        "vgg16 block5_conv3",
+        &map,
+        &want["block5_conv3"],
+        MAX_RELATIVE_ERROR,
+    );
 }
 
 #[test]
@@ -123,4 +163,24 @@ fn vgg16_without_weights_says_what_to_do() {
     .err()
     .unwrap();
     assert!(err.to_string().contains("--weights"));
+}
+
+#[test]
+fn bundled_half_precision_features_point_where_the_fp32_ones_do() {
+    let Some(fp32) = fp32_weights() else { return };
+    for layer in ["head", "stage6"] {
+        let full = efficientnet(layer, Some(fp32.clone()));
+        let half = efficientnet(layer, None);
+        let x = parity_batch(&full, 4);
+        let a = pool(&full.feature_map(&x).unwrap(), Pooling::Avg).unwrap();
+        let b = pool(&half.feature_map(&x).unwrap(), Pooling::Avg).unwrap();
+        let dot = (&a * &b).unwrap().sum(1).unwrap();
+        let norms = (a.sqr().unwrap().sum(1).unwrap().sqrt().unwrap()
+            * b.sqr().unwrap().sum(1).unwrap().sqrt().unwrap())
+        .unwrap();
+        let cosines: Vec<f32> = (dot / norms).unwrap().to_vec1().unwrap();
+        let worst = cosines.iter().copied().fold(1.0f32, f32::min);
+        println!("{layer}: lowest cosine F16 vs FP32 {worst:.6}");
+        assert!(worst >= 0.999, "{layer}: {cosines:?}");
+    }
 }

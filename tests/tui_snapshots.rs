@@ -129,6 +129,7 @@ fn progress_view() {
         [
             Action::Resize(80, 24),
             Action::Worker(Event::Planned {
+                files: 186,
                 total: 180,
                 cached: 40,
                 model: "efficientnet-lite0 head avg-pool on cpu".into(),

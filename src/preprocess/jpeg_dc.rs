@@ -205,10 +205,73 @@ struct Header {
 /// Decodes `bytes` at 1/8 scale (`ceil(w/8) x ceil(h/8)`), or `None` when the file is not
 /// a JPEG this decoder handles exactly (see the module documentation).
 pub fn decode_eighth(bytes: &[u8]) -> Option<RgbImage> {
+    let frame = read_header(bytes)?;
+    if !frame.sequential {
+        return None;
+    }
+    let scan = Scan::new(frame.scan_header, &frame.header)?;
+    let mut planes: Vec<Vec<i32>> = scan
+        .components
+        .iter()
+        .map(|c| vec![0; scan.mcus_x * c.h * scan.mcus_y * c.v])
+        .collect();
+    let done = scan.walk(frame.data, &frame.header, |ci, index, dc| {
+        planes[ci][index] = dc
+    });
+    (done == scan.mcus()).then(|| to_rgb(&frame.header, &scan.components, &planes, scan.mcus_x))
+}
+
+/// What is missing from a truncated JPEG: `Missing::Fraction` (of the blocks present)
+/// when the data ends before the end-of-image marker and before the last block,
+/// `Missing::Unknown` when the blocks cannot be counted (progressive and other multi-scan
+/// files), `None` when nothing is missing or the file is not a JPEG this can read.
+///
+/// It reads the entropy-coded data without decoding pixels, so a few kilobytes cut from a
+/// file whose header claims 16000 x 16000 pixels are recognised in microseconds, before
+/// any decoder allocates a buffer for the size the header claims.
+pub fn missing_data(bytes: &[u8]) -> Option<Missing> {
+    let frame = read_header(bytes)?;
+    // Entropy-coded data stuffs every 0xFF with 0x00, so 0xFF 0xD9 after the first scan
+    // starts can only be the end-of-image marker.
+    if frame.data.windows(2).any(|w| w == [0xFF, 0xD9]) {
+        return None;
+    }
+    if !frame.sequential {
+        return Some(Missing::Unknown);
+    }
+    let Some(scan) = Scan::new(frame.scan_header, &frame.header) else {
+        return Some(Missing::Unknown);
+    };
+    let done = scan.walk(frame.data, &frame.header, |_, _, _| {});
+    // Every block is there and only the end marker is missing: the image is whole.
+    (done < scan.mcus()).then(|| Missing::Fraction(done as f64 / scan.mcus() as f64))
+}
+
+/// What `missing_data` found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Missing {
+    /// This fraction (0.0..1.0) of the image's blocks is present.
+    Fraction(f64),
+    /// The end-of-image marker is missing; how much data is present is not known.
+    Unknown,
+}
+
+/// A JPEG's markers up to its first scan.
+struct Frame<'a> {
+    header: Header,
+    /// Baseline or extended sequential Huffman (the only kind `Scan` reads).
+    sequential: bool,
+    /// The start-of-scan segment and the data after it.
+    scan_header: &'a [u8],
+    data: &'a [u8],
+}
+
+fn read_header(bytes: &[u8]) -> Option<Frame<'_>> {
     if bytes.get(..2)? != [0xFF, 0xD8] {
         return None;
     }
     let mut header = Header::default();
+    let mut sequential = false;
     let mut at = 2;
     loop {
         // Markers may be preceded by fill bytes (0xFF).
@@ -227,9 +290,12 @@ pub fn decode_eighth(bytes: &[u8]) -> Option<RgbImage> {
         let segment = bytes.get(at + 2..at + len.checked_sub(2)? + 2)?;
         at += len;
         match marker {
-            0xC0 | 0xC1 => read_frame(segment, &mut header)?,
+            0xC0 | 0xC1 => {
+                read_frame(segment, &mut header)?;
+                sequential = true;
+            }
             // Other frame types: progressive, lossless, arithmetic coding, hierarchical.
-            0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+            0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => sequential = false,
             0xC4 => read_huffman(segment, &mut header)?,
             0xDB => read_quant(segment, &mut header)?,
             0xDD => {
@@ -239,7 +305,14 @@ pub fn decode_eighth(bytes: &[u8]) -> Option<RgbImage> {
             0xEE if segment.starts_with(b"Adobe") => {
                 header.adobe_transform = segment.get(11).copied()
             }
-            0xDA => return decode_scan(segment, bytes.get(at..)?, &header),
+            0xDA => {
+                return Some(Frame {
+                    header,
+                    sequential,
+                    scan_header: segment,
+                    data: bytes.get(at..)?,
+                });
+            }
             _ => {} // APPn, COM and the like
         }
     }
@@ -338,82 +411,118 @@ fn next_interval(data: &[u8]) -> (Vec<u8>, Option<usize>) {
     (out, None)
 }
 
-fn decode_scan(segment: &[u8], data: &[u8], header: &Header) -> Option<RgbImage> {
-    let count = *segment.first()? as usize;
-    if count != header.components.len() {
-        return None; // one scan per component: not handled here
-    }
-    let mut components = header.components.clone();
-    for (i, c) in segment.get(1..1 + 2 * count)?.chunks_exact(2).enumerate() {
-        let component = components.get_mut(i).filter(|comp| comp.id == c[0])?;
-        component.dc_table = (c[1] >> 4) as usize;
-        component.ac_table = (c[1] & 15) as usize;
-        header.dc.get(component.dc_table)?.as_ref()?;
-        header.ac.get(component.ac_table)?.as_ref()?;
-        header.quant_dc.get(component.quant)?.as_ref()?;
-    }
-    let &[start, end, _approx] = segment.get(1 + 2 * count..4 + 2 * count)? else {
-        return None;
-    };
-    if start != 0 || end != 63 {
-        return None;
-    }
-    if count == 1 {
-        // A single component is not interleaved: its MCU is one block, whatever its factors.
-        components[0].h = 1;
-        components[0].v = 1;
-    }
-    let h_max = components.iter().map(|c| c.h).max()?;
-    let v_max = components.iter().map(|c| c.v).max()?;
-    let mcus_x = header.width.div_ceil(8 * h_max);
-    let mcus_y = header.height.div_ceil(8 * v_max);
-    // DC values per component, one per block, on the padded block grid.
-    let mut planes: Vec<Vec<i32>> = components
-        .iter()
-        .map(|c| vec![0; mcus_x * c.h * mcus_y * c.v])
-        .collect();
-    let mut predictors = vec![0i32; count];
-    let interval = if header.restart_interval > 0 {
-        header.restart_interval
-    } else {
-        usize::MAX
-    };
-    let (bytes, mut next) = next_interval(data);
-    let mut bits = Bits::new(bytes);
-    for mcu in 0..mcus_x * mcus_y {
-        if mcu > 0 && mcu % interval == 0 {
-            // Restart: byte-aligned fresh data, predictors back to zero.
-            let base = next?;
-            let (bytes, after) = next_interval(data.get(base..)?);
-            next = after.map(|a| base + a);
-            bits = Bits::new(bytes);
-            predictors.fill(0);
+/// One interleaved scan of every component: its geometry in MCUs.
+struct Scan {
+    components: Vec<Component>,
+    mcus_x: usize,
+    mcus_y: usize,
+}
+
+impl Scan {
+    fn new(segment: &[u8], header: &Header) -> Option<Self> {
+        let count = *segment.first()? as usize;
+        if count != header.components.len() {
+            return None; // one scan per component: not handled here
         }
-        let (mx, my) = (mcu % mcus_x, mcu / mcus_x);
-        for (ci, c) in components.iter().enumerate() {
-            let dc_table = header.dc[c.dc_table].as_ref()?;
-            let ac_table = header.ac[c.ac_table].as_ref()?;
-            let stride = mcus_x * c.h;
-            for v in 0..c.v {
-                for h in 0..c.h {
-                    bits.refill();
-                    let (len, size) = dc_table.decode(&bits)?;
-                    bits.skip(len);
-                    if size > 11 {
-                        return None;
-                    }
-                    // Wrapping: a hostile stream could push a sum of differences past i32.
-                    predictors[ci] = predictors[ci].wrapping_add(bits.signed(size as u32));
-                    planes[ci][(my * c.v + v) * stride + mx * c.h + h] = predictors[ci];
-                    skip_ac(&mut bits, ac_table)?;
-                }
-            }
+        let mut components = header.components.clone();
+        for (i, c) in segment.get(1..1 + 2 * count)?.chunks_exact(2).enumerate() {
+            let component = components.get_mut(i).filter(|comp| comp.id == c[0])?;
+            component.dc_table = (c[1] >> 4) as usize;
+            component.ac_table = (c[1] & 15) as usize;
+            header.dc.get(component.dc_table)?.as_ref()?;
+            header.ac.get(component.ac_table)?.as_ref()?;
+            header.quant_dc.get(component.quant)?.as_ref()?;
         }
-        if bits.overrun() {
+        let &[start, end, _approx] = segment.get(1 + 2 * count..4 + 2 * count)? else {
+            return None;
+        };
+        if start != 0 || end != 63 {
             return None;
         }
+        if count == 1 {
+            // A single component is not interleaved: its MCU is one block, whatever its
+            // factors.
+            components[0].h = 1;
+            components[0].v = 1;
+        }
+        let h_max = components.iter().map(|c| c.h).max()?;
+        let v_max = components.iter().map(|c| c.v).max()?;
+        Some(Self {
+            mcus_x: header.width.div_ceil(8 * h_max),
+            mcus_y: header.height.div_ceil(8 * v_max),
+            components,
+        })
     }
-    Some(to_rgb(header, &components, &planes, mcus_x))
+
+    fn mcus(&self) -> usize {
+        self.mcus_x * self.mcus_y
+    }
+
+    /// Reads the scan's `data`, handing every block's DC value to `store` (component,
+    /// index on the component's padded block grid, value); returns how many MCUs were
+    /// read whole before the data ended or stopped making sense.
+    fn walk(
+        &self,
+        data: &[u8],
+        header: &Header,
+        mut store: impl FnMut(usize, usize, i32),
+    ) -> usize {
+        let mut predictors = vec![0i32; self.components.len()];
+        let interval = if header.restart_interval > 0 {
+            header.restart_interval
+        } else {
+            usize::MAX
+        };
+        let (bytes, mut next) = next_interval(data);
+        let mut bits = Bits::new(bytes);
+        for mcu in 0..self.mcus() {
+            if mcu > 0 && mcu % interval == 0 {
+                // Restart: byte-aligned fresh data, predictors back to zero.
+                let Some(base) = next else { return mcu };
+                let Some(rest) = data.get(base..) else {
+                    return mcu;
+                };
+                let (bytes, after) = next_interval(rest);
+                next = after.map(|a| base + a);
+                bits = Bits::new(bytes);
+                predictors.fill(0);
+            }
+            let (mx, my) = (mcu % self.mcus_x, mcu / self.mcus_x);
+            for (ci, c) in self.components.iter().enumerate() {
+                let stride = self.mcus_x * c.h;
+                for v in 0..c.v {
+                    for h in 0..c.h {
+                        let Some(dc) = read_block(&mut bits, header, c, &mut predictors[ci]) else {
+                            return mcu;
+                        };
+                        store(ci, (my * c.v + v) * stride + mx * c.h + h, dc);
+                    }
+                }
+            }
+            if bits.overrun() {
+                return mcu;
+            }
+        }
+        self.mcus()
+    }
+}
+
+/// Reads one block: its DC difference (added to the component's predictor, which it
+/// returns) and past its AC coefficients.
+#[inline]
+fn read_block(bits: &mut Bits, header: &Header, c: &Component, predictor: &mut i32) -> Option<i32> {
+    let dc_table = header.dc[c.dc_table].as_ref()?;
+    let ac_table = header.ac[c.ac_table].as_ref()?;
+    bits.refill();
+    let (len, size) = dc_table.decode(bits)?;
+    bits.skip(len);
+    if size > 11 {
+        return None;
+    }
+    // Wrapping: a hostile stream could push a sum of differences past i32.
+    *predictor = predictor.wrapping_add(bits.signed(size as u32));
+    skip_ac(bits, ac_table)?;
+    Some(*predictor)
 }
 
 /// Reads past the 63 AC coefficients of one block (T.81 F.2.2.2) without their values.

@@ -10,8 +10,11 @@ use std::path::Path;
 /// Largest accepted side in pixels. A header that claims more is refused before any
 /// pixel buffer is allocated (decompression bombs).
 pub const MAX_SIDE: u32 = 20_000;
-/// Largest pixel buffer a decoder may allocate (bytes).
-pub const MAX_ALLOC: u64 = 1 << 30;
+/// Largest buffer one decode may allocate (bytes): 85 megapixels of 8-bit RGB. The model
+/// needs 224 x 224, and large JPEGs are decoded at a reduced DCT scale well under this, so
+/// it only refuses huge PNG/TIFF/WebP files; with one decode per thread it bounds peak
+/// memory whatever a header claims.
+pub const MAX_ALLOC: u64 = 256 << 20;
 
 /// How pixels become model input: square resize, then per-channel `(x/255 - mean) / std`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +58,22 @@ pub enum DecodeError {
     NoPixels { width: u32, height: u32 },
     #[error("cannot decode: {0}")]
     Decode(String),
+    /// The image data ends early: the rest would be invented grey, so it is not ranked.
+    #[error("truncated: {}", match .present {
+        Some(fraction) => format!("{} % of the image data present", percent(*fraction)),
+        None => "the data ends before the end-of-image marker".to_string(),
+    })]
+    Truncated { present: Option<f64> },
+}
+
+/// A fraction as a percentage with two significant digits, never rounded up to 100.
+fn percent(fraction: f64) -> String {
+    let p = (fraction * 100.0).clamp(0.0, 100.0);
+    match p {
+        p if p >= 10.0 => format!("{}", (p.floor() as u32).min(99)),
+        p if p >= 1.0 => format!("{:.1}", (p * 10.0).floor() / 10.0),
+        p => format!("{:.2}", (p * 100.0).floor() / 100.0),
+    }
 }
 
 impl From<DecodeError> for crate::scan::SkipReason {
@@ -93,15 +112,25 @@ pub fn load_rgb_at_least(path: &Path, min_side: Option<u32>) -> Result<RgbImage,
 /// `load_rgb_at_least`, with how many original pixels one decoded pixel spans (1, or the
 /// DCT scale's denominator), so that sizes measured on it are in original pixels.
 fn load_rgb_reduced(path: &Path, min_side: Option<u32>) -> Result<(RgbImage, f32), DecodeError> {
-    if std::fs::metadata(path)?.len() == 0 {
+    let bytes = crate::scan::read_regular(path)?;
+    if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
     // The content decides the format, not the extension (a text file may be called .jpg).
-    let file = std::io::BufReader::new(std::fs::File::open(path)?);
-    let mut reader = ImageReader::new(file).with_guessed_format()?;
+    let mut reader = ImageReader::new(std::io::Cursor::new(&bytes[..])).with_guessed_format()?;
     let format = reader.format();
     if format.is_none() {
         return Err(DecodeError::UnknownFormat);
+    }
+    // Before any decoder sizes a buffer by what the header claims.
+    if format == Some(ImageFormat::Jpeg)
+        && let Some(missing) = jpeg_dc::missing_data(&bytes)
+    {
+        let present = match missing {
+            jpeg_dc::Missing::Fraction(f) => Some(f),
+            jpeg_dc::Missing::Unknown => None,
+        };
+        return Err(DecodeError::Truncated { present });
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -118,7 +147,7 @@ fn load_rgb_reduced(path: &Path, min_side: Option<u32>) -> Result<(RgbImage, f32
     }
     let orientation = decoder.orientation().map_err(decode_error)?;
     let reduced = match (format, min_side) {
-        (Some(ImageFormat::Jpeg), Some(min)) => reduced_jpeg(path, width, height, min),
+        (Some(ImageFormat::Jpeg), Some(min)) => reduced_jpeg(&bytes, width, height, min),
         _ => None,
     };
     let mut image = match reduced {
@@ -134,18 +163,20 @@ fn load_rgb_reduced(path: &Path, min_side: Option<u32>) -> Result<(RgbImage, f32
 
 /// Decodes a JPEG at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps both sides at
 /// least `min_side`. `None` when no reduction applies or the file needs the full decoder
-/// (CMYK, 16-bit, or anything jpeg-decoder refuses): the caller then decodes normally.
-fn reduced_jpeg(path: &Path, width: u32, height: u32, min_side: u32) -> Option<RgbImage> {
+/// (CMYK, 16-bit, or anything jpeg-decoder refuses): the caller then decodes normally,
+/// within `MAX_ALLOC`.
+fn reduced_jpeg(bytes: &[u8], width: u32, height: u32, min_side: u32) -> Option<RgbImage> {
     let denominator = [8, 4, 2]
         .into_iter()
         .find(|d| width / d >= min_side && height / d >= min_side)?;
-    let bytes = std::fs::read(path).ok()?;
     if denominator == 8
-        && let Some(image) = jpeg_dc::decode_eighth(&bytes)
+        && let Some(image) = jpeg_dc::decode_eighth(bytes)
     {
         return Some(image);
     }
-    let mut decoder = jpeg_decoder::Decoder::new(&bytes[..]);
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    // Progressive files keep every coefficient of the full image while they decode.
+    decoder.set_max_decoding_buffer_size(MAX_ALLOC as usize);
     let request = |side: u32| u16::try_from(side.div_ceil(denominator)).ok();
     let (w, h) = decoder.scale(request(width)?, request(height)?).ok()?;
     let pixels = decoder.decode().ok()?;

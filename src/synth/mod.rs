@@ -34,8 +34,9 @@ pub const GENERATOR: &str = "snowscope synth: Reiter (2005) local cellular model
 /// What to generate. The CLI's `snowscope synth` flags map one to one.
 #[derive(Debug, Clone)]
 pub struct SynthConfig {
-    /// Number of distinct crystals (duplicates come on top).
-    pub count: usize,
+    /// Number of distinct crystals; the copies and near copies are written on top (see
+    /// `with_total` for a total that includes them).
+    pub crystals: usize,
     pub seed: u64,
     /// Share of the distinct crystals that get a rare habit.
     pub rare_fraction: f64,
@@ -49,17 +50,38 @@ pub struct SynthConfig {
 }
 
 impl Default for SynthConfig {
-    /// The bundled data set's settings (see data/snowflakes/README.md).
+    /// The bundled data set's settings (see data/snowflakes/README.md): 186 images.
     fn default() -> Self {
         Self {
-            count: 180,
+            crystals: 180,
             seed: 2026,
             rare_fraction: 0.03,
-            size: 256,
+            size: 224,
             out: PathBuf::from("data/snowflakes"),
             duplicates: 3,
             near_duplicates: 3,
         }
+    }
+}
+
+impl SynthConfig {
+    /// Images written in all: the distinct crystals, their copies and near copies.
+    pub fn total(&self) -> usize {
+        self.crystals + self.duplicates + self.near_duplicates
+    }
+
+    /// Sets the number of distinct crystals so that `total` images are written in all,
+    /// copies and near copies included.
+    pub fn with_total(mut self, total: usize) -> Result<Self, SynthError> {
+        let copies = self.duplicates + self.near_duplicates;
+        if total <= copies {
+            return Err(SynthError::Config(format!(
+                "{total} images cannot hold {} copies and {} near copies and a crystal",
+                self.duplicates, self.near_duplicates
+            )));
+        }
+        self.crystals = total - copies;
+        Ok(self)
     }
 }
 
@@ -185,8 +207,8 @@ enum Job {
 /// parallel part only executes a fixed plan.
 fn plan_jobs(cfg: &SynthConfig) -> Vec<Job> {
     let mut rng = Rng::new(cfg.seed);
-    let rare = rare_count(cfg.count, cfg.rare_fraction);
-    let mut morphs: Vec<Morphology> = (0..cfg.count - rare)
+    let rare = rare_count(cfg.crystals, cfg.rare_fraction);
+    let mut morphs: Vec<Morphology> = (0..cfg.crystals - rare)
         .map(|k| Morphology::COMMON[k % 4])
         .collect();
     // Cycle through a shuffled list of rare habits so a handful are all different.
@@ -203,7 +225,9 @@ fn plan_jobs(cfg: &SynthConfig) -> Vec<Job> {
         })
         .collect();
 
-    let mut commons: Vec<usize> = (0..cfg.count).filter(|&i| !morphs[i].is_rare()).collect();
+    let mut commons: Vec<usize> = (0..cfg.crystals)
+        .filter(|&i| !morphs[i].is_rare())
+        .collect();
     rng.shuffle(&mut commons);
     let mut sources = commons.iter().copied().cycle();
     for _ in 0..cfg.duplicates {
@@ -300,7 +324,7 @@ fn validate(cfg: &SynthConfig) -> Result<(), SynthError> {
             cfg.size
         )));
     }
-    let commons = cfg.count - rare_count(cfg.count, cfg.rare_fraction);
+    let commons = cfg.crystals - rare_count(cfg.crystals, cfg.rare_fraction);
     if commons == 0 && cfg.duplicates + cfg.near_duplicates > 0 {
         return Err(SynthError::Config(
             "duplicates need at least one common crystal".into(),

@@ -115,7 +115,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn small_config(out: PathBuf) -> SynthConfig {
     SynthConfig {
-        count: 12,
+        crystals: 12,
         seed: 9,
         rare_fraction: 0.2,
         size: 48,

@@ -319,6 +319,7 @@ fn progress_events_fill_the_progress_view() {
     update(
         &mut app,
         Action::Worker(Event::Planned {
+            files: 10,
             total: 10,
             cached: 4,
             model: "efficientnet".into(),

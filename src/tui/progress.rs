@@ -50,6 +50,7 @@ impl ProgressState {
                 total,
                 cached,
                 model,
+                ..
             } => {
                 self.total = total;
                 self.cached = cached;

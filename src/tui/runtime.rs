@@ -356,11 +356,16 @@ fn event_loop(
     }
 }
 
-/// For the end-to-end tests only: `SNOWSCOPE_TEST_PANIC=ui` panics on the UI thread when
-/// the ranking arrives, `SNOWSCOPE_TEST_PANIC=worker` on the pipeline thread at the first
-/// extraction progress, so a test can watch the terminal being restored.
+/// For the end-to-end tests only (built with the `test-hooks` feature, which `cargo test`
+/// turns on and release builds never have): `SNOWSCOPE_TEST_PANIC=ui` panics on the UI
+/// thread when the ranking arrives, `SNOWSCOPE_TEST_PANIC=worker` on the pipeline thread
+/// at the first extraction progress, so a test can watch the terminal being restored.
+#[cfg(feature = "test-hooks")]
 fn test_panic(site: &str) {
     if std::env::var_os("SNOWSCOPE_TEST_PANIC").is_some_and(|v| v == site) {
         panic!("SNOWSCOPE_TEST_PANIC={site}");
     }
 }
+
+#[cfg(not(feature = "test-hooks"))]
+fn test_panic(_site: &str) {}

@@ -103,3 +103,41 @@ fn anything_unusual_is_left_to_the_general_decoder() {
         assert!(decode_eighth(refused).is_none());
     }
 }
+
+#[test]
+fn missing_data_counts_the_blocks_present() {
+    let whole = jpeg(320, 240, false);
+    assert_eq!(missing_data(&whole), None, "a whole file misses nothing");
+    // Cut inside the scan: the fraction of MCUs read grows with the cut, stays below 1.
+    let sos = whole.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let mut last = -1.0;
+    for percent in [1, 25, 50, 75, 99] {
+        let cut = sos + (whole.len() - sos) * percent / 100;
+        let Some(Missing::Fraction(present)) = missing_data(&whole[..cut]) else {
+            panic!("cut at {percent} % not seen as truncated");
+        };
+        assert!(present > last && present < 1.0, "{percent} %: {present}");
+        // Noise-like data spreads evenly over the blocks: the count tracks the bytes.
+        let bytes = percent as f64 / 100.0;
+        assert!((present - bytes).abs() < 0.1, "{percent} %: {present}");
+        last = present;
+    }
+    // Only the end marker missing: every block is present, so nothing is missing.
+    assert_eq!(missing_data(&whole[..whole.len() - 2]), None);
+    // The restart-interval fixture, cut: still counted across the RST markers.
+    let fixture = include_bytes!("../../../tests/fixtures/formats/restart_intervals.jpg");
+    let sos = fixture.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let cut = sos + (fixture.len() - sos) / 2;
+    assert!(matches!(
+        missing_data(&fixture[..cut]),
+        Some(Missing::Fraction(f)) if f > 0.2 && f < 0.8
+    ));
+    // Progressive, cut: the blocks cannot be counted, but the missing end is seen.
+    let progressive = include_bytes!("../../../tests/fixtures/formats/progressive.jpg");
+    assert_eq!(missing_data(progressive), None);
+    assert_eq!(
+        missing_data(&progressive[..progressive.len() / 2]),
+        Some(Missing::Unknown)
+    );
+    assert_eq!(missing_data(b"not a jpeg"), None);
+}
