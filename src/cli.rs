@@ -126,10 +126,12 @@ pub struct RankCmd {
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Rank precomputed embeddings (.npy, one row per image) instead of a folder.
-    #[arg(long, requires = "paths")]
-    pub features: Option<PathBuf>,
-    /// Text file with one path per row of --features.
+    /// Rank precomputed features instead of a folder: the parts written by `features DIR
+    /// --shard I/N` (all N of them, ranked as one unsharded run), or with `--paths` one
+    /// .npy of embeddings made elsewhere (one row per image).
+    #[arg(long, num_args = 1.., conflicts_with = "dir")]
+    pub features: Vec<PathBuf>,
+    /// Text file with one path per row of a single --features .npy made elsewhere.
     #[arg(long, requires = "features")]
     pub paths: Option<PathBuf>,
 }
@@ -140,6 +142,11 @@ pub struct FeaturesCmd {
     /// Output .npy file; the paths go to the same name with `.paths.txt`.
     #[arg(long)]
     pub out: PathBuf,
+    /// Extract only part I of N of the folder (stable, disjoint: by a hash of each relative
+    /// path), writing the raw rows and a `.shard.json` for `rank --features` to unite;
+    /// for job arrays (examples/slurm_shards.sh, examples/k8s_shards.yaml).
+    #[arg(long, value_parser = snowscope::scan::Shard::parse)]
+    pub shard: Option<snowscope::scan::Shard>,
 }
 
 #[derive(Args)]

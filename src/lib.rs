@@ -21,6 +21,7 @@ pub mod rank;
 pub mod rng;
 pub mod sanitize;
 pub mod scan;
+pub mod shard;
 pub mod signals;
 pub mod store;
 pub mod synth;

@@ -34,15 +34,18 @@ fn with_bar<T>(
 }
 
 /// Extracts (or loads from the cache) the features of `dir` with a kdam bar on stderr.
+/// Extracts (or loads from the cache) the features of `dir`, or of one `shard` of it, with
+/// a kdam bar on stderr.
 fn features_of(
     dir: &Path,
+    shard: Option<snowscope::scan::Shard>,
     extract: &ExtractArgs,
     tutorial: bool,
     cancel: &AtomicBool,
 ) -> Result<FeatureSet> {
     let cfg = extract.pipeline(tutorial);
     with_bar(dir, |on_event| {
-        pipeline::compute_features(dir, &cfg, cancel, on_event)
+        pipeline::compute_features_of_shard(dir, &cfg, shard, cancel, on_event)
     })
 }
 
@@ -103,13 +106,19 @@ fn run_rank(
     term: &Termination,
 ) -> Result<u8> {
     let cfg = ranking.config();
-    let (set, ranked) = match (&cmd.features, &cmd.paths) {
-        (Some(npy), Some(list)) => {
+    let (set, ranked) = match (cmd.features.as_slice(), &cmd.paths) {
+        ([npy], Some(list)) => {
             let set = FeatureSet::from_npy(npy, list)?;
             let ranked = set.rank(&cfg);
             (set, ranked)
         }
-        _ => {
+        (_, Some(_)) => bail!("--paths goes with one --features .npy made elsewhere"),
+        ([_, ..], None) => {
+            let set = snowscope::shard::union(&cmd.features)?;
+            let ranked = set.rank(&cfg);
+            (set, ranked)
+        }
+        ([], None) => {
             let dir = folder_or_bundled(cmd.dir.clone(), extract)?;
             let pipeline_cfg = extract.pipeline(ranking.tutorial);
             let (set, ranked) = with_bar(&dir, |on_event| {
@@ -143,11 +152,22 @@ fn run_features(
     ranking: &RankArgs,
     term: &Termination,
 ) -> Result<u8> {
-    let set = features_of(&cmd.dir, extract, ranking.tutorial, &term.flag())?;
+    let set = features_of(&cmd.dir, cmd.shard, extract, ranking.tutorial, &term.flag())?;
     report_skips(&set.skipped);
     if set.cancelled {
         eprintln!("cancelled: nothing written; finished work is kept in the cache");
         return Ok(ExitStatus::cancelled_by(term.received()).code());
+    }
+    if let Some(shard) = cmd.shard {
+        // Raw rows: the profile, the traits' standardisation and the fusion need the whole
+        // folder, so `rank --features` does them on the union.
+        snowscope::shard::write(&set, shard, &cmd.out)?;
+        eprintln!(
+            "wrote shard {shard}: {} images to {} (with .paths.txt and .shard.json)",
+            set.items.len(),
+            sanitize(&cmd.out.display().to_string())
+        );
+        return Ok(ExitStatus::ranked(!set.skipped.is_empty()).code());
     }
     // The vectors the ranking searches: the profile's features (and traits).
     let (choice, data, dim) = set.embedding(&ranking.config());
@@ -178,7 +198,7 @@ fn run_eval(
 ) -> Result<u8> {
     let truth = snowscope::eval::read_truth(&cmd.truth)?;
     let dir = folder_or_bundled(cmd.dir, extract)?;
-    let set = features_of(&dir, extract, ranking.tutorial, &term.flag())?;
+    let set = features_of(&dir, None, extract, ranking.tutorial, &term.flag())?;
     report_skips(&set.skipped);
     let ranked = set.rank(&ranking.config());
     let flags: Vec<bool> = ranked

@@ -79,6 +79,8 @@ pub struct FeatureSet {
     /// Set when the run was cancelled: `items` holds what was finished.
     pub cancelled: bool,
     pub model: String,
+    /// Everything that changes the features (`FeatureModel::id`), to tell sets apart.
+    pub model_id: String,
     /// Where the neighbour lists of this folder are cached (beside the features).
     pub neighbour_cache: Option<PathBuf>,
     /// The named column blocks of each row, in order: (layer, width); they sum to `dim`.
@@ -146,6 +148,7 @@ impl FeatureSet {
             skipped: Vec::new(),
             cancelled: false,
             model: format!("precomputed {}", npy.display()),
+            model_id: format!("precomputed {}", npy.display()),
             neighbour_cache: None,
             blocks: Vec::new(),
             traits: Vec::new(),
@@ -263,13 +266,30 @@ pub fn compute_features(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<FeatureSet, PipelineError> {
+    compute_features_of_shard(root, cfg, None, cancel, on_event)
+}
+
+/// `compute_features` for the files of one `shard` of the folder (all when `None`); the
+/// skips are split the same way. Each shard has its own cache file, so shards run side by
+/// side on one machine do not overwrite each other's.
+pub fn compute_features_of_shard(
+    root: &Path,
+    cfg: &PipelineConfig,
+    shard: Option<scan::Shard>,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<FeatureSet, PipelineError> {
     let root = root.canonicalize().map_err(|cause| scan::ScanError::Root {
         path: root.to_path_buf(),
         cause,
     })?;
-    let found = scan::scan(&root)?;
+    let mut found = scan::scan(&root)?;
+    if let Some(shard) = shard {
+        found.files.retain(|f| shard.holds(&f.rel));
+        found.skipped.retain(|s| shard.holds(&s.path));
+    }
     let model = FeatureModel::load(&cfg.model)?;
-    let mut store = open_store(&root, &model, &cfg.cache, on_event);
+    let mut store = open_store(&root, &model, shard, &cfg.cache, on_event);
     let mut skipped = found.skipped;
     for skip in &skipped {
         on_event(Event::Skipped(skip.clone()));
@@ -442,6 +462,7 @@ pub fn compute_features(
         skipped,
         cancelled,
         model: model.description,
+        model_id: model.id,
         neighbour_cache: store.path().map(crate::store::knn::file_beside),
         blocks: model.blocks,
         traits,
@@ -451,11 +472,15 @@ pub fn compute_features(
 fn open_store(
     root: &Path,
     model: &FeatureModel,
+    shard: Option<scan::Shard>,
     mode: &CacheMode,
     on_event: &mut dyn FnMut(Event),
 ) -> FeatureStore {
     // The rows hold the traits too: their version is part of the key.
-    let key = format!("{}-traits{}", model.id, crate::traits::VERSION);
+    let mut key = format!("{}-traits{}", model.id, crate::traits::VERSION);
+    if let Some(shard) = shard {
+        key += &format!("-shard{}of{}", shard.index, shard.count);
+    }
     let dir = match mode {
         CacheMode::Off => return FeatureStore::in_memory(root, &key),
         CacheMode::Default => crate::store::default_cache_dir(),

@@ -9,6 +9,45 @@ use std::time::UNIX_EPOCH;
 /// File name extensions (lower case) that the decoders understand.
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"];
 
+/// Which part of a folder: `index` of `count` (1-based, as job arrays number tasks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Parses `I/N` with 1 <= I <= N.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (i, n) = text
+            .split_once('/')
+            .ok_or_else(|| format!("'{text}' is not I/N (e.g. 2/8)"))?;
+        let number = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("'{text}' is not I/N"))
+        };
+        let (index, count) = (number(i)?, number(n)?);
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("shard {text}: need 1 <= I <= N"));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Whether the image at `rel` (relative path) belongs to this shard.
+    pub fn holds(&self, rel: &str) -> bool {
+        let hash = blake3::hash(rel.as_bytes());
+        let word = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
+        (word % self.count as u64) as usize + 1 == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// An image file found by the scan, before anything is decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScannedFile {
@@ -318,6 +357,25 @@ mod tests {
         assert!(read_regular(&path).is_err());
         let err = read_regular(Path::new("/dev/zero")).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn shards_split_every_path_once() {
+        let parse = |t: &str| Shard::parse(t).unwrap();
+        assert_eq!(parse("2/8"), Shard { index: 2, count: 8 });
+        for bad in ["0/3", "4/3", "1/0", "x/2", "3"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+        let shards: Vec<Shard> = (1..=3).map(|i| Shard { index: i, count: 3 }).collect();
+        let mut sizes = [0usize; 3];
+        for n in 0..3000 {
+            let rel = format!("folder/img{n}.png");
+            let owners: Vec<usize> = (0..3).filter(|&s| shards[s].holds(&rel)).collect();
+            assert_eq!(owners.len(), 1, "{rel}");
+            sizes[owners[0]] += 1;
+        }
+        // BLAKE3 spreads them evenly.
+        assert!(sizes.iter().all(|&s| (900..1100).contains(&s)), "{sizes:?}");
     }
 
     #[test]
