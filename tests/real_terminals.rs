@@ -6,11 +6,15 @@
 //! and placeholder glyphs cannot draw that, only a graphics protocol can. The terminal's
 //! own error output must hold no protocol error (kitty logs `[PARSE ERROR]` there).
 //!
+//! foot speaks only Wayland: it runs in cage, a kiosk compositor, on wlroots' headless
+//! backend with its software renderer, and `grim` takes the screenshot. Compositors refuse
+//! to run as root, so as root these run as `nobody` (`setpriv`).
+//!
 //! Screenshots are kept in `target/real-terminals/` to look at.
 //!
 //! Needs `Xvfb`, `import`, and the terminals (`apt-get install xvfb xterm mlterm kitty
-//! imagemagick`; `.ci/run` installs them). Outside CI a missing program skips with a
-//! message; with `CI=true` it fails the test.
+//! imagemagick foot cage grim xwayland`; `.ci/run` installs them). Outside CI a missing
+//! program skips with a message; with `CI=true` it fails the test.
 
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
@@ -296,6 +300,8 @@ fn protocol_errors(stderr: &str) -> Vec<&str> {
                 "invalid",
                 "unknown escape",
                 "unrecognized",
+                "unimplemented",
+                "unhandled",
             ]
             .iter()
             .any(|w| l.contains(w))
@@ -408,6 +414,137 @@ fn previews_show_pixels_in_xterm_mlterm_and_kitty_and_halfblocks_in_tmux() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Whether this process runs as root (compositors then run as `nobody`).
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `program`, as `nobody` when this process is root.
+fn unprivileged(program: &str) -> Command {
+    if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Opens `dir` to every user (tempfile makes it private), for a compositor run as nobody.
+fn share(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o666));
+    }
+}
+
+#[test]
+fn previews_show_pixels_in_foot_on_wayland() {
+    if !["cage", "foot", "grim", "Xwayland"]
+        .iter()
+        .all(|p| have(p, "foot on a headless Wayland compositor"))
+    {
+        return;
+    }
+    let images = tempfile::tempdir().unwrap();
+    write_images(images.path());
+    share(images.path());
+    let cache = tempfile::tempdir().unwrap();
+    share(cache.path());
+    // The compositor's runtime folder: private to the user that runs it.
+    let runtime = tempfile::tempdir().unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(runtime.path(), Some(65534), Some(65534)).unwrap();
+    }
+    let log = cache.path().join("explore.log");
+    let explore = format!(
+        "RUST_LOG=snowscope=debug exec '{}' explore '{}' --cache-dir '{}' --log-file '{}'",
+        env!("CARGO_BIN_EXE_snowscope"),
+        images.path().display(),
+        cache.path().display(),
+        log.display()
+    );
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../real-terminals");
+    std::fs::create_dir_all(&shots).unwrap();
+    let stderr_path = shots.join("foot.stderr");
+    let wayland = |cmd: &mut Command| {
+        cmd.env("HOME", runtime.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("WLR_BACKENDS", "headless")
+            .env("WLR_RENDERER", "pixman")
+            .env("WLR_LIBINPUT_NO_DEVICES", "1")
+            .env_remove("DISPLAY")
+            .env_remove("TMUX")
+            .env_remove("TERM_PROGRAM");
+    };
+    let mut cage = unprivileged("cage");
+    cage.args(["--", "foot", "-W", "170x42", "-e", "sh", "-c", &explore]);
+    wayland(&mut cage);
+    let mut child = cage
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("start cage");
+    let ready = (|| {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(120) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.matches("preview ready").count() >= 2 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    })();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The socket cage made: wayland-N beside its lock file.
+    let socket = std::fs::read_dir(runtime.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("wayland-") && !n.ends_with(".lock"));
+    let shot_in_runtime = runtime.path().join("foot.png");
+    if let Some(socket) = &socket {
+        let mut grim = unprivileged("grim");
+        wayland(&mut grim);
+        let out = grim
+            .env("WAYLAND_DISPLAY", socket)
+            .arg(&shot_in_runtime)
+            .output()
+            .expect("run grim");
+        assert!(out.status.success(), "grim: {out:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(
+        socket.is_some() && ready,
+        "foot: no previews; cage said:\n{stderr}\nlog:\n{log_text}"
+    );
+    let shot_path = shots.join("foot.png");
+    std::fs::copy(&shot_in_runtime, &shot_path).unwrap();
+    let shot = image::open(&shot_path).unwrap().to_rgb8();
+    let choice = log_text
+        .lines()
+        .find(|l| l.contains("preview protocol"))
+        .and_then(|l| l.split("choice=").nth(1))
+        .unwrap_or("(none logged)");
+    let (alternations, x, y) = finest_alternation(&shot, 5);
+    eprintln!(
+        "foot: chose {choice}; {alternations} alternations of 2-5 px at ({x}, {y}); screenshot {}",
+        shot_path.display()
+    );
+    assert!(choice.starts_with("sixel"), "foot: chose {choice}");
+    assert!(
+        alternations >= 30,
+        "foot: the checkerboard is not drawn at pixel resolution"
+    );
+    assert_eq!(protocol_errors(&stderr), Vec::<&str>::new());
 }
 
 #[test]

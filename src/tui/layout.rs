@@ -171,7 +171,8 @@ fn fixed_width(c: Column) -> Option<u16> {
 pub fn column_widths(columns: &[Column], inner: u16) -> Vec<u16> {
     let fixed: u16 = columns.iter().filter_map(|c| fixed_width(*c)).sum();
     let gaps = columns.len().saturating_sub(1) as u16;
-    let flexible = inner.saturating_sub(fixed + gaps).max(8);
+    // At least 7: a 4-column file name and a 3-column closest match still say something.
+    let flexible = inner.saturating_sub(fixed + gaps).max(7);
     let file = (flexible * 3 / 5).max(4);
     columns
         .iter()

@@ -120,11 +120,21 @@ impl Answers {
 #[cfg(unix)]
 pub fn ask(tmux: bool, timeout: Duration) -> std::io::Result<Answers> {
     use rustix::event::{PollFd, PollFlags, poll};
+    use std::io::IsTerminal;
     use std::io::Write;
+    use std::os::fd::AsFd;
     let mut out = std::io::stdout();
     out.write_all(query(tmux).as_bytes())?;
     out.flush()?;
-    let stdin = rustix::stdio::stdin();
+    // The replies come on the terminal's input: standard input, or /dev/tty when that is
+    // redirected (crossterm then reads keys from /dev/tty too).
+    let tty;
+    let stdin = if std::io::stdin().is_terminal() {
+        rustix::stdio::stdin()
+    } else {
+        tty = std::fs::File::open("/dev/tty")?;
+        tty.as_fd()
+    };
     let deadline = Instant::now() + timeout;
     let mut replies = Vec::new();
     let mut buf = [0u8; 256];
