@@ -114,7 +114,7 @@ fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 /// is selected when the explorer opens.
 fn write_images(dir: &Path) {
     let checker = RgbImage::from_fn(CHECKER_SIDE, CHECKER_SIDE, |x, y| {
-        if (x / SQUARE + y / SQUARE) % 2 == 0 {
+        if (x / SQUARE + y / SQUARE).is_multiple_of(2) {
             RED
         } else {
             BLUE
@@ -551,9 +551,17 @@ fn previews_show_pixels_in_foot_on_wayland() {
 fn the_pixel_check_tells_pixels_from_cells() {
     // A checkerboard of 3-px squares passes; the same colours in 8-px cells (what
     // halfblocks could draw at best) do not.
-    let fine = RgbImage::from_fn(300, 40, |x, _| if (x / 3) % 2 == 0 { RED } else { BLUE });
+    let fine = RgbImage::from_fn(
+        300,
+        40,
+        |x, _| if (x / 3).is_multiple_of(2) { RED } else { BLUE },
+    );
     assert!(finest_alternation(&fine, 5).0 >= 90);
-    let cells = RgbImage::from_fn(300, 40, |x, _| if (x / 8) % 2 == 0 { RED } else { BLUE });
+    let cells = RgbImage::from_fn(
+        300,
+        40,
+        |x, _| if (x / 8).is_multiple_of(2) { RED } else { BLUE },
+    );
     assert_eq!(finest_alternation(&cells, 5).0, 0);
     assert_eq!(
         protocol_errors("[PARSE ERROR] Malformed GraphicsCommand control block\nok"),
