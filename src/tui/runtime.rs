@@ -339,7 +339,15 @@ fn event_loop(
         };
         let first = match rx.recv_timeout(timeout) {
             Ok(m) => Some(m),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            // A resize can come before the input thread listens for it (a new terminal
+            // window is sized while the graphics probe waits for replies), so look now
+            // and then: a lost one would leave the layout at the old size for good.
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => match terminal.size() {
+                Ok(s) if (s.width, s.height) != (app.width, app.height) => {
+                    Some(Msg::Input(event::Event::Resize(s.width, s.height)))
+                }
+                _ => None,
+            },
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 bail!("all event sources stopped")
             }
