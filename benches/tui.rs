@@ -6,8 +6,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use image::{Rgb, RgbImage};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui_image::picker::Picker;
 use snowscope::tui::app::{Action, App, PromptKind, update};
+use snowscope::tui::graphics::Graphics;
 use snowscope::tui::model::{Column, Table};
 use snowscope::tui::{preview, testing, view};
 use std::hint::black_box;
@@ -79,7 +79,7 @@ fn drawing(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut app = explorer(200, 60);
     // Real halfblocks previews of two images, as the worker would deliver them.
-    let picker = Picker::halfblocks();
+    let graphics = Graphics::halfblocks();
     let wanted = app.wanted_previews();
     for (i, (key, _)) in wanted.into_iter().enumerate() {
         let path = dir.path().join(format!("{i}.png"));
@@ -94,7 +94,7 @@ fn drawing(c: &mut Criterion) {
         };
         update(
             &mut app,
-            Action::Preview(preview::render_request(&picker, &req)),
+            Action::Preview(preview::render_request(&graphics, &req)),
         );
     }
     let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();

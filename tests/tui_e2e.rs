@@ -178,7 +178,7 @@ fn explorer_starts_sorts_filters_and_restores_the_terminal() {
     );
 
     // The first run extracts features on the CPU: allow time.
-    let screen = tmux.wait_for("sort: distance ↓", 300);
+    let screen = tmux.wait_for("sort: knn score ↓", 300);
     eprintln!("explorer screen:\n{screen}");
     assert!(screen.contains("8/8 shown"), "{screen}");
     assert!(screen.contains("preview · halfblocks"), "{screen}");
@@ -300,7 +300,7 @@ fn wait_mid_extraction(tmux: &Tmux, total: usize) -> usize {
     let start = Instant::now();
     loop {
         let screen = tmux.screen();
-        if screen.contains("sort: distance") {
+        if screen.contains("sort: knn score") {
             panic!("extraction of {total} images finished before it could be interrupted");
         }
         if let Some(done) = gauge_done(&screen, total).filter(|&d| d >= 5) {
@@ -404,7 +404,7 @@ fn sigterm_and_sighup_restore_the_terminal_and_keep_finished_work() {
             &explore_args(images.path(), cache.path(), &[]),
             &[],
         );
-        tmux.wait_for("sort: distance", 120);
+        tmux.wait_for("sort: knn score", 120);
         signal(tmux.app_pid().expect("snowscope runs"), sig);
         let (code, screen) = tmux.exit_code(20);
         assert_eq!(code, status, "SIG{sig} in the explorer: {screen}");
@@ -503,7 +503,7 @@ fn resizing_to_1x1_and_back_while_previews_load() {
         &explore_args(images.path(), cache.path(), &[]),
         &[],
     );
-    tmux.wait_for("sort: distance", 300);
+    tmux.wait_for("sort: knn score", 300);
     // Every move asks for new previews; every resize makes the pending ones the wrong size.
     for round in 0..12 {
         let (w, h) = if round % 2 == 0 {
@@ -519,7 +519,7 @@ fn resizing_to_1x1_and_back_while_previews_load() {
     tmux.cmd(&["resize-window", "-t", "e2e", "-x", "1", "-y", "1"]);
     std::thread::sleep(Duration::from_millis(300));
     tmux.cmd(&["resize-window", "-t", "e2e", "-x", "120", "-y", "36"]);
-    let screen = tmux.wait_for("sort: distance", 10);
+    let screen = tmux.wait_for("sort: knn score", 10);
     assert!(screen.contains("8/8 shown"), "{screen}");
     assert!(tmux.app_pid().is_some(), "still running");
     tmux.keys(&["q"]);

@@ -5,10 +5,10 @@
 use image::{Rgb, RgbImage};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui_image::picker::Picker;
 use snowscope::pipeline::{Event, Progress};
 use snowscope::scan::Skip;
 use snowscope::tui::app::{Action, App, PromptKind, update};
+use snowscope::tui::graphics::Graphics;
 use snowscope::tui::model::Column;
 use snowscope::tui::{preview, testing, view};
 use std::path::Path;
@@ -73,7 +73,7 @@ fn explorer(width: u16, height: u16) -> Fixture {
 
 /// Does what the preview worker does, synchronously, for every preview on screen.
 fn load_previews(app: &mut App) {
-    let picker = Picker::halfblocks();
+    let graphics = Graphics::halfblocks();
     for _ in 0..3 {
         let wanted = app.wanted_previews();
         let mut any = false;
@@ -87,7 +87,10 @@ fn load_previews(app: &mut App) {
                     path,
                     generation: 0,
                 };
-                update(app, Action::Preview(preview::render_request(&picker, &req)));
+                update(
+                    app,
+                    Action::Preview(preview::render_request(&graphics, &req)),
+                );
                 any = true;
             }
         }
@@ -282,7 +285,7 @@ fn unreadable_image_shows_why_instead_of_a_picture() {
 #[test]
 fn resizing_to_1x1_and_back_while_previews_are_on_their_way() {
     let mut f = explorer(120, 36);
-    let picker = Picker::halfblocks();
+    let graphics = Graphics::halfblocks();
     let draw = |app: &App| {
         let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
         terminal.draw(|frame| view::draw(frame, app)).unwrap();
@@ -307,7 +310,7 @@ fn resizing_to_1x1_and_back_while_previews_are_on_their_way() {
             };
             act(
                 &mut f.app,
-                [Action::Preview(preview::render_request(&picker, &req))],
+                [Action::Preview(preview::render_request(&graphics, &req))],
             );
             draw(&f.app);
         }

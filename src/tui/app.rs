@@ -42,6 +42,13 @@ pub struct App {
     pub fatal: Option<String>,
     /// Name of the graphics protocol, or `None` when previews are off (set once at start).
     pub preview_protocol: Option<String>,
+    /// The protocol and why it was chosen, for the status bar (set once at start).
+    pub preview_note: Option<String>,
+    /// The terminal's cell size in pixels (width, height), for the preview layout.
+    pub cell_px: (u16, u16),
+    /// Set while keys arrive faster than previews are worth sending: no preview is asked
+    /// for or drawn until the keys have been quiet a moment (see `runtime::SETTLE`).
+    pub hold_previews: bool,
     pub previews: Previews,
     preview_generation: u64,
 }
@@ -62,6 +69,8 @@ pub enum Action {
     WorkerFailed(String),
     WorkerCancelled,
     Preview(PreviewResult),
+    /// Keys are coming fast (`true`), or have been quiet a moment (`false`).
+    HoldPreviews(bool),
     Notify(String),
     /// Ctrl-C, q in the progress view, or a termination signal.
     Cancel,
@@ -123,6 +132,9 @@ impl App {
             exit: None,
             fatal: None,
             preview_protocol,
+            preview_note: None,
+            cell_px: super::graphics::DEFAULT_CELL,
+            hold_previews: false,
             previews: Previews::default(),
             preview_generation: 0,
         }
@@ -163,7 +175,11 @@ impl App {
         if layout::too_small(self.area()) || self.overlay == Overlay::Help {
             return Vec::new();
         }
-        let Some(slots) = self.areas().preview.and_then(layout::preview_slots) else {
+        let slots = self
+            .areas()
+            .preview
+            .and_then(|p| layout::preview_slots(p, self.cell_px));
+        let Some(slots) = slots else {
             return Vec::new();
         };
         let Some((row, other)) = self.preview_pair() else {
@@ -188,6 +204,9 @@ impl App {
 
     /// Asks for the previews that are neither cached nor on their way.
     fn request_previews(&mut self) -> Option<Effect> {
+        if self.hold_previews {
+            return None;
+        }
         let missing: Vec<_> = self
             .wanted_previews()
             .into_iter()
@@ -228,6 +247,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Tick(_)
             | Action::Worker(_)
             | Action::Preview(_)
+            | Action::HoldPreviews(_)
             | Action::Notify(_)
             | Action::Ranking(_)
             | Action::Resize(..)
@@ -252,6 +272,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::WorkerFailed(e) => app.fatal = Some(e),
         Action::WorkerCancelled => app.exit = Some(ExitStatus::Cancelled.code()),
         Action::Preview(result) => app.previews.accept(result),
+        Action::HoldPreviews(hold) => app.hold_previews = hold,
         Action::Notify(text) => app.message = Some(text),
         Action::Cancel => match app.explorer {
             Some(_) => app.exit = Some(ExitStatus::Ok.code()),

@@ -438,3 +438,68 @@ fn an_empty_folder_gives_an_empty_table() {
     }
     assert!(app.wanted_previews().is_empty());
 }
+
+#[test]
+fn the_table_opens_sorted_by_the_ranking_score_so_ranks_read_1_2_3() {
+    use crate::rank::ScoreKind;
+    for score in [ScoreKind::Nn, ScoreKind::Knn, ScoreKind::Lof] {
+        let mut loaded = testing::small();
+        let points: Vec<f32> = [
+            [0.0, 0.0],
+            [0.1, 0.0],
+            [0.0, 0.12],
+            [0.14, 0.1],
+            [1.0, 1.0],
+            [1.3, 1.0],
+            [1.0, 1.4],
+            [1.35, 1.45],
+            [4.0, 0.0],
+            [0.0, 6.0],
+            [2.0, 2.0],
+            [2.0, 2.0],
+        ]
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+        let paths: Vec<String> = (1..=12).map(|i| format!("flake{i:02}.png")).collect();
+        let hashes = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "k"];
+        let cfg = crate::rank::RankConfig {
+            k: 3,
+            normalise: false,
+            score,
+            squared: false,
+            profile: crate::profile::Profile::Photos,
+        };
+        loaded.ranking = crate::rank::rank(&paths, &hashes, &points, 2, &cfg);
+        let app = app_with(loaded, 120, 40, false);
+        let ex = app.explorer.as_ref().unwrap();
+        let ranks: Vec<usize> = ex.view.iter().map(|&r| ex.table.image(r).rank).collect();
+        assert_eq!(ranks, (1..=12).collect::<Vec<_>>(), "{score:?}");
+        assert_eq!(ex.sort.column, Column::of_score(score));
+        assert_eq!(
+            ex.columns[ex.column], ex.sort.column,
+            "focus on the sorted column"
+        );
+    }
+    assert_eq!(Column::Knn.title(), "knn score");
+}
+
+#[test]
+fn held_keys_hold_previews_until_they_settle() {
+    let mut app = App::new("/data".into(), "model".into(), Some("halfblocks".into()));
+    update(&mut app, Action::Resize(200, 60));
+    update(&mut app, Action::Loaded(Box::new(testing::small())));
+    update(&mut app, Action::HoldPreviews(true));
+    // While held, moving asks for nothing.
+    for _ in 0..5 {
+        assert!(update(&mut app, Action::Move(1)).is_empty());
+    }
+    // Released: the pair on screen now, and only that, is asked for.
+    let effects = update(&mut app, Action::HoldPreviews(false));
+    let [Effect::LoadPreviews(reqs)] = &effects[..] else {
+        panic!("previews asked for once the keys settle: {effects:?}");
+    };
+    let wanted: Vec<_> = app.wanted_previews().into_iter().map(|w| w.0).collect();
+    assert_eq!(reqs.iter().map(|r| r.key).collect::<Vec<_>>(), wanted);
+}

@@ -90,7 +90,8 @@ pub struct Explorer {
 
 impl Explorer {
     pub fn new(loaded: Loaded) -> Self {
-        let columns = visible_columns(loaded.ranking.config.score);
+        let score = loaded.ranking.config.score;
+        let columns = visible_columns(score);
         let table = Table::new(loaded.ranking);
         let scores: Vec<f32> = table
             .ranking
@@ -100,7 +101,7 @@ impl Explorer {
             .collect();
         let all_dist = Distribution::of(&scores);
         let mask = vec![true; table.len()];
-        let sort = Sort::default();
+        let sort = Sort::by_score(score);
         let view = table.view(sort, &mask);
         let column = columns.iter().position(|c| *c == sort.column).unwrap_or(0);
         Explorer {

@@ -44,7 +44,7 @@ fn key_action(app: &App, key: &KeyEvent) -> Option<Action> {
                 KeyCode::Char('q') => Some(Action::Quit),
                 _ => Some(Action::CloseOverlay),
             },
-            Overlay::Detail(_) => detail_key(key, ctrl),
+            Overlay::Detail(_) => detail_key(app, key, ctrl),
             Overlay::None => explorer_key(app, key, ctrl),
         }
     };
@@ -86,22 +86,306 @@ fn progress_key(app: &App, key: &KeyEvent) -> Option<Action> {
     }
 }
 
-fn movement(key: &KeyEvent, ctrl: bool) -> Option<Action> {
-    Some(match key.code {
-        KeyCode::Char('j') | KeyCode::Down => Action::Move(1),
-        KeyCode::Char('k') | KeyCode::Up => Action::Move(-1),
-        KeyCode::Char('d') if ctrl => Action::HalfPage(Direction::Down),
-        KeyCode::Char('u') if ctrl => Action::HalfPage(Direction::Up),
-        KeyCode::Char('f') if ctrl => Action::Page(Direction::Down),
-        KeyCode::Char('b') if ctrl => Action::Page(Direction::Up),
-        KeyCode::PageDown => Action::Page(Direction::Down),
-        KeyCode::PageUp => Action::Page(Direction::Up),
-        _ => return None,
-    })
+/// A key as the key map names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// A character typed without Ctrl (Shift is part of the character).
+    Char(char),
+    /// Ctrl and a letter.
+    Ctrl(char),
+    /// A named key, whatever the modifiers.
+    Code(KeyCode),
 }
 
-fn detail_key(key: &KeyEvent, ctrl: bool) -> Option<Action> {
-    if let Some(a) = movement(key, ctrl) {
+impl Key {
+    fn matches(self, key: &KeyEvent, ctrl: bool) -> bool {
+        match self {
+            Key::Char(c) => !ctrl && key.code == KeyCode::Char(c),
+            Key::Ctrl(c) => ctrl && key.code == KeyCode::Char(c),
+            Key::Code(code) => key.code == code,
+        }
+    }
+
+    /// How the help writes it.
+    pub fn label(self) -> String {
+        match self {
+            Key::Char(c) => c.to_string(),
+            Key::Ctrl(c) => format!("Ctrl-{c}"),
+            Key::Code(code) => match code {
+                KeyCode::Down => "↓".into(),
+                KeyCode::Up => "↑".into(),
+                KeyCode::Left => "←".into(),
+                KeyCode::Right => "→".into(),
+                KeyCode::PageDown => "PgDn".into(),
+                KeyCode::PageUp => "PgUp".into(),
+                KeyCode::BackTab => "Shift-Tab".into(),
+                other => other.to_string(),
+            },
+        }
+    }
+}
+
+/// One line of the key map: keys, what they do (for the help), and the action.
+pub struct Binding {
+    /// The help's group title.
+    pub group: &'static str,
+    pub keys: &'static [Key],
+    pub help: &'static str,
+    /// The action for one of `keys`; `None` when it does nothing now (a column number
+    /// beyond the columns shown).
+    pub action: fn(&App, Key) -> Option<Action>,
+}
+
+use Key::{Char as C, Code, Ctrl};
+
+const MOVE: &str = "Move";
+const SORT: &str = "Sort";
+const FIND: &str = "Search and filter";
+const LOOK: &str = "Look closer";
+const OTHER: &str = "Other";
+
+/// Movement, shared by the table and the neighbours view.
+const MOVEMENT: &[Binding] = &[
+    Binding {
+        group: MOVE,
+        keys: &[C('j'), C('k'), Code(KeyCode::Down), Code(KeyCode::Up)],
+        help: "next / previous (or wheel)",
+        action: |_, k| {
+            let down = matches!(k, C('j') | Code(KeyCode::Down));
+            Some(Action::Move(if down { 1 } else { -1 }))
+        },
+    },
+    Binding {
+        group: MOVE,
+        keys: &[Ctrl('d'), Ctrl('u')],
+        help: "half a page down / up",
+        action: |_, k| Some(Action::HalfPage(direction(k == Ctrl('d')))),
+    },
+    Binding {
+        group: MOVE,
+        keys: &[Ctrl('f'), Ctrl('b')],
+        help: "a page down / up",
+        action: |_, k| Some(Action::Page(direction(k == Ctrl('f')))),
+    },
+    Binding {
+        group: MOVE,
+        keys: &[Code(KeyCode::PageDown), Code(KeyCode::PageUp)],
+        help: "a page down / up",
+        action: |_, k| Some(Action::Page(direction(k == Code(KeyCode::PageDown)))),
+    },
+];
+
+fn direction(down: bool) -> Direction {
+    if down { Direction::Down } else { Direction::Up }
+}
+
+/// First and last row: the table's, not the neighbours view's.
+const FIRST_LAST: &[Binding] = &[Binding {
+    group: MOVE,
+    keys: &[C('g'), C('G'), Code(KeyCode::Home), Code(KeyCode::End)],
+    help: "first / last",
+    action: |_, k| {
+        let first = matches!(k, C('g') | Code(KeyCode::Home));
+        Some(if first { Action::Top } else { Action::Bottom })
+    },
+}];
+
+/// The table's other keys, in the order the help lists them.
+const EXPLORER: &[Binding] = &[
+    Binding {
+        group: MOVE,
+        keys: &[Code(KeyCode::Tab), Code(KeyCode::BackTab)],
+        help: "next / previous pane",
+        action: |_, k| {
+            let next = k == Code(KeyCode::Tab);
+            Some(if next {
+                Action::NextFocus
+            } else {
+                Action::PrevFocus
+            })
+        },
+    },
+    Binding {
+        group: SORT,
+        keys: &[C('h'), C('l'), Code(KeyCode::Left), Code(KeyCode::Right)],
+        help: "focus a column",
+        action: |_, k| {
+            let left = matches!(k, C('h') | Code(KeyCode::Left));
+            Some(Action::FocusColumn(if left { -1 } else { 1 }))
+        },
+    },
+    Binding {
+        group: SORT,
+        keys: &[C('['), C(']')],
+        help: "sort it ascending / descending",
+        action: |_, k| {
+            Some(Action::SortFocused {
+                descending: k == C(']'),
+            })
+        },
+    },
+    Binding {
+        group: SORT,
+        keys: &[
+            C('1'),
+            C('2'),
+            C('3'),
+            C('4'),
+            C('5'),
+            C('6'),
+            C('7'),
+            C('8'),
+            C('9'),
+        ],
+        help: "sort by n-th column, again: flip",
+        action: |app, k| {
+            // The n-th column on screen.
+            let Key::Char(c) = k else { return None };
+            let columns = &app.explorer.as_ref()?.columns;
+            columns
+                .get(c as usize - '1' as usize)
+                .copied()
+                .map(Action::SortBy)
+        },
+    },
+    Binding {
+        group: FIND,
+        keys: &[C('/')],
+        help: "search names (regex)",
+        action: |_, _| Some(Action::OpenPrompt(PromptKind::Search, String::new())),
+    },
+    Binding {
+        group: FIND,
+        keys: &[C('n'), C('N')],
+        help: "next / previous match",
+        action: |_, k| {
+            Some(if k == C('n') {
+                Action::SearchNext
+            } else {
+                Action::SearchPrev
+            })
+        },
+    },
+    Binding {
+        group: FIND,
+        keys: &[C('&')],
+        help: "filter paths by regex",
+        action: |_, _| Some(Action::OpenPrompt(PromptKind::PathFilter, String::new())),
+    },
+    Binding {
+        group: FIND,
+        keys: &[C('#'), C('>'), C('<')],
+        help: "score filter: >= 0.8, 0.2..0.5",
+        action: |_, k| {
+            let text = match k {
+                C(c @ ('>' | '<')) => c.to_string(),
+                _ => String::new(),
+            };
+            Some(Action::OpenPrompt(PromptKind::ScoreFilter, text))
+        },
+    },
+    Binding {
+        group: FIND,
+        keys: &[C('f')],
+        help: "only beyond the upper fence",
+        action: |_, _| Some(Action::ToggleFence),
+    },
+    Binding {
+        group: FIND,
+        keys: &[C('d')],
+        help: "only images that have copies",
+        action: |_, _| Some(Action::ToggleDuplicates),
+    },
+    Binding {
+        group: FIND,
+        keys: &[Code(KeyCode::Esc)],
+        help: "clear search and filters",
+        action: |_, _| Some(Action::ClearFilters),
+    },
+    Binding {
+        group: LOOK,
+        keys: &[Code(KeyCode::Enter)],
+        help: "neighbours; Enter jumps to one",
+        action: |_, _| Some(Action::OpenDetail),
+    },
+    Binding {
+        group: LOOK,
+        keys: &[C('c')],
+        help: "jump to the closest match",
+        action: |_, _| Some(Action::JumpClosest),
+    },
+    Binding {
+        group: LOOK,
+        keys: &[C('b')],
+        help: "boxplot of shown / all rows",
+        action: |_, _| Some(Action::ToggleScope),
+    },
+    Binding {
+        group: LOOK,
+        keys: &[C('z')],
+        help: "zoom the preview",
+        action: |_, _| Some(Action::ToggleZoom),
+    },
+    Binding {
+        group: LOOK,
+        keys: &[C('S')],
+        help: "skipped files and why",
+        action: |_, _| Some(Action::ShowSkips),
+    },
+    Binding {
+        group: OTHER,
+        keys: &[C('e'), C('E')],
+        help: "export the view as CSV / JSON",
+        action: |_, k| {
+            Some(Action::Export(if k == C('e') {
+                Format::Csv
+            } else {
+                Format::Json
+            }))
+        },
+    },
+    Binding {
+        group: OTHER,
+        keys: &[C('?')],
+        help: "this help",
+        action: |_, _| Some(Action::ShowHelp),
+    },
+    Binding {
+        group: OTHER,
+        keys: &[C('q'), Ctrl('c')],
+        help: "quit",
+        action: |_, k| {
+            Some(if k == C('q') {
+                Action::Quit
+            } else {
+                Action::Cancel
+            })
+        },
+    },
+];
+
+/// The table's whole key map, in the help's order.
+pub fn explorer_bindings() -> impl Iterator<Item = &'static Binding> {
+    let (lines, pages) = MOVEMENT.split_at(1);
+    lines.iter().chain(FIRST_LAST).chain(pages).chain(EXPLORER)
+}
+
+fn lookup<'a>(
+    bindings: impl IntoIterator<Item = &'a Binding>,
+    app: &App,
+    key: &KeyEvent,
+    ctrl: bool,
+) -> Option<Action> {
+    for b in bindings {
+        if let Some(k) = b.keys.iter().find(|k| k.matches(key, ctrl)) {
+            return (b.action)(app, *k);
+        }
+    }
+    None
+}
+
+fn detail_key(app: &App, key: &KeyEvent, ctrl: bool) -> Option<Action> {
+    if let Some(a) = lookup(MOVEMENT, app, key, ctrl) {
         return Some(a);
     }
     match key.code {
@@ -117,49 +401,7 @@ fn detail_key(key: &KeyEvent, ctrl: bool) -> Option<Action> {
 }
 
 fn explorer_key(app: &App, key: &KeyEvent, ctrl: bool) -> Option<Action> {
-    if let Some(a) = movement(key, ctrl) {
-        return Some(a);
-    }
-    if ctrl {
-        return None;
-    }
-    Some(match key.code {
-        KeyCode::Char('q') => Action::Quit,
-        KeyCode::Char('g') | KeyCode::Home => Action::Top,
-        KeyCode::Char('G') | KeyCode::End => Action::Bottom,
-        KeyCode::Char('h') | KeyCode::Left => Action::FocusColumn(-1),
-        KeyCode::Char('l') | KeyCode::Right => Action::FocusColumn(1),
-        KeyCode::Char('[') => Action::SortFocused { descending: false },
-        KeyCode::Char(']') => Action::SortFocused { descending: true },
-        KeyCode::Char(c @ '1'..='9') => {
-            // The n-th column on screen.
-            let i = c as usize - '1' as usize;
-            let columns = &app.explorer.as_ref()?.columns;
-            return columns.get(i).copied().map(Action::SortBy);
-        }
-        KeyCode::Char('/') => Action::OpenPrompt(PromptKind::Search, String::new()),
-        KeyCode::Char('n') => Action::SearchNext,
-        KeyCode::Char('N') => Action::SearchPrev,
-        KeyCode::Char('&') => Action::OpenPrompt(PromptKind::PathFilter, String::new()),
-        KeyCode::Char('#') => Action::OpenPrompt(PromptKind::ScoreFilter, String::new()),
-        KeyCode::Char(c @ ('>' | '<')) => {
-            Action::OpenPrompt(PromptKind::ScoreFilter, c.to_string())
-        }
-        KeyCode::Char('f') => Action::ToggleFence,
-        KeyCode::Char('d') => Action::ToggleDuplicates,
-        KeyCode::Esc => Action::ClearFilters,
-        KeyCode::Char('b') => Action::ToggleScope,
-        KeyCode::Tab => Action::NextFocus,
-        KeyCode::BackTab => Action::PrevFocus,
-        KeyCode::Char('z') => Action::ToggleZoom,
-        KeyCode::Enter => Action::OpenDetail,
-        KeyCode::Char('c') => Action::JumpClosest,
-        KeyCode::Char('S') => Action::ShowSkips,
-        KeyCode::Char('?') => Action::ShowHelp,
-        KeyCode::Char('e') => Action::Export(Format::Csv),
-        KeyCode::Char('E') => Action::Export(Format::Json),
-        _ => return None,
-    })
+    lookup(explorer_bindings(), app, key, ctrl)
 }
 
 #[cfg(test)]

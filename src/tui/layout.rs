@@ -115,8 +115,11 @@ pub fn table_rows(table: Rect) -> usize {
 }
 
 /// The two image slots of the preview pane (inside its border), each with two caption lines
-/// below. `None` when the pane is too small to show pictures.
-pub fn preview_slots(preview: Rect) -> Option<[Rect; 2]> {
+/// below: side by side, or one above the other when that shows the pictures larger (a
+/// tall pane). Pictures are taken as square and `cell` (pixels, width x height) converts
+/// cells into their on-screen size; each slot is as tall as a square picture needs, so the
+/// captions sit right under the pictures. `None` when the pane is too small for pictures.
+pub fn preview_slots(preview: Rect, cell: (u16, u16)) -> Option<[Rect; 2]> {
     let inner = Rect::new(
         preview.x + 1,
         preview.y + 1,
@@ -126,11 +129,28 @@ pub fn preview_slots(preview: Rect) -> Option<[Rect; 2]> {
     if inner.width < 10 || inner.height < 5 {
         return None;
     }
-    let half = (inner.width - 1) / 2;
-    let img_h = inner.height - 2;
+    let (cw, ch) = (u32::from(cell.0.max(1)), u32::from(cell.1.max(1)));
+    // The side of the largest square picture in w x h cells, in pixels.
+    let side = |w: u16, h: u16| (u32::from(w) * cw).min(u32::from(h) * ch);
+    // Rows a square picture `w` cells wide takes, at most `h`.
+    let rows = |w: u16, h: u16| {
+        let needed = (u32::from(w) * cw).div_ceil(ch);
+        u16::try_from(needed).unwrap_or(u16::MAX).clamp(1, h)
+    };
+    let half_w = (inner.width - 1) / 2;
+    let side_by_side_h = inner.height - 2;
+    let stacked_h = inner.height.saturating_sub(4) / 2;
+    if stacked_h >= 3 && side(inner.width, stacked_h) > side(half_w, side_by_side_h) {
+        let h = rows(inner.width, stacked_h);
+        return Some([
+            Rect::new(inner.x, inner.y, inner.width, h),
+            Rect::new(inner.x, inner.y + h + 2, inner.width, h),
+        ]);
+    }
+    let h = rows(half_w, side_by_side_h);
     Some([
-        Rect::new(inner.x, inner.y, half, img_h),
-        Rect::new(inner.x + half + 1, inner.y, inner.width - half - 1, img_h),
+        Rect::new(inner.x, inner.y, half_w, h),
+        Rect::new(inner.x + half_w + 1, inner.y, inner.width - half_w - 1, h),
     ])
 }
 
@@ -138,7 +158,9 @@ pub fn preview_slots(preview: Rect) -> Option<[Rect; 2]> {
 fn fixed_width(c: Column) -> Option<u16> {
     match c {
         Column::Rank => Some(6),
-        Column::Distance | Column::Knn | Column::Lof => Some(9),
+        Column::Distance | Column::Lof => Some(9),
+        // "knn score" and the sort arrow.
+        Column::Knn => Some(10),
         Column::Dups => Some(5),
         Column::Fence => Some(5),
         Column::File | Column::Closest => None,
@@ -149,7 +171,8 @@ fn fixed_width(c: Column) -> Option<u16> {
 pub fn column_widths(columns: &[Column], inner: u16) -> Vec<u16> {
     let fixed: u16 = columns.iter().filter_map(|c| fixed_width(*c)).sum();
     let gaps = columns.len().saturating_sub(1) as u16;
-    let flexible = inner.saturating_sub(fixed + gaps).max(8);
+    // At least 7: a 4-column file name and a 3-column closest match still say something.
+    let flexible = inner.saturating_sub(fixed + gaps).max(7);
     let file = (flexible * 3 / 5).max(4);
     columns
         .iter()
@@ -242,6 +265,32 @@ mod tests {
         assert_eq!(column_at(&cols, t, 8), Some(1));
         assert_eq!(column_at(&cols, t, 30), Some(2));
         assert_eq!(column_at(&cols, t, 39), None);
+    }
+
+    #[test]
+    fn preview_slots_stack_in_a_tall_pane_and_captions_follow_the_pictures() {
+        // xterm's 6x13 cells, a 90x66 pane: side by side the pictures would be 258 px
+        // wide and fill a third of the height; stacked they are 377 px.
+        let [a, b] = preview_slots(Rect::new(0, 0, 90, 66), (6, 13)).unwrap();
+        assert_eq!((a.width, b.y), (88, a.bottom() + 2));
+        assert!(b.bottom() + 2 <= 65, "{b:?}");
+        // A wide, short pane keeps them side by side, each as tall as a square needs.
+        let [a, b] = preview_slots(Rect::new(0, 0, 46, 27), (10, 20)).unwrap();
+        assert_eq!((a.y, b.y, a.width, a.height), (1, 1, 21, 11));
+        // Every pane size keeps the slots and their captions inside.
+        for w in 0..120u16 {
+            for h in 0..70u16 {
+                let pane = Rect::new(3, 2, w, h);
+                for cell in [(6, 13), (10, 20), (9, 9), (1, 40)] {
+                    if let Some(slots) = preview_slots(pane, cell) {
+                        for s in slots {
+                            assert!(s.width > 0 && s.height > 0);
+                            assert!(s.right() < pane.right() && s.bottom() + 2 < pane.bottom());
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

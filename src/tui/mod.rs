@@ -6,11 +6,14 @@
 
 pub mod app;
 pub mod explorer;
+pub mod graphics;
 pub mod keys;
+pub mod kitty_direct;
 pub mod layout;
 pub mod model;
 pub mod preview;
 pub mod preview_cache;
+pub mod probe;
 pub mod progress;
 pub mod prompt;
 mod runtime;

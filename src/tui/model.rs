@@ -38,7 +38,7 @@ impl Column {
             Column::File => "file",
             Column::Distance => "distance",
             Column::Closest => "closest",
-            Column::Knn => "k-NN",
+            Column::Knn => "knn score",
             Column::Lof => "LOF",
             Column::Dups => "dups",
             Column::Fence => "fence",
@@ -49,6 +49,16 @@ impl Column {
     /// (the interesting end), names and rank ascending.
     pub fn natural_descending(self) -> bool {
         !matches!(self, Column::Rank | Column::File | Column::Closest)
+    }
+
+    /// The column that holds the ranking's score: the table opens sorted by it, so its
+    /// first rows read rank 1, 2, 3.
+    pub fn of_score(score: ScoreKind) -> Column {
+        match score {
+            ScoreKind::Nn => Column::Distance,
+            ScoreKind::Knn => Column::Knn,
+            ScoreKind::Lof => Column::Lof,
+        }
     }
 
     fn slot(self) -> usize {
@@ -70,11 +80,11 @@ pub struct Sort {
     pub descending: bool,
 }
 
-impl Default for Sort {
-    /// The default: distance to the closest match, largest first.
-    fn default() -> Self {
+impl Sort {
+    /// The first screen's order: by the ranking's score, largest (most unique) first.
+    pub fn by_score(score: ScoreKind) -> Self {
         Sort {
-            column: Column::Distance,
+            column: Column::of_score(score),
             descending: true,
         }
     }

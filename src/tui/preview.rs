@@ -3,14 +3,11 @@
 //! requests and reports older ones as stale, so holding `j` never queues up work; decoded
 //! images are kept in a small cache so going back and forth does not decode again.
 
+use super::graphics::{Graphics, Picture};
 use crate::preprocess::load_rgb;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use image::DynamicImage;
 use image::imageops::FilterType;
-use ratatui::layout::Size;
-use ratatui_image::picker::Picker;
-use ratatui_image::protocol::Protocol;
-use ratatui_image::{Resize, picker::ProtocolType};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,7 +49,7 @@ pub enum PreviewError {
 
 pub struct PreviewResult {
     pub key: PreviewKey,
-    pub outcome: Result<Box<Protocol>, Failure>,
+    pub outcome: Result<Box<Picture>, Failure>,
 }
 
 /// Decoded images are shrunk to at most this many pixels a side before caching: more than
@@ -60,16 +57,6 @@ pub struct PreviewResult {
 const MAX_SIDE: u32 = 1024;
 /// Decoded images kept.
 const DECODED_CACHE: usize = 16;
-
-/// Name of the protocol for the status bar.
-pub fn protocol_name(picker: &Picker) -> &'static str {
-    match picker.protocol_type() {
-        ProtocolType::Halfblocks => "halfblocks",
-        ProtocolType::Sixel => "sixel",
-        ProtocolType::Kitty => "kitty",
-        ProtocolType::Iterm2 => "iterm2",
-    }
-}
 
 /// Decodes `path` for previewing.
 pub fn decode(path: &Path) -> Result<Arc<DynamicImage>, PreviewError> {
@@ -83,29 +70,11 @@ pub fn decode(path: &Path) -> Result<Arc<DynamicImage>, PreviewError> {
     Ok(Arc::new(img))
 }
 
-/// Resizes and encodes `img` to fill `width` x `height` cells, keeping its proportions.
-pub fn encode(
-    picker: &Picker,
-    img: &DynamicImage,
-    width: u16,
-    height: u16,
-) -> Result<Box<Protocol>, PreviewError> {
-    picker
-        .new_protocol(
-            img.clone(),
-            Size::new(width, height),
-            // Scale, not Fit: small images (thumbnails, low-resolution micrographs) grow to
-            // fill the slot too.
-            Resize::Scale(Some(FilterType::Triangle)),
-        )
-        .map(Box::new)
-        .map_err(|e| PreviewError::Encode(e.to_string()))
-}
-
 /// Decodes and encodes one request (what the worker does, callable directly in tests).
-pub fn render_request(picker: &Picker, req: &PreviewRequest) -> PreviewResult {
+pub fn render_request(graphics: &Graphics, req: &PreviewRequest) -> PreviewResult {
     let outcome = decode(&req.path)
-        .and_then(|img| encode(picker, &img, req.key.width, req.key.height))
+        .and_then(|img| graphics.encode(&img, req.key.width, req.key.height))
+        .map(Box::new)
         .map_err(Failure::Error);
     PreviewResult {
         key: req.key,
@@ -115,17 +84,21 @@ pub fn render_request(picker: &Picker, req: &PreviewRequest) -> PreviewResult {
 
 /// Runs the preview worker until the request channel closes.
 pub fn spawn(
-    picker: Picker,
+    graphics: Graphics,
     requests: Receiver<Vec<PreviewRequest>>,
     results: Sender<PreviewResult>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("preview".into())
-        .spawn(move || worker(picker, requests, results))
+        .spawn(move || worker(graphics, requests, results))
         .expect("spawn preview thread")
 }
 
-fn worker(picker: Picker, requests: Receiver<Vec<PreviewRequest>>, results: Sender<PreviewResult>) {
+fn worker(
+    graphics: Graphics,
+    requests: Receiver<Vec<PreviewRequest>>,
+    results: Sender<PreviewResult>,
+) {
     let mut decoded: VecDeque<(PathBuf, Arc<DynamicImage>)> = VecDeque::new();
     let stale = |batch: Vec<PreviewRequest>| {
         for r in batch {
@@ -169,7 +142,9 @@ fn worker(picker: Picker, requests: Receiver<Vec<PreviewRequest>>, results: Send
             let outcome = img
                 .and_then(|img| {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        encode(&picker, &img, req.key.width, req.key.height)
+                        graphics
+                            .encode(&img, req.key.width, req.key.height)
+                            .map(Box::new)
                     }))
                     .unwrap_or_else(|p| {
                         Err(PreviewError::Panic(super::runtime::panic_message(

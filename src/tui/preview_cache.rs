@@ -1,8 +1,8 @@
 //! The encoded previews the explorer holds, beside the worker that makes them
 //! (`preview.rs`): a small cache, oldest dropped first.
 
+use super::graphics::Picture;
 use super::preview::{Failure, PreviewError, PreviewKey, PreviewResult};
-use ratatui_image::protocol::Protocol;
 use std::collections::{HashMap, VecDeque};
 
 /// A cache of encoded previews, oldest dropped first.
@@ -14,7 +14,7 @@ pub struct Previews {
 
 pub enum PreviewSlot {
     Pending,
-    Ready(Box<Protocol>),
+    Ready(Box<Picture>),
     Failed(PreviewError),
 }
 

@@ -5,7 +5,9 @@
 //! draws.
 
 use super::app::{self, Action, App, Effect, Loaded};
-use super::terminal::{RestoreGuard, Term, draw, enter_terminal, pick_protocol, restore_terminal};
+use super::graphics::Method;
+use super::kitty_direct;
+use super::terminal::{RestoreGuard, Term, draw, enter_terminal, pick_graphics, restore_terminal};
 use super::{TuiOptions, keys, preview};
 use crate::exit::ExitStatus;
 use crate::export::{self, Format};
@@ -61,20 +63,25 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
     );
     let size = terminal.size()?;
     app::update(&mut app, Action::Resize(size.width, size.height));
-    draw(&mut terminal, &app)?;
+    draw(&mut terminal, &app, None)?;
     // The query must run in the alternate screen and before anything reads input.
-    let picker = pick_protocol(opts.preview);
-    app.preview_protocol = picker
+    let graphics = pick_graphics(opts.preview);
+    if let Some(g) = &graphics {
+        app.preview_protocol = Some(g.method().name().to_string());
+        app.preview_note = Some(g.choice.describe());
+        app.cell_px = g.choice.cell;
+    }
+    let mut kitty = graphics
         .as_ref()
-        .map(|p| preview::protocol_name(p).to_string());
-    tracing::info!(protocol = ?app.preview_protocol, "preview protocol");
+        .filter(|g| g.method() == Method::KittyDirect)
+        .map(|_| kitty_direct::Screen::default());
 
     let stop_input = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop_input.clone());
-    let preview_tx = picker.map(|picker| {
+    let preview_tx = graphics.map(|graphics| {
         let (req_tx, req_rx) = crossbeam_channel::unbounded();
         let (res_tx, res_rx) = crossbeam_channel::unbounded();
-        preview::spawn(picker, req_rx, res_tx);
+        preview::spawn(graphics, req_rx, res_tx);
         // Forward results into the main channel.
         let tx = tx.clone();
         std::thread::spawn(move || {
@@ -94,7 +101,13 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
         &signalled,
         &cancel,
         &preview_tx,
+        kitty.as_mut(),
     );
+    if let Some(screen) = &mut kitty {
+        // Free the images kitty holds for us; leaving the alternate screen clears only
+        // their placements.
+        let _ = screen.release(terminal.backend_mut());
+    }
     if result.is_err() {
         // The terminal is gone (SSH dropped, tmux killed): cancel the extraction and give
         // the worker a moment to save what it finished, as Ctrl-C would.
@@ -288,6 +301,11 @@ fn export(app: &App, format: Format) -> anyhow::Result<String> {
     ))
 }
 
+/// How long keys must be quiet before previews are asked for and drawn again. Holding `j`
+/// then sends no picture until it is let go, which keeps a slow link (SSH at 1 Mbit/s)
+/// responsive; a single key press waits this long for its pictures.
+const SETTLE: Duration = Duration::from_millis(120);
+
 fn event_loop(
     terminal: &mut Term,
     app: &mut App,
@@ -295,29 +313,59 @@ fn event_loop(
     signalled: &Termination,
     cancel: &AtomicBool,
     previews: &Option<Sender<Vec<preview::PreviewRequest>>>,
+    mut kitty: Option<&mut kitty_direct::Screen>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    // When a key last changed which images the preview shows.
+    let mut last_change = Instant::now();
+    // Whether the screen may differ from what was drawn last. An idle explorer draws
+    // nothing: even an unchanged frame costs its synchronized-update escapes.
+    let mut dirty = true;
     loop {
-        draw(terminal, app)?;
+        if dirty {
+            draw(terminal, app, kitty.as_deref_mut())?;
+        }
         if app.exit.is_some() || app.fatal.is_some() {
             return Ok(());
         }
-        // The progress view animates; the explorer waits for something to happen.
-        let timeout = if app.explorer.is_none() {
+        // The progress view animates; the explorer waits for something to happen, or
+        // for the keys to settle.
+        let timeout = if app.hold_previews {
+            SETTLE.saturating_sub(last_change.elapsed())
+        } else if app.explorer.is_none() {
             Duration::from_millis(250)
         } else {
             Duration::from_millis(500)
         };
         let first = match rx.recv_timeout(timeout) {
             Ok(m) => Some(m),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            // A resize can come before the input thread listens for it (a new terminal
+            // window is sized while the graphics probe waits for replies), so look now
+            // and then: a lost one would leave the layout at the old size for good.
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => match terminal.size() {
+                Ok(s) if (s.width, s.height) != (app.width, app.height) => {
+                    Some(Msg::Input(event::Event::Resize(s.width, s.height)))
+                }
+                _ => None,
+            },
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 bail!("all event sources stopped")
             }
         };
+        // The progress view's clock moves; so does the explorer after any message.
+        dirty = first.is_some() || app.explorer.is_none();
         // Handle everything queued before drawing again, so a held key never lags.
         for msg in first.into_iter().chain(rx.try_iter().take(512)) {
+            let pair = app.preview_pair();
+            let is_input = matches!(msg, Msg::Input(_));
             let action = match msg {
+                Msg::Input(ev @ event::Event::Resize(..)) => {
+                    // The resize clears the screen, and kitty's placements with it.
+                    if let Some(screen) = kitty.as_deref_mut() {
+                        screen.release(terminal.backend_mut())?;
+                    }
+                    keys::action_for(app, &ev)
+                }
                 Msg::Input(ev) => keys::action_for(app, &ev),
                 Msg::Worker(e) => Some(Action::Worker(e)),
                 Msg::Ranking(n) => Some(Action::Ranking(n)),
@@ -327,14 +375,30 @@ fn event_loop(
                 }
                 Msg::Failed(e) => Some(Action::WorkerFailed(e)),
                 Msg::Cancelled => Some(Action::WorkerCancelled),
-                Msg::Preview(r) => Some(Action::Preview(r)),
+                Msg::Preview(r) => {
+                    if r.outcome.is_ok() {
+                        // The real-terminal test waits for this line.
+                        tracing::debug!(image = r.key.index, "preview ready");
+                    }
+                    Some(Action::Preview(r))
+                }
             };
             if let Some(action) = action {
                 update_and_run(app, action, cancel, previews);
             }
+            if is_input && app.preview_pair() != pair {
+                last_change = Instant::now();
+                if !app.hold_previews {
+                    update_and_run(app, Action::HoldPreviews(true), cancel, previews);
+                }
+            }
             if app.exit.is_some() || app.fatal.is_some() {
                 break;
             }
+        }
+        if app.hold_previews && last_change.elapsed() >= SETTLE {
+            update_and_run(app, Action::HoldPreviews(false), cancel, previews);
+            dirty = true;
         }
         // SIGTERM / SIGHUP: in the explorer leave now; during extraction cancel like
         // Ctrl-C (finished work is saved), and a second signal leaves at once.

@@ -2,16 +2,19 @@
 //! same undone on every way out (errors, panics, signals), the graphics protocol probe, and
 //! one synchronized frame at a time.
 
+use super::PreviewMode;
 use super::app::App;
+use super::graphics::{self, Facts, Graphics};
+use super::kitty_direct;
+use super::probe;
 use super::view;
-use super::{GraphicsProtocol, PreviewMode};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::{
     cursor, event, execute, queue,
     terminal::{self, BeginSynchronizedUpdate, EndSynchronizedUpdate},
 };
-use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui_image::picker::Picker;
 use std::io::Stdout;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -79,40 +82,54 @@ impl Drop for RestoreGuard {
     }
 }
 
-pub(super) fn pick_protocol(mode: PreviewMode) -> Option<Picker> {
-    let query = || {
-        Picker::from_query_stdio().unwrap_or_else(|e| {
-            tracing::warn!("terminal graphics query failed: {e}; using halfblocks");
-            Picker::halfblocks()
-        })
-    };
-    let forced = |t: ProtocolType| {
-        let mut p = query();
-        p.set_protocol_type(t);
-        Some(p)
-    };
-    match mode {
-        PreviewMode::None => None,
-        PreviewMode::Halfblocks => Some(Picker::halfblocks()),
-        PreviewMode::Force(GraphicsProtocol::Kitty) => forced(ProtocolType::Kitty),
-        PreviewMode::Force(GraphicsProtocol::Sixel) => forced(ProtocolType::Sixel),
-        PreviewMode::Force(GraphicsProtocol::Iterm2) => forced(ProtocolType::Iterm2),
-        PreviewMode::Auto => {
-            let mut p = query();
-            // Sixel through tmux passthrough is fragile (scrolling, stale images); kitty's
-            // placeholders and halfblocks are not. `--preview sixel` still forces it.
-            if p.tmux_detected() && p.protocol_type() == ProtocolType::Sixel {
-                p.set_protocol_type(ProtocolType::Halfblocks);
-            }
-            Some(p)
-        }
+/// How long the terminal may take to answer the graphics queries (over SSH a round trip
+/// can be slow; a terminal that answers ends the wait at once).
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Chooses how previews are drawn (`None`: not at all). Asks the terminal unless told
+/// halfblocks; must run in the alternate screen, in raw mode, before anything reads input.
+pub(super) fn pick_graphics(mode: PreviewMode) -> Option<Graphics> {
+    if mode == PreviewMode::None {
+        return None;
     }
+    let winsize = terminal::window_size()
+        .ok()
+        .map(|w| (w.columns, w.rows, w.width, w.height));
+    let mut facts = Facts {
+        winsize,
+        ..Facts::default()
+    };
+    if mode != PreviewMode::Halfblocks {
+        // ratatui-image's tmux detection, so that its protocols and the probe agree; it
+        // also turns on tmux's passthrough, which the probe's wrapped queries need.
+        facts.tmux = Picker::halfblocks().tmux_detected();
+        facts.iterm2_env = graphics::iterm2_from_env();
+        facts.answers = probe::ask(facts.tmux, PROBE_TIMEOUT).unwrap_or_else(|e| {
+            tracing::warn!("cannot ask the terminal about graphics: {e}");
+            probe::Answers::default()
+        });
+    }
+    let choice = graphics::choose(mode, &facts);
+    tracing::info!(
+        ?facts,
+        choice = %choice.describe(),
+        "preview protocol"
+    );
+    Some(Graphics::new(choice))
 }
 
-/// Draws one frame inside a synchronized update, so the terminal shows it at once.
-pub(super) fn draw(terminal: &mut Term, app: &App) -> anyhow::Result<()> {
+/// Draws one frame inside a synchronized update, so the terminal shows it at once; kitty's
+/// direct placements (when that is the method) follow the frame's cells.
+pub(super) fn draw(
+    terminal: &mut Term,
+    app: &App,
+    kitty: Option<&mut kitty_direct::Screen>,
+) -> anyhow::Result<()> {
     queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
     terminal.draw(|f| view::draw(f, app))?;
+    if let Some(screen) = kitty {
+        screen.sync(terminal.backend_mut(), &view::preview::kitty(app))?;
+    }
     execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 mod boxplot;
 mod detail;
 mod help;
-mod preview;
+pub mod preview;
 mod progress;
 mod status;
 mod table;
@@ -37,9 +37,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
                 boxplot::draw(frame, ex, b);
             }
             if let Some(p) = areas.preview {
-                // Graphics would be drawn over a popup, so pictures wait until it closes.
-                let pictures = matches!(app.overlay, Overlay::None | Overlay::Detail(_));
-                preview::draw(frame, app, ex, p, pictures);
+                preview::draw(frame, app, ex, p);
             }
             status::draw(frame, app, ex, areas.status);
         }

@@ -1,18 +1,74 @@
 //! The preview pane: the selected image and its closest match (or, in the detail view, the
-//! highlighted neighbour) side by side, each with a two-line caption.
+//! highlighted neighbour), side by side or one above the other, each with a two-line
+//! caption. [`pictures`] says which picture goes where; the cells of ratatui-image's
+//! protocols are drawn here, kitty's direct placements by the runtime after the frame.
 
 use super::{bold, dim, num, pane, truncate_left};
 use crate::tui::app::{App, Explorer, Focus, Overlay, PreviewSlot};
+use crate::tui::graphics::Picture;
+use crate::tui::kitty_direct::KittyImage;
 use crate::tui::layout;
 use crate::tui::preview::PreviewKey;
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui_image::Image;
 
-pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: bool) {
+/// The pictures on screen, each with the cells it covers (centred in its slot). None while
+/// keys are held, in a terminal too small for panes, or under a popup (graphics would be
+/// drawn over it).
+pub fn pictures(app: &App) -> Vec<(Rect, &Picture)> {
+    let (Some(ex), Some(area)) = (&app.explorer, app.areas().preview) else {
+        return Vec::new();
+    };
+    let covered = !matches!(app.overlay, Overlay::None | Overlay::Detail(_));
+    if app.hold_previews || covered || layout::too_small(app.area()) {
+        return Vec::new();
+    }
+    let (Some(slots), Some((row, other))) =
+        (layout::preview_slots(area, app.cell_px), app.preview_pair())
+    else {
+        return Vec::new();
+    };
+    slots
+        .into_iter()
+        .zip([Some(row), other])
+        .filter_map(|(slot, r)| {
+            let key = slot_key(ex, r?, slot);
+            let Some(PreviewSlot::Ready(picture)) = app.previews.get(&key) else {
+                return None;
+            };
+            let size = picture.size();
+            let (w, h) = (size.width.min(slot.width), size.height.min(slot.height));
+            let x = slot.x + (slot.width - w) / 2;
+            let y = slot.y + (slot.height - h) / 2;
+            Some((Rect::new(x, y, w, h), picture.as_ref()))
+        })
+        .collect()
+}
+
+/// The kitty pictures to place after the frame: top-left cell and image.
+pub fn kitty(app: &App) -> Vec<(Position, &KittyImage)> {
+    pictures(app)
+        .into_iter()
+        .filter_map(|(r, p)| match p {
+            Picture::Kitty(k) => Some((r.as_position(), k)),
+            Picture::Cells(_) => None,
+        })
+        .collect()
+}
+
+fn slot_key(ex: &Explorer, row: u32, slot: Rect) -> PreviewKey {
+    PreviewKey {
+        index: ex.table.image(row).index,
+        width: slot.width,
+        height: slot.height,
+    }
+}
+
+pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect) {
     let protocol = app.preview_protocol.as_deref().unwrap_or("off");
     let title = Line::from(vec![
         Span::styled(" preview ", bold()),
@@ -25,7 +81,7 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
         frame.render_widget(Paragraph::new("Nothing selected."), inner);
         return;
     };
-    let Some(slots) = layout::preview_slots(area) else {
+    let Some(slots) = layout::preview_slots(area, app.cell_px) else {
         frame.render_widget(
             Paragraph::new("(pane too small for pictures)").style(dim()),
             inner,
@@ -58,11 +114,7 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
             continue;
         };
         let image = ex.table.image(r);
-        let key = PreviewKey {
-            index: image.index,
-            width: slot.width,
-            height: slot.height,
-        };
+        let key = slot_key(ex, r, slot);
         let state = app
             .preview_protocol
             .as_ref()
@@ -72,7 +124,8 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
         let mut info = format!("{label} #{} d={}", image.rank, num(distance));
         // "loading" goes in the caption: text in the picture's cells could linger under a
         // graphics protocol that tmux passes through without seeing it.
-        if matches!(state, Some(Some(PreviewSlot::Pending) | None)) {
+        let held = state.is_some() && app.hold_previews;
+        if held || matches!(state, Some(Some(PreviewSlot::Pending) | None)) {
             info += " · loading…";
         }
         frame.render_widget(
@@ -82,20 +135,8 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
             ]),
             caption_area,
         );
-        match state {
-            Some(Some(PreviewSlot::Ready(protocol))) if pictures => {
-                // Centre the picture horizontally in its slot.
-                let size = protocol.size();
-                let x = slot.x + slot.width.saturating_sub(size.width) / 2;
-                let r = Rect::new(
-                    x,
-                    slot.y,
-                    size.width.min(slot.width),
-                    size.height.min(slot.height),
-                );
-                frame.render_widget(Image::new(protocol), r);
-            }
-            Some(Some(PreviewSlot::Failed(e))) => frame.render_widget(
+        if let Some(Some(PreviewSlot::Failed(e))) = state {
+            frame.render_widget(
                 Paragraph::new(format!(
                     "cannot preview: {}",
                     crate::sanitize::sanitize(&e.to_string())
@@ -103,8 +144,12 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect, pictures: b
                 .style(Style::default().fg(Color::Red))
                 .wrap(Wrap { trim: true }),
                 slot,
-            ),
-            _ => {}
+            );
+        }
+    }
+    for (r, picture) in pictures(app) {
+        if let Picture::Cells(protocol) = picture {
+            frame.render_widget(Image::new(protocol), r);
         }
     }
 }

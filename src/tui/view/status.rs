@@ -42,6 +42,10 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect) {
     if !ex.skipped.is_empty() {
         left += &format!(" │ {} skipped (S)", ex.skipped.len());
     }
+    // How previews are drawn and why, e.g. "sixel (cell size from the tty)".
+    if let Some(note) = &app.preview_note {
+        left += &format!(" │ preview: {note}");
+    }
     let total = area.width as usize;
     // The key hint gives way when space is short; a message does not.
     let (right, right_style) = match &app.message {
