@@ -148,55 +148,48 @@ fn in_tmux(explore: &str) -> String {
     )
 }
 
+/// `program ARGS... sh -c COMMAND`, as owned strings.
+fn running(args: &[&str], command: String) -> Vec<String> {
+    args.iter()
+        .map(|a| a.to_string())
+        .chain(["sh".into(), "-c".into(), command])
+        .collect()
+}
+
 fn terminals(explore: &str) -> Vec<Terminal> {
+    let xterm = ["-ti", "vt340", "-geometry", "150x46+0+0", "-e"];
+    let kitty = [
+        "--config",
+        "NONE",
+        "-o",
+        "remember_window_size=no",
+        "-o",
+        "initial_window_width=1100",
+        "-o",
+        "initial_window_height=720",
+    ];
+    // No GPU on a virtual display: Mesa's software renderer.
+    let software_gl = || vec![("LIBGL_ALWAYS_SOFTWARE", "1")];
     vec![
         Terminal {
             name: "xterm",
             program: "xterm",
-            args: [
-                "-ti",
-                "vt340",
-                "-geometry",
-                "150x46+0+0",
-                "-e",
-                "sh",
-                "-c",
-                explore,
-            ]
-            .map(String::from)
-            .to_vec(),
+            args: running(&xterm, explore.into()),
             env: vec![],
             expected: "sixel",
         },
         Terminal {
             name: "mlterm",
             program: "mlterm",
-            args: ["--geometry", "140x42+0+0", "-e", "sh", "-c", explore]
-                .map(String::from)
-                .to_vec(),
+            args: running(&["--geometry", "140x42+0+0", "-e"], explore.into()),
             env: vec![],
             expected: "sixel",
         },
         Terminal {
             name: "kitty",
             program: "kitty",
-            args: [
-                "--config",
-                "NONE",
-                "-o",
-                "remember_window_size=no",
-                "-o",
-                "initial_window_width=1100",
-                "-o",
-                "initial_window_height=720",
-                "sh",
-                "-c",
-                explore,
-            ]
-            .map(String::from)
-            .to_vec(),
-            // No GPU on a virtual display: Mesa's software renderer.
-            env: vec![("LIBGL_ALWAYS_SOFTWARE", "1")],
+            args: running(&kitty, explore.into()),
+            env: software_gl(),
             expected: "kitty",
         },
         // Inside tmux: sixel is fragile, and kitty 0.26 has no placeholders, which tmux
@@ -204,34 +197,15 @@ fn terminals(explore: &str) -> Vec<Terminal> {
         Terminal {
             name: "xterm+tmux",
             program: "xterm",
-            args: ["-ti", "vt340", "-geometry", "150x46+0+0", "-e", "sh", "-c"]
-                .map(String::from)
-                .into_iter()
-                .chain([in_tmux(explore)])
-                .collect(),
+            args: running(&xterm, in_tmux(explore)),
             env: vec![],
             expected: "halfblocks",
         },
         Terminal {
             name: "kitty+tmux",
             program: "kitty",
-            args: [
-                "--config",
-                "NONE",
-                "-o",
-                "remember_window_size=no",
-                "-o",
-                "initial_window_width=1100",
-                "-o",
-                "initial_window_height=720",
-                "sh",
-                "-c",
-            ]
-            .map(String::from)
-            .into_iter()
-            .chain([in_tmux(explore)])
-            .collect(),
-            env: vec![("LIBGL_ALWAYS_SOFTWARE", "1")],
+            args: running(&kitty, in_tmux(explore)),
+            env: software_gl(),
             expected: "halfblocks",
         },
     ]

@@ -444,26 +444,8 @@ fn the_table_opens_sorted_by_the_ranking_score_so_ranks_read_1_2_3() {
     use crate::rank::ScoreKind;
     for score in [ScoreKind::Nn, ScoreKind::Knn, ScoreKind::Lof] {
         let mut loaded = testing::small();
-        let points: Vec<f32> = [
-            [0.0, 0.0],
-            [0.1, 0.0],
-            [0.0, 0.12],
-            [0.14, 0.1],
-            [1.0, 1.0],
-            [1.3, 1.0],
-            [1.0, 1.4],
-            [1.35, 1.45],
-            [4.0, 0.0],
-            [0.0, 6.0],
-            [2.0, 2.0],
-            [2.0, 2.0],
-        ]
-        .iter()
-        .flatten()
-        .copied()
-        .collect();
+        let points: Vec<f32> = testing::SMALL_POINTS.iter().flatten().copied().collect();
         let paths: Vec<String> = (1..=12).map(|i| format!("flake{i:02}.png")).collect();
-        let hashes = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "k"];
         let cfg = crate::rank::RankConfig {
             k: 3,
             normalise: false,
@@ -471,7 +453,7 @@ fn the_table_opens_sorted_by_the_ranking_score_so_ranks_read_1_2_3() {
             squared: false,
             profile: crate::profile::Profile::Photos,
         };
-        loaded.ranking = crate::rank::rank(&paths, &hashes, &points, 2, &cfg);
+        loaded.ranking = crate::rank::rank(&paths, &testing::SMALL_HASHES, &points, 2, &cfg);
         let app = app_with(loaded, 120, 40, false);
         let ex = app.explorer.as_ref().unwrap();
         let ranks: Vec<usize> = ex.view.iter().map(|&r| ex.table.image(r).rank).collect();

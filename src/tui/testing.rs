@@ -32,24 +32,26 @@ pub fn small() -> Loaded {
     small_in(std::path::Path::new("/nonexistent"))
 }
 
+/// The points of `small()` and their content hashes (the last two are copies).
+pub const SMALL_POINTS: [[f32; 2]; 12] = [
+    [0.0, 0.0],
+    [0.1, 0.0],
+    [0.0, 0.12],
+    [0.14, 0.1],
+    [1.0, 1.0],
+    [1.3, 1.0],
+    [1.0, 1.4],
+    [1.35, 1.45],
+    [4.0, 0.0],
+    [0.0, 6.0],
+    [2.0, 2.0],
+    [2.0, 2.0],
+];
+pub const SMALL_HASHES: [&str; 12] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "k"];
+
 /// `small()`, with image files expected in `dir` (for previews).
 pub fn small_in(dir: &std::path::Path) -> Loaded {
-    let points = [
-        [0.0, 0.0],
-        [0.1, 0.0],
-        [0.0, 0.12],
-        [0.14, 0.1],
-        [1.0, 1.0],
-        [1.3, 1.0],
-        [1.0, 1.4],
-        [1.35, 1.45],
-        [4.0, 0.0],
-        [0.0, 6.0],
-        [2.0, 2.0],
-        [2.0, 2.0],
-    ];
-    let hashes = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "k"];
-    ranked_points(&points, &hashes, dir)
+    ranked_points(&SMALL_POINTS, &SMALL_HASHES, dir)
 }
 
 /// `n` images with made-up but consistent scores (a fixed pseudo-random sequence), for
