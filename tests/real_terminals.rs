@@ -140,6 +140,17 @@ struct Terminal {
 }
 
 /// `explore` inside a private tmux server (its own socket, no configuration).
+/// The shell command that starts the explorer on `images`, logging to `log`.
+fn explore_command(images: &Path, cache: &Path, log: &Path) -> String {
+    format!(
+        "RUST_LOG=snowscope=debug exec '{}' explore '{}' --cache-dir '{}' --log-file '{}'",
+        env!("CARGO_BIN_EXE_snowscope"),
+        images.display(),
+        cache.display(),
+        log.display()
+    )
+}
+
 fn in_tmux(explore: &str) -> String {
     format!(
         "exec tmux -L snowscope-rt-{} -f /dev/null new-session \"{}\"",
@@ -297,13 +308,7 @@ fn previews_show_pixels_in_xterm_mlterm_and_kitty_and_halfblocks_in_tmux() {
     let mut failures = Vec::new();
     for (i, _) in terminals("").iter().enumerate() {
         let log = cache.path().join(format!("explore{i}.log"));
-        let explore = format!(
-            "RUST_LOG=snowscope=debug exec '{}' explore '{}' --cache-dir '{}' --log-file '{}'",
-            env!("CARGO_BIN_EXE_snowscope"),
-            images.path().display(),
-            cache.path().display(),
-            log.display()
-        );
+        let explore = explore_command(images.path(), cache.path(), &log);
         let term = terminals(&explore).swap_remove(i);
         let tmux = term.name.ends_with("+tmux");
         if !have(term.program, term.name) || (tmux && !have("tmux", term.name)) {
@@ -435,13 +440,7 @@ fn previews_show_pixels_in_foot_on_wayland() {
         std::os::unix::fs::chown(runtime.path(), Some(65534), Some(65534)).unwrap();
     }
     let log = cache.path().join("explore.log");
-    let explore = format!(
-        "RUST_LOG=snowscope=debug exec '{}' explore '{}' --cache-dir '{}' --log-file '{}'",
-        env!("CARGO_BIN_EXE_snowscope"),
-        images.path().display(),
-        cache.path().display(),
-        log.display()
-    );
+    let explore = explore_command(images.path(), cache.path(), &log);
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../real-terminals");
     std::fs::create_dir_all(&shots).unwrap();
     let stderr_path = shots.join("foot.stderr");
