@@ -81,20 +81,20 @@ fn drawing(c: &mut Criterion) {
     // Real halfblocks previews of two images, as the worker would deliver them.
     let graphics = Graphics::halfblocks();
     let wanted = app.wanted_previews();
-    for (i, (key, _)) in wanted.into_iter().enumerate() {
+    for (i, wanted) in wanted.into_iter().enumerate() {
         let path = dir.path().join(format!("{i}.png"));
         let img = RgbImage::from_fn(256, 256, |x, y| {
             Rgb([(x as u8).wrapping_mul(3), (y as u8) ^ (i as u8 * 90), 128])
         });
         img.save(&path).unwrap();
-        let req = preview::PreviewRequest {
-            key,
-            path,
-            generation: 0,
-        };
+        let req = preview::PreviewRequest { path, ..wanted };
         update(
             &mut app,
-            Action::Preview(preview::render_request(&graphics, &req)),
+            Action::Preview(preview::render_request(
+                &graphics,
+                &mut preview::Heat::new(Default::default()),
+                &req,
+            )),
         );
     }
     let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();

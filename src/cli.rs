@@ -134,6 +134,14 @@ pub struct RankCmd {
     /// Text file with one path per row of a single --features .npy made elsewhere.
     #[arg(long, requires = "features")]
     pub paths: Option<PathBuf>,
+    /// List only the images marked in the explorer (Space), keeping their ranks.
+    #[arg(long)]
+    pub marked: bool,
+    /// Leave out the explanations of CSV and JSON (where each image differs from its
+    /// closest match, and its most extreme traits): they run the model again on the images
+    /// listed and their matches.
+    #[arg(long)]
+    pub no_explain: bool,
 }
 
 #[derive(Args)]

@@ -1,6 +1,7 @@
 //! Rankings as an aligned table, CSV or JSON. Paths in the table are sanitised for the
 //! terminal; CSV and JSON keep them exact (quoted / escaped as those formats require).
 
+use crate::explain::Explanation;
 use crate::rank::{RankedImage, Ranking};
 use crate::sanitize::sanitize;
 use crate::scan::Skip;
@@ -81,6 +82,10 @@ pub struct Row<'a> {
     pub closest_match: Option<&'a str>,
     pub duplicates: usize,
     pub beyond_fence: bool,
+    pub marked: bool,
+    /// Why the image stands out; absent when not asked for (`rank --no-explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<&'a Explanation>,
     /// The morphology, by trait name (`traits::TRAITS`); absent when unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traits: Option<NamedTraits<'a>>,
@@ -101,7 +106,8 @@ impl Serialize for NamedTraits<'_> {
     }
 }
 
-pub const COLUMNS: [&str; 9] = [
+/// The columns of every format (JSON has them as keys).
+pub const COLUMNS: [&str; 10] = [
     "rank",
     "path",
     "score",
@@ -111,6 +117,19 @@ pub const COLUMNS: [&str; 9] = [
     "closest_match",
     "duplicates",
     "beyond_fence",
+    "marked",
+];
+
+/// CSV's flat form of JSON's `explanation`: the region and the most extreme trait (empty
+/// when not explained).
+pub const EXPLANATION_COLUMNS: [&str; 7] = [
+    "region_x0",
+    "region_y0",
+    "region_x1",
+    "region_y1",
+    "top_trait",
+    "top_trait_value",
+    "top_trait_percentile",
 ];
 
 impl<'a> From<&'a RankedImage> for Row<'a> {
@@ -125,6 +144,8 @@ impl<'a> From<&'a RankedImage> for Row<'a> {
             closest_match: i.closest_path.as_deref(),
             duplicates: i.duplicates,
             beyond_fence: i.beyond_fence,
+            marked: i.marked,
+            explanation: i.explanation.as_ref(),
             traits: (i.traits.len() == TRAITS.len()).then_some(NamedTraits(&i.traits)),
         }
     }
@@ -172,16 +193,41 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Renders the first `top` images (all when `None`) in `format`.
+/// Which of a ranking's images an export lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The first this many (all when `None`)...
+    pub top: Option<usize>,
+    /// ...of the marked images only, when set.
+    pub marked_only: bool,
+}
+
+impl Selection {
+    /// Positions in `ranking.images` of the images listed, in ranking order.
+    pub fn positions(&self, ranking: &Ranking) -> Vec<usize> {
+        let listed = ranking
+            .images
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.marked || !self.marked_only)
+            .map(|(p, _)| p);
+        listed.take(self.top.unwrap_or(usize::MAX)).collect()
+    }
+}
+
+/// Renders the images `selection` lists in `format`.
 pub fn render(
     ranking: &Ranking,
-    top: Option<usize>,
+    selection: Selection,
     format: Format,
     model: &str,
     skipped: &[Skip],
 ) -> String {
-    let shown =
-        &ranking.images[..top.map_or(ranking.images.len(), |t| t.min(ranking.images.len()))];
+    let shown: Vec<&RankedImage> = selection
+        .positions(ranking)
+        .into_iter()
+        .map(|p| &ranking.images[p])
+        .collect();
     match format {
         Format::Json => {
             let report = JsonReport {
@@ -201,7 +247,7 @@ pub fn render(
                 total: ranking.images.len(),
                 stats: &ranking.stats,
                 beyond_upper_fence: ranking.outliers().map(|i| i.path.as_str()).collect(),
-                images: shown.iter().map(Row::from).collect(),
+                images: shown.iter().map(|&i| Row::from(i)).collect(),
                 skipped,
             };
             serde_json::to_string_pretty(&report).expect("report serialises") + "\n"
@@ -212,11 +258,15 @@ pub fn render(
             let trait_names = TRAITS.iter().map(|t| t.0).filter(|_| with_traits);
             let mut out = COLUMNS
                 .into_iter()
+                .chain(EXPLANATION_COLUMNS)
                 .chain(trait_names)
                 .collect::<Vec<_>>()
                 .join(",")
                 + "\n";
-            for (image, r) in shown.iter().zip(shown.iter().map(Row::from)) {
+            for (image, r) in shown.iter().zip(shown.iter().map(|&i| Row::from(i))) {
+                let region = r.explanation.and_then(|e| e.region);
+                let corner = |k: usize| region.map_or(String::new(), |b| b[k].to_string());
+                let top = r.explanation.and_then(|e| e.traits.first());
                 let fields = [
                     r.rank.to_string(),
                     csv_field(r.path),
@@ -227,6 +277,14 @@ pub fn render(
                     csv_field(r.closest_match.unwrap_or("")),
                     r.duplicates.to_string(),
                     r.beyond_fence.to_string(),
+                    r.marked.to_string(),
+                    corner(0),
+                    corner(1),
+                    corner(2),
+                    corner(3),
+                    top.map_or(String::new(), |t| t.name.to_string()),
+                    num(top.map(|t| t.value)),
+                    num(top.map(|t| t.percentile)),
                 ];
                 let traits = (0..TRAITS.len())
                     .filter(|_| with_traits)
@@ -240,11 +298,11 @@ pub fn render(
             }
             out
         }
-        Format::Table => table(shown),
+        Format::Table => table(&shown),
     }
 }
 
-fn table(rows: &[RankedImage]) -> String {
+fn table(rows: &[&RankedImage]) -> String {
     let header = [
         "rank",
         "path",

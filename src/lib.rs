@@ -8,6 +8,7 @@
 pub mod demo;
 pub mod eval;
 pub mod exit;
+pub mod explain;
 pub mod export;
 pub mod extract;
 pub mod linalg;

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cli::{Cli, Command, EvalCmd, ExtractArgs, FeaturesCmd, RankArgs, RankCmd, SynthCmd, ViewArgs};
 use snowscope::exit::ExitStatus;
-use snowscope::export;
+use snowscope::export::{self, Selection};
 use snowscope::pipeline::{self, Event, FeatureSet, PipelineError};
 use snowscope::sanitize::sanitize;
 use snowscope::signals::Termination;
@@ -106,7 +106,8 @@ fn run_rank(
     term: &Termination,
 ) -> Result<u8> {
     let cfg = ranking.config();
-    let (set, ranked) = match (cmd.features.as_slice(), &cmd.paths) {
+    let pipeline_cfg = extract.pipeline(ranking.tutorial);
+    let (set, mut ranked) = match (cmd.features.as_slice(), &cmd.paths) {
         ([npy], Some(list)) => {
             let set = FeatureSet::from_npy(npy, list)?;
             let ranked = set.rank(&cfg);
@@ -120,7 +121,6 @@ fn run_rank(
         }
         ([], None) => {
             let dir = folder_or_bundled(cmd.dir.clone(), extract)?;
-            let pipeline_cfg = extract.pipeline(ranking.tutorial);
             let (set, ranked) = with_bar(&dir, |on_event| {
                 pipeline::rank_folder(&dir, &pipeline_cfg, &cfg, &term.flag(), on_event)
             })?;
@@ -140,8 +140,26 @@ fn run_rank(
         eprintln!("only one image: it has no neighbour to compare with");
     }
     eprintln!("{}; profile: {}", sanitize(&set.model), ranked.profile);
-    let top = (cmd.top > 0).then_some(cmd.top);
-    let text = export::render(&ranked, top, cmd.format.into(), &set.model, &set.skipped);
+    let (marks, problem) = pipeline_cfg.cache.marks(&set.root);
+    if let Some(problem) = problem {
+        eprintln!("{}", sanitize(&problem.to_string()));
+    }
+    set.apply_marks(&mut ranked, &marks);
+    if cmd.marked && marks.is_empty() {
+        eprintln!("no image of this folder is marked (Space marks one in the explorer)");
+    }
+    let selection = Selection {
+        top: (cmd.top > 0).then_some(cmd.top),
+        marked_only: cmd.marked,
+    };
+    let format: export::Format = cmd.format.into();
+    // Embeddings made elsewhere have no model to run again.
+    let explainable = !set.blocks.is_empty() && format != export::Format::Table;
+    if explainable && !cmd.no_explain {
+        let positions = selection.positions(&ranked);
+        set.explain(&mut ranked, &positions, &pipeline_cfg.model)?;
+    }
+    let text = export::render(&ranked, selection, format, &set.model, &set.skipped);
     write_output(&text, cmd.output.as_deref())?;
     Ok(ExitStatus::ranked(!set.skipped.is_empty()).code())
 }

@@ -2,13 +2,14 @@
 //! from the matrix to a ranking. Both front ends (`rank` and the explorer) go through
 //! [`rank_folder`]. Progress goes to one callback that the kdam bar and the TUI both consume.
 
+use crate::explain;
 use crate::extract::{self, ExtractOptions, Job};
 use crate::model::{FeatureModel, ModelConfig, ModelError};
 use crate::npy::NpyError;
 use crate::profile;
 use crate::rank::{RankConfig, Ranking, rank_cached};
 use crate::scan::{self, Skip, SkipReason, content_hash};
-use crate::store::{FeatureStore, FileStamp};
+use crate::store::{FeatureStore, FileStamp, Marks, MarksError};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -21,6 +22,26 @@ pub enum CacheMode {
     Default,
     Dir(PathBuf),
     Off,
+}
+
+impl CacheMode {
+    /// The cache folder; `None` when caching is off.
+    pub fn dir(&self) -> Option<PathBuf> {
+        match self {
+            CacheMode::Off => None,
+            CacheMode::Default => Some(crate::store::default_cache_dir()),
+            CacheMode::Dir(dir) => Some(dir.clone()),
+        }
+    }
+
+    /// The marks of the folder `root` (canonical): kept in this cache folder, or for this
+    /// run only when caching is off; with the reason when the saved ones cannot be read.
+    pub fn marks(&self, root: &Path) -> (Marks, Option<MarksError>) {
+        match self.dir() {
+            Some(dir) => Marks::open(&dir, root),
+            None => (Marks::in_memory(), None),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +227,48 @@ impl FeatureSet {
                 .map_or_else(Vec::new, <[f32]>::to_vec);
         }
         ranking
+    }
+}
+
+impl FeatureSet {
+    /// Sets `marked` on each ranked image whose content is in `marks`.
+    pub fn apply_marks(&self, ranking: &mut Ranking, marks: &Marks) {
+        for image in &mut ranking.images {
+            image.marked = marks.contains(&self.items[image.index].hash);
+        }
+    }
+
+    /// Explains the images at `positions` in `ranking.images`: where each differs from its
+    /// closest match (the model runs again on those images and their matches) and its most
+    /// extreme traits. `model` must be the configuration the set was made with.
+    pub fn explain(
+        &self,
+        ranking: &mut Ranking,
+        positions: &[usize],
+        model: &ModelConfig,
+    ) -> Result<(), ModelError> {
+        let pairs: Vec<(usize, Option<usize>)> = positions
+            .iter()
+            .map(|&p| (ranking.images[p].index, ranking.images[p].closest))
+            .collect();
+        let mut rows: Vec<usize> = pairs
+            .iter()
+            .flat_map(|&(i, c)| [Some(i), c])
+            .flatten()
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let files: Vec<(usize, &Path)> = rows
+            .iter()
+            .map(|&i| (i, self.items[i].path.as_path()))
+            .collect();
+        let maps = explain::Explainer::load(model)?.cell_maps(&files);
+        let notes = explain::extreme_traits(&self.traits, explain::TRAITS_LISTED);
+        let explained = explain::explain_pairs(&pairs, &maps, &notes);
+        for (&p, explanation) in positions.iter().zip(explained) {
+            ranking.images[p].explanation = Some(explanation);
+        }
+        Ok(())
     }
 }
 
@@ -481,10 +544,8 @@ fn open_store(
     if let Some(shard) = shard {
         key += &format!("-shard{}of{}", shard.index, shard.count);
     }
-    let dir = match mode {
-        CacheMode::Off => return FeatureStore::in_memory(root, &key),
-        CacheMode::Default => crate::store::default_cache_dir(),
-        CacheMode::Dir(dir) => dir.clone(),
+    let Some(dir) = mode.dir() else {
+        return FeatureStore::in_memory(root, &key);
     };
     let (store, problem) = FeatureStore::open(&dir, root, &key);
     if let Some(problem) = problem {

@@ -1,6 +1,7 @@
 //! From features to a ranking: duplicate groups, nearest non-duplicate neighbours, scores,
 //! and the boxplot statistics of the score. The TUI and `rank` are views over `Ranking`.
 
+use crate::explain::Explanation;
 use crate::linalg::{normalise_rows, quantile};
 use crate::neighbours::{Neighbours, knn_cached};
 use crate::profile::{Choice, Profile};
@@ -84,6 +85,11 @@ pub struct RankedImage {
     /// The image's morphology (`traits::TRAITS` order); empty when unknown.
     #[serde(skip)]
     pub traits: Vec<f32>,
+    /// Why it stands out; filled on request (`FeatureSet::explain`), for the images shown.
+    #[serde(skip)]
+    pub explanation: Option<Explanation>,
+    /// Marked by the user in the explorer (kept with the folder's cache).
+    pub marked: bool,
 }
 
 /// Five-number summary with Tukey fences (1.5 IQR).
@@ -218,6 +224,8 @@ pub fn rank_cached(
                 beyond_fence: false,
                 neighbours,
                 traits: Vec::new(),
+                explanation: None,
+                marked: false,
             }
         })
         .collect();

@@ -153,44 +153,71 @@ pub fn measure(image: &RgbImage, scale: f32) -> Traits {
     }
 }
 
-/// Turns each trait column of `rows` (n x COUNT) into robust z-scores against the folder:
-/// (x - median) / (1.4826 MAD), the standard deviation when the MAD is 0, clipped to
-/// +-`CLIP` so one trait cannot drown the rest. Sizes and counts are compared on a log scale.
-pub fn standardise(rows: &[f32]) -> Vec<f32> {
-    const CLIP: f32 = 6.0;
-    let n = rows.len() / COUNT;
-    let mut out = vec![0.0; rows.len()];
-    for (j, (name, _, _)) in TRAITS.iter().enumerate() {
-        let column: Vec<f32> = (0..n)
-            .map(|i| {
-                let v = rows[i * COUNT + j];
-                if LOG_SCALED.contains(name) {
-                    v.max(0.0).ln_1p()
-                } else {
-                    v
-                }
-            })
-            .collect();
-        let mut sorted = column.clone();
-        sorted.sort_by(f32::total_cmp);
-        if sorted.is_empty() {
-            continue;
+/// Where each trait's values lie in a folder: its median and robust spread, on a log scale
+/// for sizes and counts. `z` places one value against them.
+#[derive(Debug, Clone)]
+pub struct Scales {
+    median: [f32; COUNT],
+    /// 0 when every image has the same value (the trait then says nothing).
+    spread: [f32; COUNT],
+}
+
+impl Scales {
+    /// The median and 1.4826 MAD of each trait column of `rows` (n x COUNT), the standard
+    /// deviation when the MAD is 0.
+    pub fn of(rows: &[f32]) -> Self {
+        let n = rows.len() / COUNT;
+        let mut scales = Scales {
+            median: [0.0; COUNT],
+            spread: [0.0; COUNT],
+        };
+        if n == 0 {
+            return scales;
         }
-        let median = crate::linalg::quantile(&sorted, 0.5);
-        let mut deviations: Vec<f32> = column.iter().map(|v| (v - median).abs()).collect();
-        deviations.sort_by(f32::total_cmp);
-        let mad = 1.4826 * crate::linalg::quantile(&deviations, 0.5);
-        let mean = column.iter().sum::<f32>() / n as f32;
-        let sd = (column.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n as f32).sqrt();
-        let spread = if mad > 1e-6 { mad } else { sd };
-        if spread <= 1e-6 {
-            continue; // the same for every image: says nothing
+        for j in 0..COUNT {
+            let column: Vec<f32> = (0..n).map(|i| scaled(j, rows[i * COUNT + j])).collect();
+            let mut sorted = column.clone();
+            sorted.sort_by(f32::total_cmp);
+            let median = crate::linalg::quantile(&sorted, 0.5);
+            let mut deviations: Vec<f32> = column.iter().map(|v| (v - median).abs()).collect();
+            deviations.sort_by(f32::total_cmp);
+            let mad = 1.4826 * crate::linalg::quantile(&deviations, 0.5);
+            let mean = column.iter().sum::<f32>() / n as f32;
+            let sd = (column.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n as f32).sqrt();
+            let spread = if mad > 1e-6 { mad } else { sd };
+            scales.median[j] = median;
+            scales.spread[j] = if spread > 1e-6 { spread } else { 0.0 };
         }
-        for (i, v) in column.iter().enumerate() {
-            out[i * COUNT + j] = ((v - median) / spread).clamp(-CLIP, CLIP);
-        }
+        scales
     }
-    out
+
+    /// The robust z-score of `value` for trait `j`, clipped to +-6 so one trait cannot
+    /// drown the rest; 0 for a trait that is the same for every image.
+    pub fn z(&self, j: usize, value: f32) -> f32 {
+        const CLIP: f32 = 6.0;
+        if self.spread[j] == 0.0 {
+            return 0.0;
+        }
+        ((scaled(j, value) - self.median[j]) / self.spread[j]).clamp(-CLIP, CLIP)
+    }
+}
+
+/// Sizes and counts are compared on a log scale.
+fn scaled(j: usize, value: f32) -> f32 {
+    if LOG_SCALED.contains(&TRAITS[j].0) {
+        value.max(0.0).ln_1p()
+    } else {
+        value
+    }
+}
+
+/// Turns each trait column of `rows` (n x COUNT) into robust z-scores against the folder
+/// (`Scales::z`).
+pub fn standardise(rows: &[f32]) -> Vec<f32> {
+    let scales = Scales::of(rows);
+    rows.chunks_exact(COUNT)
+        .flat_map(|row| (0..COUNT).map(|j| scales.z(j, row[j])).collect::<Vec<_>>())
+        .collect()
 }
 
 /// 1 - the length of the chroma-weighted mean hue vector, on the opponent axes (R - G,

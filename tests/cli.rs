@@ -111,12 +111,14 @@ fn rank_formats_cache_and_incremental_updates() {
     assert_eq!(
         header,
         format!(
-            "rank,path,score,nn_distance,knn_mean,lof,closest_match,duplicates,beyond_fence,{}",
+            "rank,path,score,nn_distance,knn_mean,lof,closest_match,duplicates,beyond_fence,\
+             marked,region_x0,region_y0,region_x1,region_y1,top_trait,top_trait_value,\
+             top_trait_percentile,{}",
             traits.join(",")
         )
     );
     let fields = csv.lines().nth(1).unwrap().split(',').count();
-    assert_eq!(fields, 9 + traits.len(), "every row has every column");
+    assert_eq!(fields, 17 + traits.len(), "every row has every column");
     assert_eq!(csv.lines().count(), 8);
 
     // One changed and one added file: only those two are extracted.

@@ -527,3 +527,71 @@ fn resizing_to_1x1_and_back_while_previews_load() {
     assert_eq!(code, 0, "{screen}");
     tmux.assert_restored(&screen);
 }
+
+#[test]
+fn a_mark_made_in_the_explorer_is_in_the_next_rank_json() {
+    if !have_tmux() {
+        return;
+    }
+    let bin = bin();
+    let images = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(images.path());
+    let args = [
+        "explore".to_string(),
+        shell_quote(images.path()),
+        "--preview none --cache-dir".into(),
+        shell_quote(cache.path()),
+    ];
+    let tmux = Tmux::launch("marks", &bin, &args, &[]);
+    tmux.wait_for("sort: knn score ↓", 300);
+    // The second row, whatever it is: its file name is on the status line after the mark.
+    tmux.keys(&["j", "Space"]);
+    let screen = tmux.wait_for("1 marked", 10);
+    let marked = screen
+        .split("marked ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the marked file's name")
+        .to_string();
+    tmux.keys(&["q"]);
+    let (code, _) = tmux.exit_code(20);
+    assert_eq!(code, 0);
+
+    let out = Command::new(&bin)
+        .arg("rank")
+        .arg(images.path())
+        .args([
+            "--format",
+            "json",
+            "--top",
+            "0",
+            "--no-explain",
+            "--cache-dir",
+        ])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let marked_now: Vec<&str> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["marked"] == true)
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked_now, [marked.as_str()]);
+
+    // `--marked` lists exactly that image, with its rank.
+    let out = Command::new(&bin)
+        .arg("rank")
+        .arg(images.path())
+        .args(["--format", "csv", "--marked", "--no-explain", "--cache-dir"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with("2,"), "{csv}");
+}

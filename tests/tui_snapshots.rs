@@ -7,7 +7,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use snowscope::pipeline::{Event, Progress};
 use snowscope::scan::Skip;
-use snowscope::tui::app::{Action, App, PromptKind, update};
+use snowscope::tui::app::{Action, App, Loaded, PromptKind, update};
 use snowscope::tui::graphics::Graphics;
 use snowscope::tui::model::Column;
 use snowscope::tui::{preview, testing, view};
@@ -53,9 +53,15 @@ struct Fixture {
 }
 
 fn explorer(width: u16, height: u16) -> Fixture {
+    explorer_with(width, height, |_| {})
+}
+
+/// `explorer`, with the loaded ranking changed by `adjust` first.
+fn explorer_with(width: u16, height: u16, adjust: impl FnOnce(&mut Loaded)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     write_images(dir.path());
     let mut loaded = testing::small_in(dir.path());
+    adjust(&mut loaded);
     loaded.model = "efficientnet-lite0 head avg-pool on cpu".into();
     loaded.skipped = vec![Skip {
         path: "broken\u{1b}[31m.png".into(),
@@ -77,19 +83,18 @@ fn load_previews(app: &mut App) {
     for _ in 0..3 {
         let wanted = app.wanted_previews();
         let mut any = false;
-        for (key, path) in wanted {
+        for req in wanted {
             if matches!(
-                app.previews.get(&key),
+                app.previews.get(&req.key),
                 Some(snowscope::tui::app::PreviewSlot::Pending) | None
             ) {
-                let req = preview::PreviewRequest {
-                    key,
-                    path,
-                    generation: 0,
-                };
                 update(
                     app,
-                    Action::Preview(preview::render_request(&graphics, &req)),
+                    Action::Preview(preview::render_request(
+                        &graphics,
+                        &mut preview::Heat::new(Default::default()),
+                        &req,
+                    )),
                 );
                 any = true;
             }
@@ -302,15 +307,14 @@ fn resizing_to_1x1_and_back_while_previews_are_on_their_way() {
         act(&mut f.app, [Action::Resize(1, 1)]);
         assert!(f.app.wanted_previews().is_empty(), "no previews at 1x1");
         draw(&f.app);
-        for (key, path) in asked {
-            let req = preview::PreviewRequest {
-                key,
-                path,
-                generation: 0,
-            };
+        for req in asked {
             act(
                 &mut f.app,
-                [Action::Preview(preview::render_request(&graphics, &req))],
+                [Action::Preview(preview::render_request(
+                    &graphics,
+                    &mut preview::Heat::new(Default::default()),
+                    &req,
+                ))],
             );
             draw(&f.app);
         }
@@ -320,4 +324,116 @@ fn resizing_to_1x1_and_back_while_previews_are_on_their_way() {
     // Back at full size, with the pictures at the right size.
     let screen = screen(&mut f.app);
     insta::assert_snapshot!("explorer_default", screen);
+}
+
+/// Traits for the fixture's images: all alike but the first (rank 1's flake10 is row 9),
+/// which is far larger and has little six-fold symmetry.
+fn with_traits(loaded: &mut Loaded) {
+    use snowscope::traits::{COUNT, index};
+    let mut rows = Vec::new();
+    for image in &mut loaded.ranking.images {
+        let mut t = [0.5f32; COUNT];
+        let odd = image.path == "flake10.png";
+        t[index("area")] = if odd {
+            9000.0
+        } else {
+            900.0 + image.index as f32
+        };
+        t[index("max_dimension")] = 40.0 + image.index as f32;
+        t[index("sixfold_symmetry")] = if odd {
+            0.1
+        } else {
+            0.8 + 0.01 * image.index as f32
+        };
+        image.traits = t.to_vec();
+        rows.extend(t);
+    }
+    loaded.trait_stats = snowscope::explain::TraitStats::of(&rows);
+}
+
+/// Preview cells drawn mostly red (the heat tint), from their colours.
+fn red_cells(backend: &TestBackend) -> usize {
+    use ratatui::style::Color;
+    let reddish =
+        |c: Color| matches!(c, Color::Rgb(r, g, b) if r as u16 > g as u16 + b as u16 / 2 + 80);
+    backend
+        .buffer()
+        .content()
+        .iter()
+        .filter(|c| reddish(c.fg) || reddish(c.bg))
+        .count()
+}
+
+#[test]
+fn marks_filter_and_export_the_marked_rows() {
+    let mut f = explorer(120, 36);
+    act(
+        &mut f.app,
+        [
+            Action::ToggleMark,
+            Action::Move(2),
+            Action::ToggleMark,
+            Action::ToggleMarkedOnly,
+        ],
+    );
+    insta::assert_snapshot!("explorer_marked_only", screen(&mut f.app));
+    act(&mut f.app, [Action::ToggleMarkedOnly]);
+    // The export writes the marked rows (flake11's copy flake12 shares its mark),
+    // whatever the view shows.
+    type_text(&mut f.app, PromptKind::PathFilter, "flake0[1-3]");
+    act(&mut f.app, [Action::PromptSubmit]);
+    let csv = f.app.export_text(snowscope::export::Format::Csv).unwrap();
+    let marked: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        marked,
+        ["flake10.png", "flake11.png", "flake12.png"],
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(9) == Some("true")),
+        "{csv}"
+    );
+    // Unmarking both leaves the view to export.
+    act(
+        &mut f.app,
+        [
+            Action::ClearFilters,
+            Action::Top,
+            Action::ToggleMark,
+            Action::Move(2),
+            Action::ToggleMark,
+        ],
+    );
+    let csv = f.app.export_text(snowscope::export::Format::Csv).unwrap();
+    assert_eq!(csv.lines().count(), 13, "{csv}");
+}
+
+#[test]
+fn the_detail_view_lists_the_most_unusual_traits() {
+    let mut f = explorer_with(120, 36, with_traits);
+    act(&mut f.app, [Action::OpenDetail]);
+    let s = screen(&mut f.app);
+    insta::assert_snapshot!("detail_traits", s);
+}
+
+#[test]
+fn the_heat_overlay_tints_both_previews_where_they_differ() {
+    let mut f = explorer(120, 36);
+    let plain = red_cells(&screen(&mut f.app));
+    act(&mut f.app, [Action::ToggleHeat]);
+    let s = screen(&mut f.app);
+    let heated = red_cells(&s);
+    assert!(
+        heated > plain + 20,
+        "red cells: {plain} without heat, {heated} with"
+    );
+    insta::assert_snapshot!("explorer_heat", s);
+    act(&mut f.app, [Action::ToggleHeat]);
+    assert_eq!(red_cells(&screen(&mut f.app)), plain, "off again");
 }

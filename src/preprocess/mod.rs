@@ -246,6 +246,18 @@ pub fn prepare_with_traits(
     ))
 }
 
+/// `prepare`, plus the original image's width and height (after its EXIF orientation), so
+/// that places in the model's square input can be mapped back to the file's pixels.
+pub fn prepare_with_size(
+    path: &Path,
+    pp: &Preprocess,
+) -> Result<(Vec<f32>, (u32, u32)), DecodeError> {
+    let (image, scale) = load_rgb_reduced(path, Some(pp.size))?;
+    let original = |side: u32| (side as f32 * scale).round() as u32;
+    let size = (original(image.width()), original(image.height()));
+    Ok((model_input(&image, pp), size))
+}
+
 fn model_input(image: &RgbImage, pp: &Preprocess) -> Vec<f32> {
     let image = resize_square(image, pp.size);
     let mut out = vec![0.0; pp.len()];

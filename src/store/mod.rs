@@ -1,14 +1,17 @@
 //! What snowscope keeps on disk between runs, side by side in the cache folder: the
 //! feature cache (`features.rs`, one safetensors file per folder and model configuration)
-//! and the neighbour-list cache beside it (`knn.rs`, a `.knn` file). Both, and the `.npy`
-//! export, write through `fs::write_atomic`.
+//! and the neighbour-list cache beside it (`knn.rs`, a `.knn` file), and the user's marks
+//! (`marks.rs`, one `.marks.json` per folder). All of them, and the `.npy` export, write
+//! through `fs::write_atomic`.
 
 mod features;
 mod fs;
 pub mod knn;
+mod marks;
 
 pub use features::{Corruption, FeatureStore, FileStamp, StoreError};
 pub use fs::write_atomic;
+pub use marks::{Marks, MarksError};
 
 use std::path::PathBuf;
 

@@ -6,12 +6,11 @@
 
 use super::layout;
 use super::model::Column;
-use super::preview::{PreviewKey, PreviewRequest, PreviewResult};
+use super::preview::{PreviewRequest, PreviewResult};
 use crate::exit::ExitStatus;
 use crate::export::Format;
 use crate::pipeline::Event;
 use ratatui::layout::Rect;
-use std::path::PathBuf;
 
 pub use super::explorer::{Distribution, Explorer, Focus, Loaded, Scope};
 pub use super::preview_cache::{PreviewSlot, Previews};
@@ -97,6 +96,11 @@ pub enum Action {
     SearchPrev,
     ToggleFence,
     ToggleDuplicates,
+    /// Mark or unmark the selected image.
+    ToggleMark,
+    ToggleMarkedOnly,
+    /// Tint the previews by where the pair differs.
+    ToggleHeat,
     ClearFilters,
     ToggleScope,
     NextFocus,
@@ -117,6 +121,8 @@ pub enum Effect {
     CancelWorker,
     LoadPreviews(Vec<PreviewRequest>),
     Export(Format),
+    /// The marks changed: write them beside the folder's cache.
+    SaveMarks,
 }
 
 impl App {
@@ -168,7 +174,8 @@ impl App {
     }
 
     /// Previews the current screen needs, at the slot sizes of the current layout.
-    pub fn wanted_previews(&self) -> Vec<(PreviewKey, PathBuf)> {
+    /// As requests of generation 0 (`request_previews` numbers them).
+    pub fn wanted_previews(&self) -> Vec<PreviewRequest> {
         let (Some(ex), Some(_)) = (&self.explorer, &self.preview_protocol) else {
             return Vec::new();
         };
@@ -185,19 +192,18 @@ impl App {
         let Some((row, other)) = self.preview_pair() else {
             return Vec::new();
         };
-        [Some(row), other]
+        [Some((row, other)), other.map(|o| (o, Some(row)))]
             .into_iter()
             .zip(slots)
-            .filter_map(|(r, slot)| {
-                let index = ex.table.image(r?).index;
-                Some((
-                    PreviewKey {
-                        index,
-                        width: slot.width,
-                        height: slot.height,
-                    },
-                    ex.files[index].clone(),
-                ))
+            .filter_map(|(pair, slot)| {
+                let (r, partner) = pair?;
+                let key = ex.preview_key(r, partner, slot);
+                Some(PreviewRequest {
+                    key,
+                    path: ex.files[key.index].clone(),
+                    against: key.against.map(|i| ex.files[i].clone()),
+                    generation: 0,
+                })
             })
             .collect()
     }
@@ -210,7 +216,7 @@ impl App {
         let missing: Vec<_> = self
             .wanted_previews()
             .into_iter()
-            .filter(|(key, _)| self.previews.get(key).is_none())
+            .filter(|req| self.previews.get(&req.key).is_none())
             .collect();
         if missing.is_empty() {
             return None;
@@ -218,12 +224,11 @@ impl App {
         self.preview_generation += 1;
         let requests = missing
             .into_iter()
-            .map(|(key, path)| {
-                self.previews.insert(key, PreviewSlot::Pending);
+            .map(|req| {
+                self.previews.insert(req.key, PreviewSlot::Pending);
                 PreviewRequest {
-                    key,
-                    path,
                     generation: self.preview_generation,
+                    ..req
                 }
             })
             .collect();
@@ -375,6 +380,22 @@ fn explorer_action(app: &mut App, action: Action, effects: &mut Vec<Effect>) {
         Action::SearchPrev => app.message = ex.search_step(false),
         Action::ToggleFence => ex.toggle_fence(),
         Action::ToggleDuplicates => ex.toggle_duplicates(),
+        Action::ToggleMarkedOnly => ex.toggle_marked_only(),
+        Action::ToggleMark => {
+            if let Some(note) = ex.toggle_mark() {
+                app.message = Some(note);
+                effects.push(Effect::SaveMarks);
+            }
+        }
+        Action::ToggleHeat if app.preview_protocol.is_some() => {
+            ex.heat = !ex.heat;
+            app.message = Some(if ex.heat {
+                "red: where each image differs most from the other (w hides it)".into()
+            } else {
+                "heat overlay off".into()
+            });
+        }
+        Action::ToggleHeat => app.message = Some("previews are off (--preview none)".into()),
         Action::ClearFilters if overlay != Overlay::None => app.overlay = Overlay::None,
         Action::ClearFilters => ex.clear(),
         Action::ToggleScope => ex.toggle_scope(),

@@ -421,6 +421,10 @@ fn an_empty_folder_gives_an_empty_table() {
             stats: None,
         },
         files: Vec::new(),
+        hashes: Vec::new(),
+        root: std::path::PathBuf::from("/empty"),
+        marks: crate::store::Marks::in_memory(),
+        trait_stats: None,
         model: "m".into(),
         skipped: Vec::new(),
     };
@@ -482,6 +486,6 @@ fn held_keys_hold_previews_until_they_settle() {
     let [Effect::LoadPreviews(reqs)] = &effects[..] else {
         panic!("previews asked for once the keys settle: {effects:?}");
     };
-    let wanted: Vec<_> = app.wanted_previews().into_iter().map(|w| w.0).collect();
+    let wanted: Vec<_> = app.wanted_previews().into_iter().map(|w| w.key).collect();
     assert_eq!(reqs.iter().map(|r| r.key).collect::<Vec<_>>(), wanted);
 }

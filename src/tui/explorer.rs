@@ -4,9 +4,13 @@
 
 use super::layout::{self, Areas, Hit};
 use super::model::{Column, Filter, Pattern, Sort, Table, visible_columns};
+use super::preview::PreviewKey;
+use crate::explain::TraitStats;
 use crate::export::Format;
 use crate::rank::{BoxStats, Ranking, box_stats};
 use crate::scan::Skip;
+use crate::store::Marks;
+use ratatui::layout::Rect;
 use std::path::PathBuf;
 
 /// What the worker hands over when features and ranking are ready.
@@ -14,6 +18,14 @@ pub struct Loaded {
     pub ranking: Ranking,
     /// File of each feature-set row (`RankedImage::index`), for previews.
     pub files: Vec<PathBuf>,
+    /// Content hash of each feature-set row: what a mark is kept by.
+    pub hashes: Vec<String>,
+    /// The folder (canonical), whose marks these are.
+    pub root: PathBuf,
+    /// The folder's marks; `ranking` already shows them.
+    pub marks: Marks,
+    /// The folder's traits, for the detail view's percentiles; `None` when unknown.
+    pub trait_stats: Option<TraitStats>,
     pub model: String,
     pub skipped: Vec<Skip>,
 }
@@ -66,6 +78,12 @@ impl Distribution {
 pub struct Explorer {
     pub table: Table,
     pub files: Vec<PathBuf>,
+    hashes: Vec<String>,
+    pub root: PathBuf,
+    pub marks: Marks,
+    pub trait_stats: Option<TraitStats>,
+    /// The previews show where the pair differs (a heat tint per feature-map cell).
+    pub heat: bool,
     pub model: String,
     pub skipped: Vec<Skip>,
     pub columns: Vec<Column>,
@@ -106,6 +124,11 @@ impl Explorer {
         let column = columns.iter().position(|c| *c == sort.column).unwrap_or(0);
         Explorer {
             files: loaded.files,
+            hashes: loaded.hashes,
+            root: loaded.root,
+            marks: loaded.marks,
+            trait_stats: loaded.trait_stats,
+            heat: false,
             model: loaded.model,
             skipped: loaded.skipped,
             columns,
@@ -123,6 +146,19 @@ impl Explorer {
             shown_dist: all_dist.clone(),
             all_dist,
             table,
+        }
+    }
+
+    /// The preview of table row `row` in `slot`, beside `partner`: with the heat overlay on,
+    /// the picture depends on the partner too.
+    pub fn preview_key(&self, row: u32, partner: Option<u32>, slot: Rect) -> PreviewKey {
+        PreviewKey {
+            index: self.table.image(row).index,
+            width: slot.width,
+            height: slot.height,
+            against: partner
+                .filter(|_| self.heat)
+                .map(|p| self.table.image(p).index),
         }
     }
 
@@ -278,6 +314,32 @@ impl Explorer {
         self.refresh(true);
     }
 
+    pub fn toggle_marked_only(&mut self) {
+        self.filter.marked = !self.filter.marked;
+        self.refresh(true);
+    }
+
+    /// Marks or unmarks the selected image (by its content); says what happened. The caller
+    /// saves the marks.
+    pub fn toggle_mark(&mut self) -> Option<String> {
+        let row = self.selected_row()?;
+        let index = self.table.image(row).index;
+        let hash = self.hashes.get(index)?.clone();
+        let marked = self.marks.toggle(&hash, &self.table.image(row).path);
+        // Copies share the content, so they share the mark.
+        let copies: Vec<u32> = (0..self.table.len() as u32)
+            .filter(|&r| self.hashes.get(self.table.image(r).index) == Some(&hash))
+            .collect();
+        self.table.set_marked(&copies, marked);
+        self.refresh(self.filter.marked);
+        let verb = if marked { "marked" } else { "unmarked" };
+        Some(format!(
+            "{verb} {} · {} marked (m shows only them)",
+            self.table.paths[row as usize],
+            self.marks.len()
+        ))
+    }
+
     /// Esc without an overlay: leaves the zoom, or clears the search and the filters.
     pub fn clear(&mut self) {
         if self.zoom {
@@ -373,18 +435,35 @@ impl Explorer {
         self.offset = self.offset.min(n.saturating_sub(page));
     }
 
-    /// The rows on screen as CSV or JSON, with the ranking's own columns.
+    /// What an export writes: the marked rows when any are marked (in the table's order,
+    /// whatever the filters), else the rows on screen.
+    pub fn export_rows(&self) -> Vec<u32> {
+        if self.table.any_marked() {
+            let order = self.table.order(self.sort).iter().copied();
+            order.filter(|&r| self.table.image(r).marked).collect()
+        } else {
+            self.view.clone()
+        }
+    }
+
+    /// The rows `export_rows` picks as CSV or JSON, with the ranking's own columns.
     pub fn export_text(&self, format: Format) -> String {
         let ranking = Ranking {
             config: self.table.ranking.config,
             profile: self.table.ranking.profile.clone(),
             images: self
-                .view
-                .iter()
-                .map(|&r| self.table.image(r).clone())
+                .export_rows()
+                .into_iter()
+                .map(|r| self.table.image(r).clone())
                 .collect(),
             stats: self.shown_dist.stats,
         };
-        crate::export::render(&ranking, None, format, &self.model, &self.skipped)
+        crate::export::render(
+            &ranking,
+            crate::export::Selection::default(),
+            format,
+            &self.model,
+            &self.skipped,
+        )
     }
 }

@@ -109,6 +109,7 @@ impl Key {
     /// How the help writes it.
     pub fn label(self) -> String {
         match self {
+            Key::Char(' ') => "Space".into(),
             Key::Char(c) => c.to_string(),
             Key::Ctrl(c) => format!("Ctrl-{c}"),
             Key::Code(code) => match code {
@@ -303,6 +304,12 @@ const EXPLORER: &[Binding] = &[
         action: |_, _| Some(Action::ClearFilters),
     },
     Binding {
+        group: FIND,
+        keys: &[C('m')],
+        help: "only marked images",
+        action: |_, _| Some(Action::ToggleMarkedOnly),
+    },
+    Binding {
         group: LOOK,
         keys: &[Code(KeyCode::Enter)],
         help: "neighbours; Enter jumps to one",
@@ -322,6 +329,12 @@ const EXPLORER: &[Binding] = &[
     },
     Binding {
         group: LOOK,
+        keys: &[C('w')],
+        help: "where the pair differs (heat on previews)",
+        action: |_, _| Some(Action::ToggleHeat),
+    },
+    Binding {
+        group: LOOK,
         keys: &[C('z')],
         help: "zoom the preview",
         action: |_, _| Some(Action::ToggleZoom),
@@ -334,8 +347,14 @@ const EXPLORER: &[Binding] = &[
     },
     Binding {
         group: OTHER,
+        keys: &[C(' ')],
+        help: "mark / unmark (kept with the cache)",
+        action: |_, _| Some(Action::ToggleMark),
+    },
+    Binding {
+        group: OTHER,
         keys: &[C('e'), C('E')],
-        help: "export the view as CSV / JSON",
+        help: "export marked rows (else the view) as CSV / JSON",
         action: |_, k| {
             Some(Action::Export(if k == C('e') {
                 Format::Csv

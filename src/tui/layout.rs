@@ -163,6 +163,7 @@ fn fixed_width(c: Column) -> Option<u16> {
         Column::Knn => Some(10),
         Column::Dups => Some(5),
         Column::Fence => Some(5),
+        Column::Mark => Some(5),
         Column::File | Column::Closest => None,
     }
 }

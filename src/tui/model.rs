@@ -18,10 +18,12 @@ pub enum Column {
     Lof,
     Dups,
     Fence,
+    /// Marked by the user (Space).
+    Mark,
 }
 
 impl Column {
-    pub const ALL: [Column; 8] = [
+    pub const ALL: [Column; 9] = [
         Column::Rank,
         Column::File,
         Column::Distance,
@@ -30,6 +32,7 @@ impl Column {
         Column::Lof,
         Column::Dups,
         Column::Fence,
+        Column::Mark,
     ];
 
     pub fn title(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Column {
             Column::Lof => "LOF",
             Column::Dups => "dups",
             Column::Fence => "fence",
+            Column::Mark => "mark",
         }
     }
 
@@ -196,6 +200,7 @@ pub struct Filter {
     pub score: Option<ScoreFilter>,
     pub beyond_fence: bool,
     pub duplicates: bool,
+    pub marked: bool,
 }
 
 impl Pattern {
@@ -208,7 +213,11 @@ impl Pattern {
 
 impl Filter {
     pub fn is_empty(&self) -> bool {
-        self.path.is_none() && self.score.is_none() && !self.beyond_fence && !self.duplicates
+        self.path.is_none()
+            && self.score.is_none()
+            && !self.beyond_fence
+            && !self.duplicates
+            && !self.marked
     }
 
     /// Short text for the status bar.
@@ -225,6 +234,9 @@ impl Filter {
         }
         if self.duplicates {
             parts.push("duplicates".into());
+        }
+        if self.marked {
+            parts.push("marked".into());
         }
         if parts.is_empty() {
             "none".into()
@@ -247,6 +259,10 @@ pub struct Table {
     pub row_of_index: Vec<u32>,
     /// `orders[column][descending as usize]`: rows in that order, ties by rank.
     orders: Vec<[Vec<u32>; 2]>,
+}
+
+fn mark_keys(images: &[RankedImage]) -> Vec<u32> {
+    images.iter().map(|i| u32::from(i.marked)).collect()
 }
 
 /// Maps an optional float to a u32 whose unsigned order is the float's total order;
@@ -363,6 +379,7 @@ impl Table {
                 Column::Lof => f(|i| i.lof),
                 Column::Dups => images.iter().map(|i| i.duplicates as u32).collect(),
                 Column::Fence => images.iter().map(|i| u32::from(i.beyond_fence)).collect(),
+                Column::Mark => mark_keys(images),
             }
         };
         let orders = Column::ALL
@@ -399,6 +416,20 @@ impl Table {
         &self.ranking.images[row as usize]
     }
 
+    /// Marks or unmarks `rows`, keeping the mark column's order true.
+    pub fn set_marked(&mut self, rows: &[u32], marked: bool) {
+        for &row in rows {
+            self.ranking.images[row as usize].marked = marked;
+        }
+        let k = mark_keys(&self.ranking.images);
+        self.orders[Column::Mark.slot()] = [order_by(&k, false), order_by(&k, true)];
+    }
+
+    /// Whether any row is marked.
+    pub fn any_marked(&self) -> bool {
+        self.ranking.images.iter().any(|i| i.marked)
+    }
+
     pub fn order(&self, sort: Sort) -> &[u32] {
         &self.orders[sort.column.slot()][usize::from(sort.descending)]
     }
@@ -416,6 +447,7 @@ impl Table {
                         .is_none_or(|s| image.score.is_some_and(|v| s.matches(v)))
                     && (!filter.beyond_fence || image.beyond_fence)
                     && (!filter.duplicates || image.duplicates > 1)
+                    && (!filter.marked || image.marked)
             })
             .collect()
     }

@@ -4,10 +4,12 @@
 //! images are kept in a small cache so going back and forth does not decode again.
 
 use super::graphics::{Graphics, Picture};
+use crate::explain::{self, CellMap, Explainer};
+use crate::model::ModelConfig;
 use crate::preprocess::load_rgb;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use image::DynamicImage;
 use image::imageops::FilterType;
+use image::{DynamicImage, Rgb, RgbImage};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,12 +20,16 @@ pub struct PreviewKey {
     pub index: usize,
     pub width: u16,
     pub height: u16,
+    /// With the heat overlay: the image it is compared with (feature-set row).
+    pub against: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreviewRequest {
     pub key: PreviewKey,
     pub path: PathBuf,
+    /// With the heat overlay: the file of `key.against`.
+    pub against: Option<PathBuf>,
     /// Requests of one generation are sent together; a newer generation replaces them.
     pub generation: u64,
 }
@@ -42,6 +48,8 @@ pub enum PreviewError {
     Decode(#[from] crate::preprocess::DecodeError),
     #[error("cannot encode preview: {0}")]
     Encode(String),
+    #[error("cannot compare the pictures: {0}")]
+    Heat(String),
     /// A decoder or encoder panicked.
     #[error("internal error: {0}")]
     Panic(String),
@@ -71,8 +79,9 @@ pub fn decode(path: &Path) -> Result<Arc<DynamicImage>, PreviewError> {
 }
 
 /// Decodes and encodes one request (what the worker does, callable directly in tests).
-pub fn render_request(graphics: &Graphics, req: &PreviewRequest) -> PreviewResult {
+pub fn render_request(graphics: &Graphics, heat: &mut Heat, req: &PreviewRequest) -> PreviewResult {
     let outcome = decode(&req.path)
+        .and_then(|img| heat.apply(img, req))
         .and_then(|img| graphics.encode(&img, req.key.width, req.key.height))
         .map(Box::new)
         .map_err(Failure::Error);
@@ -82,20 +91,111 @@ pub fn render_request(graphics: &Graphics, req: &PreviewRequest) -> PreviewResul
     }
 }
 
+/// The heat overlay: the model's feature maps of the pictures compared (loaded on first
+/// use: most sessions never ask), and the maps of the last few files.
+pub struct Heat {
+    model: ModelConfig,
+    explainer: Option<Result<Explainer, String>>,
+    maps: VecDeque<(PathBuf, Arc<CellMap>)>,
+}
+
+/// Feature maps kept: the pair on screen and a few recent ones.
+const MAP_CACHE: usize = 8;
+
+impl Heat {
+    pub fn new(model: ModelConfig) -> Self {
+        Heat {
+            model,
+            explainer: None,
+            maps: VecDeque::new(),
+        }
+    }
+
+    fn map(&mut self, path: &Path) -> Result<Arc<CellMap>, PreviewError> {
+        if let Some((_, map)) = self.maps.iter().find(|(p, _)| p == path) {
+            return Ok(map.clone());
+        }
+        let model = &self.model;
+        let explainer = self
+            .explainer
+            .get_or_insert_with(|| Explainer::load(model).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| PreviewError::Heat(e.clone()))?;
+        let map = Arc::new(
+            explainer
+                .cell_map(path)
+                .map_err(|e| PreviewError::Heat(e.to_string()))?,
+        );
+        self.maps.push_back((path.to_path_buf(), map.clone()));
+        if self.maps.len() > MAP_CACHE {
+            self.maps.pop_front();
+        }
+        Ok(map)
+    }
+
+    /// `img` tinted red where it differs from the request's partner (by cell, the worst
+    /// region outlined in yellow); `img` itself when the request has no partner.
+    pub fn apply(
+        &mut self,
+        img: Arc<DynamicImage>,
+        req: &PreviewRequest,
+    ) -> Result<Arc<DynamicImage>, PreviewError> {
+        let Some(against) = &req.against else {
+            return Ok(img);
+        };
+        let (map, other) = (self.map(&req.path)?, self.map(against)?);
+        let distances = explain::cell_distances(&map, &other);
+        Ok(Arc::new(DynamicImage::ImageRgb8(tint(
+            &img.to_rgb8(),
+            &distances,
+            map.side,
+        ))))
+    }
+}
+
+/// Blends red over each cell in proportion to its distance (the worst cell at 60 %) and
+/// outlines the region `explain::region` reports.
+fn tint(img: &RgbImage, distances: &[f32], side: usize) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let worst = distances.iter().copied().fold(0f32, f32::max);
+    let region = explain::region(distances, side, (w, h));
+    let line = (w.min(h) / 100).max(2);
+    RgbImage::from_fn(w, h, |x, y| {
+        let [r, g, b] = img.get_pixel(x, y).0;
+        if let Some([x0, y0, x1, y1]) = region {
+            let inside = x >= x0 && x < x1 && y >= y0 && y < y1;
+            let near_edge = x < x0 + line || x + line >= x1 || y < y0 + line || y + line >= y1;
+            if inside && near_edge {
+                return Rgb([255, 220, 0]);
+            }
+        }
+        let cell = (y as usize * side / h as usize) * side + x as usize * side / w as usize;
+        let a = if worst > 0.0 {
+            0.6 * distances[cell] / worst
+        } else {
+            0.0
+        };
+        let blend = |c: u8, to: f32| (c as f32 * (1.0 - a) + to * a).round() as u8;
+        Rgb([blend(r, 255.0), blend(g, 0.0), blend(b, 0.0)])
+    })
+}
+
 /// Runs the preview worker until the request channel closes.
 pub fn spawn(
     graphics: Graphics,
+    heat: Heat,
     requests: Receiver<Vec<PreviewRequest>>,
     results: Sender<PreviewResult>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("preview".into())
-        .spawn(move || worker(graphics, requests, results))
+        .spawn(move || worker(graphics, heat, requests, results))
         .expect("spawn preview thread")
 }
 
 fn worker(
     graphics: Graphics,
+    mut heat: Heat,
     requests: Receiver<Vec<PreviewRequest>>,
     results: Sender<PreviewResult>,
 ) {
@@ -142,6 +242,7 @@ fn worker(
             let outcome = img
                 .and_then(|img| {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let img = heat.apply(img, &req)?;
                         graphics
                             .encode(&img, req.key.width, req.key.height)
                             .map(Box::new)

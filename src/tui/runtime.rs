@@ -10,6 +10,7 @@ use super::kitty_direct;
 use super::terminal::{RestoreGuard, Term, draw, enter_terminal, pick_graphics, restore_terminal};
 use super::{TuiOptions, keys, preview};
 use crate::exit::ExitStatus;
+use crate::explain::TraitStats;
 use crate::export::{self, Format};
 use crate::pipeline::{self, Event, PipelineConfig};
 use crate::rank::RankConfig;
@@ -81,7 +82,8 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
     let preview_tx = graphics.map(|graphics| {
         let (req_tx, req_rx) = crossbeam_channel::unbounded();
         let (res_tx, res_rx) = crossbeam_channel::unbounded();
-        preview::spawn(graphics, req_rx, res_tx);
+        let heat = preview::Heat::new(opts.pipeline.model.clone());
+        preview::spawn(graphics, heat, req_rx, res_tx);
         // Forward results into the main channel.
         let tx = tx.clone();
         std::thread::spawn(move || {
@@ -249,15 +251,24 @@ fn work(
             return;
         }
     };
-    let Some(ranking) = ranking else {
+    let Some(mut ranking) = ranking else {
         tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "cancelled");
         let _ = tx.send(Msg::Cancelled);
         return;
     };
+    let (marks, problem) = cfg.cache.marks(&set.root);
+    if let Some(problem) = problem {
+        let _ = tx.send(Msg::Worker(Event::Notice(problem.to_string())));
+    }
+    set.apply_marks(&mut ranking, &marks);
     tracing::info!(secs = ?started.elapsed(), "ranking ready");
     let loaded = Loaded {
         ranking,
         files: set.items.iter().map(|i| i.path.clone()).collect(),
+        hashes: set.items.iter().map(|i| i.hash.clone()).collect(),
+        trait_stats: TraitStats::of(&set.traits),
+        root: set.root,
+        marks,
         model: set.model,
         skipped: set.skipped,
     };
@@ -278,6 +289,13 @@ fn update_and_run(
                     let _ = tx.send(reqs);
                 }
             }
+            Effect::SaveMarks => {
+                let saved = app.explorer.as_ref().map(|ex| ex.marks.save(&ex.root));
+                if let Some(Err(e)) = saved {
+                    let note = format!("cannot save the marks: {e}; they last for this run");
+                    app::update(app, Action::Notify(note));
+                }
+            }
             Effect::Export(format) => {
                 let note = match export(app, format) {
                     Ok(msg) => msg,
@@ -293,10 +311,16 @@ fn update_and_run(
 /// folder (the temporary folder when that is read-only).
 fn export(app: &App, format: Format) -> anyhow::Result<String> {
     let text = app.export_text(format).context("nothing to export yet")?;
-    let rows = app.explorer.as_ref().map_or(0, |e| e.view.len());
+    let ex = app.explorer.as_ref().context("nothing to export yet")?;
+    let rows = ex.export_rows().len();
+    let which = if ex.table.any_marked() {
+        "marked"
+    } else {
+        "shown"
+    };
     let path = export::write_unique("snowscope-view", format, &text)?;
     Ok(format!(
-        "exported {rows} rows to {}",
+        "exported the {rows} {which} rows to {}",
         sanitize(&path.display().to_string())
     ))
 }

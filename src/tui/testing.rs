@@ -21,6 +21,10 @@ pub fn ranked_points(points: &[[f32; 2]], hashes: &[&str], dir: &std::path::Path
     let ranking = rank::rank(&paths, hashes, &data, 2, &cfg);
     Loaded {
         files: paths.iter().map(|p| dir.join(p)).collect(),
+        hashes: hashes.iter().map(|h| h.to_string()).collect(),
+        root: dir.to_path_buf(),
+        marks: crate::store::Marks::in_memory(),
+        trait_stats: None,
         ranking,
         model: "fixture points".into(),
         skipped: Vec::new(),
@@ -81,6 +85,8 @@ pub fn synthetic(n: usize) -> Loaded {
                 beyond_fence: false,
                 neighbours,
                 traits: Vec::new(),
+                explanation: None,
+                marked: false,
             }
         })
         .collect();
@@ -106,7 +112,11 @@ pub fn synthetic(n: usize) -> Loaded {
             images,
             stats,
         },
+        hashes: (0..n).map(|i| format!("h{i}")).collect(),
         files: paths.iter().map(PathBuf::from).collect(),
+        root: PathBuf::from("/synthetic"),
+        marks: crate::store::Marks::in_memory(),
+        trait_stats: None,
         model: "synthetic".into(),
         skipped: Vec::new(),
     }

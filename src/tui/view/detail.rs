@@ -9,6 +9,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 
+/// Traits the detail view lists, most unusual first.
+const TRAITS_SHOWN: usize = 5;
+
 pub fn draw_detail(frame: &mut Frame, _app: &App, ex: &Explorer, highlighted: usize, area: Rect) {
     let block = pane(Line::styled(" detail · Esc back ", bold()), true);
     let inner = block.inner(area);
@@ -61,20 +64,33 @@ pub fn draw_detail(frame: &mut Frame, _app: &App, ex: &Explorer, highlighted: us
     if choice.profile != crate::profile::Profile::Auto {
         lines.push(field("profile", truncate_right(&choice.to_string(), w)));
     }
-    // The morphology a snow scientist reads first.
-    if image.traits.len() == crate::traits::COUNT {
-        for (label, name) in [
-            ("area", "area"),
-            ("length", "max_dimension"),
-            ("solidity", "solidity"),
-            ("aspect", "aspect_ratio"),
-            ("six-fold", "sixfold_symmetry"),
-        ] {
-            let (_, unit, _) = crate::traits::TRAITS[crate::traits::index(name)];
-            let value = image.traits[crate::traits::index(name)];
-            let digits = if unit == "px" { 0 } else { 3 };
-            lines.push(field(label, format!("{value:.digits$} {unit}")));
-        }
+    // The traits furthest from the folder's median: what makes this one different.
+    let notes = ex
+        .trait_stats
+        .as_ref()
+        .map_or_else(Vec::new, |stats| stats.notes(&image.traits, TRAITS_SHOWN));
+    if !notes.is_empty() {
+        lines.push(Line::styled(
+            "most unusual traits (percentile in this folder):",
+            dim(),
+        ));
+    }
+    let label_w = notes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    for note in notes {
+        let (_, unit, _) = crate::traits::TRAITS[crate::traits::index(note.name)];
+        // Sizes in pixels and counts are whole numbers; the rest are ratios.
+        let (digits, unit) = match unit {
+            "px" => (0, " px"),
+            "count" => (0, ""),
+            _ => (3, ""),
+        };
+        let value = format!("{:.digits$}{unit}", note.value);
+        let place = format!("p{:.0}, z {:+.1}", note.percentile, note.z);
+        let text = format!(
+            "  {:<label_w$} {value:>9}  {place}",
+            note.name.replace('_', " ")
+        );
+        lines.push(Line::raw(truncate_right(&text, inner.width as usize)));
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(

@@ -8,7 +8,6 @@ use crate::tui::app::{App, Explorer, Focus, Overlay, PreviewSlot};
 use crate::tui::graphics::Picture;
 use crate::tui::kitty_direct::KittyImage;
 use crate::tui::layout;
-use crate::tui::preview::PreviewKey;
 use ratatui::Frame;
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Style};
@@ -34,9 +33,10 @@ pub fn pictures(app: &App) -> Vec<(Rect, &Picture)> {
     };
     slots
         .into_iter()
-        .zip([Some(row), other])
-        .filter_map(|(slot, r)| {
-            let key = slot_key(ex, r?, slot);
+        .zip([Some((row, other)), other.map(|o| (o, Some(row)))])
+        .filter_map(|(slot, pair)| {
+            let (r, partner) = pair?;
+            let key = ex.preview_key(r, partner, slot);
             let Some(PreviewSlot::Ready(picture)) = app.previews.get(&key) else {
                 return None;
             };
@@ -58,14 +58,6 @@ pub fn kitty(app: &App) -> Vec<(Position, &KittyImage)> {
             Picture::Cells(_) => None,
         })
         .collect()
-}
-
-fn slot_key(ex: &Explorer, row: u32, slot: Rect) -> PreviewKey {
-    PreviewKey {
-        index: ex.table.image(row).index,
-        width: slot.width,
-        height: slot.height,
-    }
 }
 
 pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect) {
@@ -114,7 +106,8 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect) {
             continue;
         };
         let image = ex.table.image(r);
-        let key = slot_key(ex, r, slot);
+        let partner = if r == row { other } else { Some(row) };
+        let key = ex.preview_key(r, partner, slot);
         let state = app
             .preview_protocol
             .as_ref()

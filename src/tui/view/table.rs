@@ -81,6 +81,11 @@ pub fn draw(frame: &mut Frame, _app: &App, ex: &Explorer, area: Rect) {
                 } else {
                     Span::raw("")
                 }),
+                Column::Mark => Cell::from(if image.marked {
+                    Span::styled("  ✓", Style::default().fg(Color::Green))
+                } else {
+                    Span::raw("")
+                }),
             }
         });
         let row_widget = Row::new(cells);
