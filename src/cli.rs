@@ -69,7 +69,7 @@ pub struct ExtractArgs {
     /// Weights file (safetensors); default: the bundled EfficientNet-Lite0 ImageNet weights.
     #[arg(long, global = true)]
     pub weights: Option<PathBuf>,
-    /// Layer to tap: EfficientNet `head` (default), `stage1`..`stage7`, `block0`..`block15`; VGG16 `block5_conv3` (default) etc.
+    /// Layer to tap: EfficientNet `stage6+head` (default: both from one pass), `head`, `stage1`..`stage7`, `block0`..`block15`, joined by `+`; VGG16 `block5_conv3` (default) etc.
     #[arg(long, global = true)]
     pub layer: Option<String>,
     /// How the feature map becomes one vector.

@@ -22,6 +22,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 
+/// Bumped whenever regions may come out differently for the same two images (the layer,
+/// the cell comparison, `REGION_SHARE`), so that remembered ones are found again.
+pub const VERSION: u32 = 1;
+
 /// How many of an image's traits an explanation lists.
 pub const TRAITS_LISTED: usize = 3;
 
@@ -285,34 +289,23 @@ pub fn extreme_traits(rows: &[f32], listed: usize) -> Vec<Vec<TraitNote>> {
 /// Maps by image row, or why an image has none.
 pub type Maps = std::collections::HashMap<usize, Result<CellMap, String>>;
 
-/// The explanation of each pair (image, its closest match or `None`), given the maps of
-/// the images involved and every image's trait notes.
-pub fn explain_pairs(
-    pairs: &[(usize, Option<usize>)],
-    maps: &Maps,
-    notes: &[Vec<TraitNote>],
-) -> Vec<Explanation> {
+/// The region of each pair (image, its closest match or `None`), given the maps of the
+/// images involved, or why there is none.
+pub fn regions(pairs: &[(usize, Option<usize>)], maps: &Maps) -> Vec<Result<[u32; 4], String>> {
     let missing = Err("no feature map".to_string());
     pairs
         .par_iter()
         .map(|&(image, closest)| {
             let map_of = |i: usize| maps.get(&i).unwrap_or(&missing);
-            let (region, region_note) = match (closest, map_of(image)) {
-                (None, _) => (None, Some("no closest match".to_string())),
-                (_, Err(why)) => (None, Some(why.clone())),
-                (Some(c), Ok(map)) => match map_of(c) {
-                    Err(why) => (None, Some(format!("closest match: {why}"))),
-                    Ok(other) => (
-                        region(&cell_distances(map, other), map.side, map.size),
-                        None,
-                    ),
-                },
+            let Some(closest) = closest else {
+                return Err("no closest match".to_string());
             };
-            Explanation {
-                region,
-                region_note,
-                traits: notes.get(image).cloned().unwrap_or_default(),
-            }
+            let map = map_of(image).as_ref().map_err(Clone::clone)?;
+            let other = map_of(closest)
+                .as_ref()
+                .map_err(|why| format!("closest match: {why}"))?;
+            region(&cell_distances(map, other), map.side, map.size)
+                .ok_or_else(|| "an empty feature map".to_string())
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use crate::npy::NpyError;
 use crate::profile;
 use crate::rank::{RankConfig, Ranking, rank_cached};
 use crate::scan::{self, Skip, SkipReason, content_hash};
-use crate::store::{FeatureStore, FileStamp, Marks, MarksError};
+use crate::store::{FeatureStore, FileStamp, Marks, MarksError, regions};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -251,22 +251,65 @@ impl FeatureSet {
             .iter()
             .map(|&p| (ranking.images[p].index, ranking.images[p].closest))
             .collect();
-        let mut rows: Vec<usize> = pairs
+        // Regions found before are kept beside the cache: each costs two model runs.
+        let file = self.neighbour_cache.as_deref().map(regions::file_beside);
+        let mut known = file
+            .as_deref()
+            .map_or_else(Default::default, |f| regions::load(f, explain::VERSION));
+        let key = |(i, c): (usize, usize)| regions::key(&self.items[i].hash, &self.items[c].hash);
+        let todo: Vec<(usize, Option<usize>)> = pairs
+            .iter()
+            .copied()
+            .filter(|&(i, c)| c.is_none_or(|c| !known.contains_key(&key((i, c)))))
+            .collect();
+        let mut rows: Vec<usize> = todo
             .iter()
             .flat_map(|&(i, c)| [Some(i), c])
             .flatten()
             .collect();
         rows.sort_unstable();
         rows.dedup();
-        let files: Vec<(usize, &Path)> = rows
-            .iter()
-            .map(|&i| (i, self.items[i].path.as_path()))
-            .collect();
-        let maps = explain::Explainer::load(model)?.cell_maps(&files);
+        let found = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let files: Vec<(usize, &Path)> = rows
+                .iter()
+                .map(|&i| (i, self.items[i].path.as_path()))
+                .collect();
+            let maps = explain::Explainer::load(model)?.cell_maps(&files);
+            explain::regions(&todo, &maps)
+        };
+        let mut notes_of_todo = std::collections::HashMap::new();
+        for (&(i, c), region) in todo.iter().zip(found) {
+            match (c, region) {
+                (Some(c), Ok(region)) => {
+                    known.insert(key((i, c)), region);
+                }
+                (_, Err(why)) => {
+                    notes_of_todo.insert(i, why);
+                }
+                (None, Ok(_)) => {}
+            }
+        }
+        if !todo.is_empty()
+            && let Some(file) = &file
+        {
+            // Best effort: without the file the regions are found again next time.
+            let _ = regions::save(file, explain::VERSION, &known);
+        }
         let notes = explain::extreme_traits(&self.traits, explain::TRAITS_LISTED);
-        let explained = explain::explain_pairs(&pairs, &maps, &notes);
-        for (&p, explanation) in positions.iter().zip(explained) {
-            ranking.images[p].explanation = Some(explanation);
+        for (&p, &(i, c)) in positions.iter().zip(&pairs) {
+            let region = c.and_then(|c| known.get(&key((i, c))).copied());
+            ranking.images[p].explanation = Some(explain::Explanation {
+                region,
+                region_note: region.is_none().then(|| {
+                    notes_of_todo
+                        .get(&i)
+                        .cloned()
+                        .unwrap_or_else(|| "no closest match".into())
+                }),
+                traits: notes.get(i).cloned().unwrap_or_default(),
+            });
         }
         Ok(())
     }

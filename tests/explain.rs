@@ -89,6 +89,13 @@ fn the_region_finds_a_pasted_patch_and_the_traits_come_with_percentiles() {
         );
     }
 
+    // The regions are remembered beside the cache, and the next run reads them.
+    let remembered = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().ends_with(".regions.json"));
+    assert!(remembered, "a .regions.json beside the feature cache");
+
     // CSV: the same region, and the top trait.
     let csv = rank(dir.path(), cache.path(), "csv");
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();

@@ -1,13 +1,15 @@
 //! What snowscope keeps on disk between runs, side by side in the cache folder: the
 //! feature cache (`features.rs`, one safetensors file per folder and model configuration)
 //! and the neighbour-list cache beside it (`knn.rs`, a `.knn` file), and the user's marks
-//! (`marks.rs`, one `.marks.json` per folder). All of them, and the `.npy` export, write
+//! (`marks.rs`, one `.marks.json` per folder), and the explanation regions found
+//! (`regions.rs`, a `.regions.json` beside the features). All of them, and the `.npy` export, write
 //! through `fs::write_atomic`.
 
 mod features;
 mod fs;
 pub mod knn;
 mod marks;
+pub mod regions;
 
 pub use features::{Corruption, FeatureStore, FileStamp, StoreError};
 pub use fs::write_atomic;
