@@ -2,14 +2,15 @@
 //! from the matrix to a ranking. Both front ends (`rank` and the explorer) go through
 //! [`rank_folder`]. Progress goes to one callback that the kdam bar and the TUI both consume.
 
-use crate::explain;
+mod explained;
+
 use crate::extract::{self, ExtractOptions, Job};
 use crate::model::{FeatureModel, ModelConfig, ModelError};
 use crate::npy::NpyError;
 use crate::profile;
 use crate::rank::{RankConfig, Ranking, rank_cached};
 use crate::scan::{self, Skip, SkipReason, content_hash};
-use crate::store::{FeatureStore, FileStamp, Marks, MarksError, regions};
+use crate::store::{FeatureStore, FileStamp, Marks, MarksError};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -227,91 +228,6 @@ impl FeatureSet {
                 .map_or_else(Vec::new, <[f32]>::to_vec);
         }
         ranking
-    }
-}
-
-impl FeatureSet {
-    /// Sets `marked` on each ranked image whose content is in `marks`.
-    pub fn apply_marks(&self, ranking: &mut Ranking, marks: &Marks) {
-        for image in &mut ranking.images {
-            image.marked = marks.contains(&self.items[image.index].hash);
-        }
-    }
-
-    /// Explains the images at `positions` in `ranking.images`: where each differs from its
-    /// closest match (the model runs again on those images and their matches) and its most
-    /// extreme traits. `model` must be the configuration the set was made with.
-    pub fn explain(
-        &self,
-        ranking: &mut Ranking,
-        positions: &[usize],
-        model: &ModelConfig,
-    ) -> Result<(), ModelError> {
-        let pairs: Vec<(usize, Option<usize>)> = positions
-            .iter()
-            .map(|&p| (ranking.images[p].index, ranking.images[p].closest))
-            .collect();
-        // Regions found before are kept beside the cache: each costs two model runs.
-        let file = self.neighbour_cache.as_deref().map(regions::file_beside);
-        let mut known = file
-            .as_deref()
-            .map_or_else(Default::default, |f| regions::load(f, explain::VERSION));
-        let key = |(i, c): (usize, usize)| regions::key(&self.items[i].hash, &self.items[c].hash);
-        let todo: Vec<(usize, Option<usize>)> = pairs
-            .iter()
-            .copied()
-            .filter(|&(i, c)| c.is_none_or(|c| !known.contains_key(&key((i, c)))))
-            .collect();
-        let mut rows: Vec<usize> = todo
-            .iter()
-            .flat_map(|&(i, c)| [Some(i), c])
-            .flatten()
-            .collect();
-        rows.sort_unstable();
-        rows.dedup();
-        let found = if rows.is_empty() {
-            Vec::new()
-        } else {
-            let files: Vec<(usize, &Path)> = rows
-                .iter()
-                .map(|&i| (i, self.items[i].path.as_path()))
-                .collect();
-            let maps = explain::Explainer::load(model)?.cell_maps(&files);
-            explain::regions(&todo, &maps)
-        };
-        let mut notes_of_todo = std::collections::HashMap::new();
-        for (&(i, c), region) in todo.iter().zip(found) {
-            match (c, region) {
-                (Some(c), Ok(region)) => {
-                    known.insert(key((i, c)), region);
-                }
-                (_, Err(why)) => {
-                    notes_of_todo.insert(i, why);
-                }
-                (None, Ok(_)) => {}
-            }
-        }
-        if !todo.is_empty()
-            && let Some(file) = &file
-        {
-            // Best effort: without the file the regions are found again next time.
-            let _ = regions::save(file, explain::VERSION, &known);
-        }
-        let notes = explain::extreme_traits(&self.traits, explain::TRAITS_LISTED);
-        for (&p, &(i, c)) in positions.iter().zip(&pairs) {
-            let region = c.and_then(|c| known.get(&key((i, c))).copied());
-            ranking.images[p].explanation = Some(explain::Explanation {
-                region,
-                region_note: region.is_none().then(|| {
-                    notes_of_todo
-                        .get(&i)
-                        .cloned()
-                        .unwrap_or_else(|| "no closest match".into())
-                }),
-                traits: notes.get(i).cloned().unwrap_or_default(),
-            });
-        }
-        Ok(())
     }
 }
 
