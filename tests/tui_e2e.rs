@@ -537,12 +537,7 @@ fn a_mark_made_in_the_explorer_is_in_the_next_rank_json() {
     let images = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     write_images(images.path());
-    let args = [
-        "explore".to_string(),
-        shell_quote(images.path()),
-        "--preview none --cache-dir".into(),
-        shell_quote(cache.path()),
-    ];
+    let args = explore_args(images.path(), cache.path(), &[]);
     let tmux = Tmux::launch("marks", &bin, &args, &[]);
     tmux.wait_for("sort: knn score ↓", 300);
     // The second row, whatever it is: its file name is on the status line after the mark.
