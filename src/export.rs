@@ -136,6 +136,9 @@ struct JsonConfig<'a> {
     #[serde(flatten)]
     asked: &'a crate::rank::RankConfig,
     profile_used: &'a crate::profile::Choice,
+    /// How the neighbours were found (method, and the index's measured recall).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    search: Option<&'a crate::neighbours::SearchReport>,
 }
 
 #[derive(Serialize)]
@@ -180,6 +183,18 @@ pub fn render(
     model: &str,
     skipped: &[Skip],
 ) -> String {
+    render_searched(ranking, top, format, model, skipped, None)
+}
+
+/// `render`, with how the neighbours were found (the JSON `config.search`).
+pub fn render_searched(
+    ranking: &Ranking,
+    top: Option<usize>,
+    format: Format,
+    model: &str,
+    skipped: &[Skip],
+    search: Option<&crate::neighbours::SearchReport>,
+) -> String {
     let shown =
         &ranking.images[..top.map_or(ranking.images.len(), |t| t.min(ranking.images.len()))];
     match format {
@@ -189,6 +204,7 @@ pub fn render(
                 config: JsonConfig {
                     asked: &ranking.config,
                     profile_used: &ranking.profile,
+                    search,
                 },
                 traits: TRAITS
                     .iter()

@@ -165,6 +165,29 @@ pub fn embedding(
     (out, fused_dim)
 }
 
+/// `embedding` of a matrix that is no longer needed: where the profile searches the rows
+/// as they are (the whole row, no traits) they are normalised in place, without a copy;
+/// otherwise the embedding is built and `data` freed.
+pub fn embedding_of(
+    fusion: &Fusion,
+    block: Option<(usize, usize)>,
+    mut data: Vec<f32>,
+    stride: usize,
+    traits_rows: &[f32],
+    normalise: bool,
+) -> (Vec<f32>, usize) {
+    let n = data.len() / stride.max(1);
+    let whole = block == Some((0, stride)) && stride > 0;
+    let with_traits = fusion.trait_weight > 0.0 && traits_rows.len() == n * traits::COUNT;
+    if !whole || with_traits {
+        return embedding(fusion, block, &data, stride, traits_rows, normalise);
+    }
+    if normalise {
+        crate::linalg::normalise_rows(&mut data, stride);
+    }
+    (data, stride)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

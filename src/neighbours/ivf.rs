@@ -28,15 +28,15 @@ const SEED: u64 = 0x1F5E_A5C4_0018;
 /// Lists per square root of n: the assignment costs n x lists products and the search
 /// about n x probes x n / lists, so the total is least near sqrt(n x probes); the probes
 /// found on clustered embeddings (a few to a few dozen) put that near 2-6 sqrt(n).
-const LISTS_PER_SQRT_N: f64 = 3.0;
+const LISTS_PER_SQRT_N: f64 = 8.0;
 
 /// k-means trains on this many sampled rows per list (FAISS warns below 39; Lloyd's
 /// centroids settle well before that matters for the probes, and training is a GEMM over
 /// the sample per iteration).
-const TRAIN_PER_LIST: usize = 24;
+const TRAIN_PER_LIST: usize = 16;
 
 /// Lloyd iterations: the centroids only steer the probes, the recall is measured anyway.
-const ITERATIONS: usize = 6;
+const ITERATIONS: usize = 5;
 
 /// Queries gathered per matrix product against one list (a 5 MB block at 1280-d).
 const QUERY_BLOCK: usize = 1024;
@@ -73,29 +73,33 @@ impl Data<'_> {
 /// The k-means centroids.
 struct Centroids {
     lists: usize,
-    values: Vec<f32>,
-    norms: Vec<f32>,
+    means: Vec<f32>,
+    /// Half the squared norm of each mean.
+    half_norms: Vec<f32>,
 }
 
 impl Centroids {
-    fn new(values: Vec<f32>, dim: usize) -> Self {
-        let lists = values.len() / dim;
-        let norms = super::squared_norms(&values, dim, lists);
+    fn new(means: Vec<f32>, dim: usize) -> Self {
+        let lists = means.len() / dim;
+        let half_norms = super::squared_norms(&means, dim, lists)
+            .into_iter()
+            .map(|v| v / 2.0)
+            .collect();
         Self {
             lists,
-            values,
-            norms,
+            means,
+            half_norms,
         }
     }
 
-    /// `|c|^2 - 2 x.c` for every row of `block` (`m` rows) and centroid: the squared
-    /// distance less `|x|^2`, which orders the centroids of one row all the same.
+    /// `|c|^2 / 2 - x.c` for every row x of `block` (`m` rows) and centroid c: half the
+    /// squared distance less `|x|^2 / 2`, which orders the centroids of one row all the same.
     fn scores(&self, block: &[f32], m: usize, dim: usize, out: &mut Vec<f32>) {
         out.resize(m * self.lists, 0.0);
         matmul(
             out,
             block,
-            &self.values,
+            &self.means,
             Rhs::Transposed,
             m,
             self.lists,
@@ -104,8 +108,8 @@ impl Centroids {
             1,
         );
         for row in out.chunks_exact_mut(self.lists) {
-            for (s, &c) in row.iter_mut().zip(&self.norms) {
-                *s = c - 2.0 * *s;
+            for (s, &b) in row.iter_mut().zip(&self.half_norms) {
+                *s = b - *s;
             }
         }
     }
@@ -173,22 +177,47 @@ fn sample(rng: &mut Rng, n: usize, count: usize) -> Vec<u32> {
     all
 }
 
-/// Lloyd's k-means on a sample of the rows, started from `lists` sampled rows.
+/// k-means on a sample of the rows, started from `lists` sampled rows; then every list
+/// that drew over `SPLIT` times its share of the sample is split by k-means on its own
+/// rows. Without that, embeddings that share a common direction leave a "hub" list near
+/// the data's centre (the rows of clusters that got no centroid of their own): it is the
+/// second-nearest list of almost every row, so every row would search it.
 fn train(d: &Data, lists: usize) -> Centroids {
     let mut rng = Rng::derive(SEED, 0);
     let rows = sample(&mut rng, d.n(), (lists * TRAIN_PER_LIST).max(lists));
-    let mut values = Vec::new();
-    d.gather(&rows[..lists], &mut values);
-    let mut centroids = Centroids::new(values, d.dim);
+    let mut seeds = Vec::new();
+    d.gather(&rows[..lists], &mut seeds);
+    let (centroids, nearest) = lloyd(d, &rows, Centroids::new(seeds, d.dim));
+    let members = invert(&nearest, 1, lists);
+    let share = rows.len().div_ceil(lists);
+    let mut values = centroids.means;
+    for l in 0..lists {
+        let of = members.list(l);
+        if of.len() <= SPLIT * share {
+            continue;
+        }
+        // The list's rows are in the sample's (random) order: its first ones seed the pieces.
+        let own: Vec<u32> = of.iter().map(|&m| rows[m as usize]).collect();
+        let mut seeds = Vec::new();
+        d.gather(&own[..own.len().div_ceil(share)], &mut seeds);
+        let (pieces, _) = lloyd(d, &own, Centroids::new(seeds, d.dim));
+        values[l * d.dim..(l + 1) * d.dim].copy_from_slice(&pieces.means[..d.dim]);
+        values.extend_from_slice(&pieces.means[d.dim..]);
+    }
+    Centroids::new(values, d.dim)
+}
+
+/// Lloyd's iterations over `rows` from `centroids`: the centroids, and each row's list.
+fn lloyd(d: &Data, rows: Rows, mut centroids: Centroids) -> (Centroids, Vec<u32>) {
     for _ in 0..ITERATIONS {
-        let nearest = centroids.ranked(d, Some(&rows), 0..1);
-        let members = invert(&nearest, 1, lists);
-        let mut values = centroids.values;
+        let nearest = centroids.ranked(d, Some(rows), 0..1);
+        let members = invert(&nearest, 1, centroids.lists);
+        let mut values = centroids.means;
         values
             .par_chunks_mut(d.dim)
             .enumerate()
             .for_each(|(c, centre)| {
-                let of = &members.rows[members.offsets[c]..members.offsets[c + 1]];
+                let of = members.list(c);
                 // An empty list keeps its centroid: it costs nothing to probe.
                 if of.is_empty() {
                     return;
@@ -208,8 +237,12 @@ fn train(d: &Data, lists: usize) -> Centroids {
             });
         centroids = Centroids::new(values, d.dim);
     }
-    centroids
+    let nearest = centroids.ranked(d, Some(rows), 0..1);
+    (centroids, nearest)
 }
+
+/// A list is split when it holds more than this many times its share of the rows.
+const SPLIT: usize = 4;
 
 /// Rows grouped by list (compressed: list `l` holds `rows[offsets[l]..offsets[l + 1]]`),
 /// each list in row order.
@@ -338,10 +371,9 @@ fn exact_for(d: &Data, rows: Rows, width: usize) -> TopK {
         .reduce(|| TopK::new(rows.len(), width), TopK::merge)
 }
 
-/// Searches the lists `probes` (`width` per row, row-major) of every row into a fresh
-/// table (`slots` per row), list by list.
-fn search_lists(d: &Data, members: &Inverted, probes: &[u32], width: usize, slots: usize) -> TopK {
-    let queries = invert(probes, width, members.offsets.len() - 1);
+/// Searches every list for the rows that probe it (`queries`) into a fresh table (`slots`
+/// per row), list by list.
+fn search_lists(d: &Data, members: &Inverted, queries: &Inverted, slots: usize) -> TopK {
     // Largest lists first, so that the last ones to finish are short.
     let mut order: Vec<usize> = (0..members.offsets.len() - 1).collect();
     let cost = |l: usize| members.list(l).len() * queries.list(l).len();
@@ -411,11 +443,11 @@ pub(super) fn search(
         groups,
     };
     let n = d.n();
-    let lists = lists_for(n);
-    if lists < 2 || n < 4 {
+    if lists_for(n) < 2 || n < 4 {
         return None;
     }
-    let centroids = train(&d, lists);
+    let centroids = train(&d, lists_for(n));
+    let lists = centroids.lists;
 
     // Two disjoint samples, searched exactly in one pass: calibration, then held out.
     let per = opts.sample.min(n / 2).max(1);
@@ -458,7 +490,7 @@ pub(super) fn search(
     places.sort_unstable();
     // A little above the target on the calibration half, so that the held-out half
     // (another draw of the same rows) meets it.
-    let goal = opts.recall + (1.0 - opts.recall) / 2.0;
+    let goal = opts.recall + (1.0 - opts.recall) / 4.0;
     let needed = ((goal * places.len() as f64).ceil() as usize).min(places.len());
     let mut probes = needed
         .checked_sub(1)
@@ -467,20 +499,35 @@ pub(super) fn search(
         .min(lists);
 
     // The search itself: every row's nearest `probes` lists, then more while the held-out
-    // rows say the recall is short.
-    let primary = centroids.ranked(&d, None, 0..1);
+    // rows say the recall is short. The first assignment gives each row's list too.
+    let first = centroids.ranked(&d, None, 0..probes);
+    let primary: Vec<u32> = first.iter().step_by(probes).copied().collect();
     let members = invert(&primary, 1, lists);
     drop(primary);
+    let mut more = Some(first);
     let mut table = TopK::new(n, width);
-    let mut searched = 0;
+    let (mut searched, mut pairs) = (0, 0usize);
+    let farthest = farthest_for(n);
     loop {
         if probes * 2 > lists {
             return None;
         }
-        let more = centroids.ranked(&d, None, searched..probes);
-        table = table.merge(search_lists(&d, &members, &more, probes - searched, width));
+        let probed = more
+            .take()
+            .unwrap_or_else(|| centroids.ranked(&d, None, searched..probes));
+        let queries = invert(&probed, probes - searched, lists);
+        drop(probed);
+        pairs += (0..lists)
+            .map(|l| members.list(l).len() * queries.list(l).len())
+            .sum::<usize>();
+        // The exact search compares n^2 / 2 pairs, in larger and faster products.
+        if pairs + farthest * n > n * n / 4 {
+            return None;
+        }
+        table = table.merge(search_lists(&d, &members, &queries, width));
         searched = probes;
-        let nn = refine(data, dim, k, &table, |i| i);
+        let mut nn = refine(data, dim, k, &table, |i| i);
+        let exact_from = search_farthest(&d, &mut nn, farthest, width);
         let recall = agreement(&nn, held_out, &exact, per);
         if recall >= opts.recall {
             return Some((
@@ -488,6 +535,9 @@ pub(super) fn search(
                 SearchReport::Ivf {
                     lists,
                     probes,
+                    pairs: pairs + farthest * n,
+                    exact_rows: farthest,
+                    exact_from: f64::from(exact_from.sqrt()),
                     recall_sampled: recall,
                     sample: held_out.len(),
                     calibration_sample: calibration.len(),
@@ -496,6 +546,45 @@ pub(super) fn search(
         }
         probes *= 2;
     }
+}
+
+/// How many of the rows farthest from their neighbours are searched exactly after the
+/// index: the top of the ranking is what a user reads.
+fn farthest_for(n: usize) -> usize {
+    (1000 + n / 500).min(n / 20)
+}
+
+/// Searches the `count` rows whose k-th neighbour (found by the index) is farthest again,
+/// exactly, and replaces their lists; returns the least of their k-th squared distances.
+///
+/// The index can only miss neighbours, never invent closer ones, so a row's distances by
+/// the index are at least its exact ones. A row left out therefore has every distance
+/// (closest, k-nearest mean, k-th) below the returned value by the exact search too: every
+/// row whose exact closest-match distance or k-NN mean reaches it was searched exactly,
+/// and the ranking from there up is the exact search's.
+fn search_farthest(d: &Data, nn: &mut Neighbours, count: usize, width: usize) -> f32 {
+    let k = nn.k;
+    let kth = |i: usize| nn.dist2[i * k + k - 1];
+    let mut rows: Vec<u32> = (0..d.n() as u32).collect();
+    let far_first = |a: &u32, b: &u32| kth(*b as usize).total_cmp(&kth(*a as usize)).then(a.cmp(b));
+    if count < rows.len() {
+        rows.select_nth_unstable_by(count, far_first);
+        rows.truncate(count);
+    }
+    rows.sort_unstable();
+    let found = refine(d.data, d.dim, k, &exact_for(d, &rows, width), |s| {
+        rows[s] as usize
+    });
+    let least = rows
+        .iter()
+        .map(|&r| kth(r as usize))
+        .fold(f32::INFINITY, f32::min);
+    for (s, &r) in rows.iter().enumerate() {
+        let (to, from) = (r as usize * k..(r as usize + 1) * k, s * k..(s + 1) * k);
+        nn.index[to.clone()].copy_from_slice(&found.index[from.clone()]);
+        nn.dist2[to].copy_from_slice(&found.dist2[from]);
+    }
+    least
 }
 
 /// Fewest lists probed: a row near a list's border has its neighbours on both sides.

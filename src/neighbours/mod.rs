@@ -425,12 +425,18 @@ impl SearchOptions {
 pub enum SearchReport {
     /// Every pair compared.
     Exact { why: String },
-    /// The inverted-file index: `recall_sampled` is the share of `sample` held-out rows
-    /// whose closest match equals the exact search's (the probes were set on
-    /// `calibration_sample` other rows).
+    /// The inverted-file index: each row searched the `probes` lists nearest to it, and
+    /// the `exact_rows` rows farthest from their neighbours were then searched exactly:
+    /// every image whose closest-match distance or k-NN mean is `exact_from` or more has
+    /// its exact neighbours. `pairs` distances in all; `recall_sampled` is the share of
+    /// `sample` held-out rows whose closest match equals the exact search's (the probes
+    /// were set on `calibration_sample` other rows).
     Ivf {
         lists: usize,
         probes: usize,
+        pairs: usize,
+        exact_rows: usize,
+        exact_from: f64,
         recall_sampled: f64,
         sample: usize,
         calibration_sample: usize,
@@ -444,14 +450,19 @@ impl std::fmt::Display for SearchReport {
             Self::Ivf {
                 lists,
                 probes,
+                pairs,
+                exact_rows,
+                exact_from,
                 recall_sampled,
                 sample,
                 calibration_sample,
             } => write!(
                 f,
-                "inverted file, {probes} of {lists} lists probed per image; closest match \
-                 equal to the exact search's for {:.1} % of {sample} sampled images (the \
-                 probes were set on {calibration_sample} others)",
+                "inverted file, {probes} of {lists} lists probed per image, then the \
+                 {exact_rows} images farthest from their neighbours searched exactly (every \
+                 image scoring {exact_from:.4} or more is exact); {pairs} distances; closest \
+                 match equal to the exact search's for {:.1} % of {sample} sampled images \
+                 (the probes were set on {calibration_sample} others)",
                 100.0 * recall_sampled
             ),
         }
@@ -475,7 +486,7 @@ pub fn search(
         None => match ivf::search(data, dim, k, groups, &norms, opts) {
             Some(found) => return found,
             None => format!(
-                "the index would probe half its lists to reach {} recall",
+                "the index would compare half the pairs to reach {} recall",
                 opts.recall
             ),
         },

@@ -240,6 +240,8 @@ fn the_index_finds_the_exact_closest_match_for_99_percent_of_clustered_rows() {
         recall_sampled,
         sample,
         calibration_sample,
+        exact_rows,
+        ..
     } = report
     else {
         panic!("expected the index, got {report:?}");
@@ -247,6 +249,7 @@ fn the_index_finds_the_exact_closest_match_for_99_percent_of_clustered_rows() {
     assert!(probes < lists / 2, "{probes} of {lists} lists");
     assert!(recall_sampled >= 0.99, "{recall_sampled}");
     assert_eq!((sample, calibration_sample), (400, 400));
+    assert_eq!(exact_rows, 300);
     // Not only on the sample: over every row.
     let exact = knn(&data, dim, 3, &groups);
     let all = agreement_with(&exact, &got);
