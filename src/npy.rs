@@ -241,4 +241,25 @@ mod tests {
         b.extend_from_slice(&[0; 8]);
         assert!(parse(&b).unwrap_err().contains("dtype"));
     }
+
+    #[test]
+    fn a_truncated_or_padded_file_is_refused_before_reading_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.npy");
+        write(&path, &[1.0; 6], 2, 3).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        for wrong in [
+            &bytes[..bytes.len() - 4],
+            &[&bytes[..], &[0u8; 4]].concat()[..],
+        ] {
+            std::fs::write(&path, wrong).unwrap();
+            let err = read(&path).unwrap_err().to_string();
+            assert!(err.contains("data bytes for shape (2, 3)"), "{err}");
+        }
+        // A shape whose size overflows is refused, not allocated.
+        let mut huge = header(usize::MAX / 2, 3);
+        huge.extend_from_slice(&[0; 8]);
+        std::fs::write(&path, huge).unwrap();
+        assert!(read(&path).is_err());
+    }
 }

@@ -189,7 +189,7 @@ impl FeatureSet {
     }
 
     /// `rank_searched` for a set that is ranked once and then only shown: its features
-    /// (`data`, `traits`) are consumed, so that the search runs beside one copy of the
+    /// (`data`) are consumed, so that the search runs beside one copy of the
     /// matrix, not two (at a million 1280-d rows each copy is 5 GB). Where the profile
     /// searches the rows as they are, they are normalised in place.
     pub fn rank_once(
@@ -200,18 +200,10 @@ impl FeatureSet {
         let choice = profile::choose(cfg.profile, &self.traits);
         let fusion = choice.profile.fusion();
         let block = fusion.layer.map(|layer| self.block(layer));
-        let traits = std::mem::take(&mut self.traits);
-        let (data, dim) = profile::embedding_of(
-            &fusion,
-            block,
-            std::mem::take(&mut self.data),
-            self.dim,
-            &traits,
-            cfg.normalise,
-        );
-        let found = self.rank_embedding(cfg, search, choice, &data, dim);
-        self.traits = traits;
-        found
+        let raw = std::mem::take(&mut self.data);
+        let (data, dim) =
+            profile::embedding_of(&fusion, block, raw, self.dim, &self.traits, cfg.normalise);
+        self.rank_embedding(cfg, search, choice, &data, dim)
     }
 
     fn rank_embedding(

@@ -253,4 +253,23 @@ mod tests {
         );
         assert_eq!((dim, &photos[..3]), (3, &[3.0, 0.0, 4.0][..]));
     }
+
+    #[test]
+    fn an_embedding_of_an_owned_matrix_is_the_same_embedding() {
+        let data = vec![9.0, 9.0, 3.0, 0.0, 4.0, 9.0, 9.0, 0.0, 5.0, 0.0];
+        let traits_rows = rows(&[(1.0, 0.0), (0.5, 0.0)]);
+        for (profile, block, normalise) in [
+            (Profile::Photos, Some((0, 5)), true),
+            (Profile::Photos, Some((0, 5)), false),
+            (Profile::Photos, Some((2, 3)), true),
+            (Profile::Crystals, Some((0, 5)), true),
+        ] {
+            let fusion = profile.fusion();
+            assert_eq!(
+                embedding_of(&fusion, block, data.clone(), 5, &traits_rows, normalise),
+                embedding(&fusion, block, &data, 5, &traits_rows, normalise),
+                "{profile:?} {block:?} {normalise}"
+            );
+        }
+    }
 }
