@@ -73,8 +73,8 @@ def main():
     parser.add_argument("--no-ivf", action="store_true")
     args = parser.parse_args()
     faiss.omp_set_num_threads(int(os.environ.get("THREADS", "2")))
-    x = np.load(args.npy, mmap_mode="r")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    # A writable copy in RAM (normalize_L2 writes in place; a memory map is read-only).
+    x = np.require(np.load(args.npy), np.float32, ["C", "W", "O"])
     faiss.normalize_L2(x)
     n, d = x.shape
     rng = np.random.default_rng(18)
