@@ -24,7 +24,10 @@ fn rows() -> usize {
 fn explorer(width: u16, height: u16) -> App {
     let mut app = App::new("/bench".into(), "bench".into(), Some("halfblocks".into()));
     update(&mut app, Action::Resize(width, height));
-    update(&mut app, Action::Loaded(Box::new(testing::synthetic(rows()))));
+    update(
+        &mut app,
+        Action::Loaded(Box::new(testing::synthetic(rows()))),
+    );
     app
 }
 
