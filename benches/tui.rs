@@ -1,5 +1,6 @@
 //! Explorer benchmarks: re-sorting and re-filtering 100,000 rows, and drawing one full
 //! frame (200x60, halfblocks previews), each of which must stay well under 16 ms.
+//! `SNOWSCOPE_BENCH_ROWS=1000000 cargo bench --bench tui` measures a million rows.
 //! Register in Cargo.toml: [[bench]] name = "tui" harness = false
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -12,12 +13,21 @@ use snowscope::tui::model::{Column, Table};
 use snowscope::tui::{preview, testing, view};
 use std::hint::black_box;
 
-const ROWS: usize = 100_000;
+/// Rows of the synthetic ranking: `SNOWSCOPE_BENCH_ROWS`, default 100,000.
+fn rows() -> usize {
+    std::env::var("SNOWSCOPE_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
 
 fn explorer(width: u16, height: u16) -> App {
     let mut app = App::new("/bench".into(), "bench".into(), Some("halfblocks".into()));
     update(&mut app, Action::Resize(width, height));
-    update(&mut app, Action::Loaded(Box::new(testing::synthetic(ROWS))));
+    update(
+        &mut app,
+        Action::Loaded(Box::new(testing::synthetic(rows()))),
+    );
     app
 }
 
@@ -29,7 +39,7 @@ fn type_filter(app: &mut App, kind: PromptKind, text: &str) {
 fn sorting(c: &mut Criterion) {
     let mut app = explorer(200, 60);
     update(&mut app, Action::Move(500));
-    let mut g = c.benchmark_group("100k rows");
+    let mut g = c.benchmark_group(format!("{} rows", rows()));
     g.bench_function("re-sort (toggle file column)", |b| {
         b.iter(|| update(black_box(&mut app), Action::SortBy(Column::File)))
     });
@@ -67,7 +77,7 @@ fn sorting(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("open: build table (sort orders, names)", |b| {
         b.iter_batched(
-            || testing::synthetic(ROWS).ranking,
+            || testing::synthetic(rows()).ranking,
             |ranking| Table::new(black_box(ranking)),
             criterion::BatchSize::LargeInput,
         )
@@ -99,7 +109,7 @@ fn drawing(c: &mut Criterion) {
     }
     let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
     let mut g = c.benchmark_group("draw");
-    g.bench_function("full frame 200x60, 100k rows, halfblocks previews", |b| {
+    g.bench_function("full frame 200x60, halfblocks previews", |b| {
         b.iter(|| {
             terminal.draw(|f| view::draw(f, black_box(&app))).unwrap();
             // Force a full redraw next time, as after a resize.

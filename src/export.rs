@@ -157,6 +157,9 @@ struct JsonConfig<'a> {
     #[serde(flatten)]
     asked: &'a crate::rank::RankConfig,
     profile_used: &'a crate::profile::Choice,
+    /// How the neighbours were found (method, and the index's measured recall).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    search: Option<&'a crate::neighbours::SearchReport>,
 }
 
 #[derive(Serialize)]
@@ -215,13 +218,15 @@ impl Selection {
     }
 }
 
-/// Renders the images `selection` lists in `format`.
+/// Renders the images `selection` lists in `format`; JSON's `config.search` says how the
+/// neighbours were found, when known.
 pub fn render(
     ranking: &Ranking,
     selection: Selection,
     format: Format,
     model: &str,
     skipped: &[Skip],
+    search: Option<&crate::neighbours::SearchReport>,
 ) -> String {
     let shown: Vec<&RankedImage> = selection
         .positions(ranking)
@@ -235,6 +240,7 @@ pub fn render(
                 config: JsonConfig {
                     asked: &ranking.config,
                     profile_used: &ranking.profile,
+                    search,
                 },
                 traits: TRAITS
                     .iter()

@@ -107,22 +107,30 @@ fn run_rank(
 ) -> Result<u8> {
     let cfg = ranking.config();
     let pipeline_cfg = extract.pipeline(ranking.tutorial);
-    let (set, mut ranked) = match (cmd.features.as_slice(), &cmd.paths) {
+    let search = cmd.search();
+    let (set, (mut ranked, searched)) = match (cmd.features.as_slice(), &cmd.paths) {
         ([npy], Some(list)) => {
-            let set = FeatureSet::from_npy(npy, list)?;
-            let ranked = set.rank(&cfg);
+            let mut set = FeatureSet::from_npy(npy, list)?;
+            let ranked = set.rank_once(&cfg, &search);
             (set, ranked)
         }
         (_, Some(_)) => bail!("--paths goes with one --features .npy made elsewhere"),
         ([_, ..], None) => {
-            let set = snowscope::shard::union(&cmd.features)?;
-            let ranked = set.rank(&cfg);
+            let mut set = snowscope::shard::union(&cmd.features)?;
+            let ranked = set.rank_once(&cfg, &search);
             (set, ranked)
         }
         ([], None) => {
             let dir = folder_or_bundled(cmd.dir.clone(), extract)?;
             let (set, ranked) = with_bar(&dir, |on_event| {
-                pipeline::rank_folder(&dir, &pipeline_cfg, &cfg, &term.flag(), on_event)
+                pipeline::rank_folder_once(
+                    &dir,
+                    &pipeline_cfg,
+                    &cfg,
+                    &search,
+                    &term.flag(),
+                    on_event,
+                )
             })?;
             let Some(ranked) = ranked else {
                 eprintln!("cancelled: finished work is kept in the cache; run again to continue");
@@ -131,6 +139,9 @@ fn run_rank(
             (set, ranked)
         }
     };
+    if cmd.verbose {
+        eprintln!("neighbour search: {searched}");
+    }
     report_skips(&set.skipped);
     if set.items.is_empty() {
         eprintln!("nothing to rank: no image could be read");
@@ -159,7 +170,14 @@ fn run_rank(
         let positions = selection.positions(&ranked);
         set.explain(&mut ranked, &positions, &pipeline_cfg.model)?;
     }
-    let text = export::render(&ranked, selection, format, &set.model, &set.skipped);
+    let text = export::render(
+        &ranked,
+        selection,
+        format,
+        &set.model,
+        &set.skipped,
+        Some(&searched),
+    );
     write_output(&text, cmd.output.as_deref())?;
     Ok(ExitStatus::ranked(!set.skipped.is_empty()).code())
 }

@@ -1,6 +1,7 @@
 //! NumPy `.npy` files (format 1.0) for 2-D float matrices, so features move to and from
 //! numpy, FAISS and other tools.
 
+use std::io::{Read, Seek};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,19 +45,26 @@ pub enum FormatError {
     },
 }
 
-/// Writes a row-major `rows` x `cols` f32 matrix.
-pub fn write(path: &Path, data: &[f32], rows: usize, cols: usize) -> Result<(), NpyError> {
-    assert_eq!(data.len(), rows * cols, "matrix size");
+/// The header of a row-major `rows` x `cols` f32 matrix (the data follows it), for
+/// writers that stream their rows.
+pub fn header(rows: usize, cols: usize) -> Vec<u8> {
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Magic (6) + version (2) + header length (2) + header + newline, padded to 64 bytes.
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
-    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
+    bytes
+}
+
+/// Writes a row-major `rows` x `cols` f32 matrix.
+pub fn write(path: &Path, data: &[f32], rows: usize, cols: usize) -> Result<(), NpyError> {
+    assert_eq!(data.len(), rows * cols, "matrix size");
+    let mut bytes = header(rows, cols);
+    bytes.reserve(data.len() * 4);
     bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
     crate::store::write_atomic(path, &bytes).map_err(|cause| NpyError::Io {
         path: path.display().to_string(),
@@ -64,17 +72,89 @@ pub fn write(path: &Path, data: &[f32], rows: usize, cols: usize) -> Result<(), 
     })
 }
 
-/// Reads a 2-D float32 or float64 matrix as f32: (data, rows, cols).
+/// Reads a 2-D float32 or float64 matrix as f32: (data, rows, cols). The values are read
+/// straight into the matrix, a block at a time: the file's bytes are never held whole
+/// beside it (at a million 1280-d rows each copy is 5 GB).
 pub fn read(path: &Path) -> Result<(Vec<f32>, usize, usize), NpyError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|cause| NpyError::Io {
+    let io = |cause| NpyError::Io {
         path: name.clone(),
         cause,
-    })?;
-    parse(&bytes).map_err(|why| NpyError::Format { path: name, why })
+    };
+    let format = |why| NpyError::Format {
+        path: name.clone(),
+        why,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    // Version 2 and 3 headers may be longer than 64 KB in principle; 1 MB is plenty for
+    // any 2-D shape.
+    let mut head = Vec::new();
+    (&mut file)
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let (start, rows, cols, width) = parse_header(&head).map_err(format)?;
+    let values = rows.checked_mul(cols);
+    let wanted = values.and_then(|v| v.checked_mul(width));
+    let body = size.saturating_sub(start as u64);
+    let (Some(values), Some(true)) = (values, wanted.map(|w| w as u64 == body)) else {
+        return Err(format(FormatError::DataSize {
+            bytes: body as usize,
+            rows,
+            cols,
+        }));
+    };
+    let mut data = Vec::with_capacity(values);
+    let mut block = vec![0u8; 1 << 20];
+    file.seek(std::io::SeekFrom::Start(start as u64))
+        .map_err(io)?;
+    let mut left = body as usize;
+    while left > 0 {
+        let take = left.min(block.len());
+        file.read_exact(&mut block[..take]).map_err(io)?;
+        decode(&block[..take], width, &mut data);
+        left -= take;
+    }
+    Ok((data, rows, cols))
 }
 
+/// Appends the little-endian values of `bytes` (`width` 4 or 8) as f32.
+fn decode(bytes: &[u8], width: usize, out: &mut Vec<f32>) {
+    if width == 4 {
+        out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+    } else {
+        out.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32),
+        );
+    }
+}
+
+/// A whole file's matrix.
+#[cfg(test)]
 fn parse(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), FormatError> {
+    let (start, rows, cols, width) = parse_header(bytes)?;
+    let body = &bytes[start..];
+    if body.len() != rows * cols * width {
+        return Err(FormatError::DataSize {
+            bytes: body.len(),
+            rows,
+            cols,
+        });
+    }
+    let mut data = Vec::new();
+    decode(body, width, &mut data);
+    Ok((data, rows, cols))
+}
+
+/// (where the data starts, rows, cols, bytes per value) from the start of a file.
+fn parse_header(bytes: &[u8]) -> Result<(usize, usize, usize, usize), FormatError> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(FormatError::NoMagic);
     }
@@ -123,24 +203,7 @@ fn parse(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), FormatError> {
     let [rows, cols] = dims[..] else {
         return Err(FormatError::Dimensions(dims.len()));
     };
-    let body = &bytes[start + len..];
-    if body.len() != rows * cols * width {
-        return Err(FormatError::DataSize {
-            bytes: body.len(),
-            rows,
-            cols,
-        });
-    }
-    let data = if width == 4 {
-        body.chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    } else {
-        body.chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-            .collect()
-    };
-    Ok((data, rows, cols))
+    Ok((start + len, rows, cols, width))
 }
 
 #[cfg(test)]
@@ -177,5 +240,26 @@ mod tests {
         b.extend_from_slice(h.as_bytes());
         b.extend_from_slice(&[0; 8]);
         assert!(parse(&b).unwrap_err().contains("dtype"));
+    }
+
+    #[test]
+    fn a_truncated_or_padded_file_is_refused_before_reading_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.npy");
+        write(&path, &[1.0; 6], 2, 3).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        for wrong in [
+            &bytes[..bytes.len() - 4],
+            &[&bytes[..], &[0u8; 4]].concat()[..],
+        ] {
+            std::fs::write(&path, wrong).unwrap();
+            let err = read(&path).unwrap_err().to_string();
+            assert!(err.contains("data bytes for shape (2, 3)"), "{err}");
+        }
+        // A shape whose size overflows is refused, not allocated.
+        let mut huge = header(usize::MAX / 2, 3);
+        huge.extend_from_slice(&[0; 8]);
+        std::fs::write(&path, huge).unwrap();
+        assert!(read(&path).is_err());
     }
 }

@@ -165,6 +165,29 @@ pub fn embedding(
     (out, fused_dim)
 }
 
+/// `embedding` of a matrix that is no longer needed: where the profile searches the rows
+/// as they are (the whole row, no traits) they are normalised in place, without a copy;
+/// otherwise the embedding is built and `data` freed.
+pub fn embedding_of(
+    fusion: &Fusion,
+    block: Option<(usize, usize)>,
+    mut data: Vec<f32>,
+    stride: usize,
+    traits_rows: &[f32],
+    normalise: bool,
+) -> (Vec<f32>, usize) {
+    let n = data.len() / stride.max(1);
+    let whole = block == Some((0, stride)) && stride > 0;
+    let with_traits = fusion.trait_weight > 0.0 && traits_rows.len() == n * traits::COUNT;
+    if !whole || with_traits {
+        return embedding(fusion, block, &data, stride, traits_rows, normalise);
+    }
+    if normalise {
+        crate::linalg::normalise_rows(&mut data, stride);
+    }
+    (data, stride)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +252,24 @@ mod tests {
             false,
         );
         assert_eq!((dim, &photos[..3]), (3, &[3.0, 0.0, 4.0][..]));
+    }
+
+    #[test]
+    fn an_embedding_of_an_owned_matrix_is_the_same_embedding() {
+        let data = vec![9.0, 9.0, 3.0, 0.0, 4.0, 9.0, 9.0, 0.0, 5.0, 0.0];
+        let traits_rows = rows(&[(1.0, 0.0), (0.5, 0.0)]);
+        for (profile, block, normalise) in [
+            (Profile::Photos, Some((0, 5)), true),
+            (Profile::Photos, Some((0, 5)), false),
+            (Profile::Photos, Some((2, 3)), true),
+            (Profile::Crystals, Some((0, 5)), true),
+        ] {
+            let fusion = profile.fusion();
+            assert_eq!(
+                embedding_of(&fusion, block, data.clone(), 5, &traits_rows, normalise),
+                embedding(&fusion, block, &data, 5, &traits_rows, normalise),
+                "{profile:?} {block:?} {normalise}"
+            );
+        }
     }
 }

@@ -3,10 +3,12 @@
 
 use crate::explain::Explanation;
 use crate::linalg::{normalise_rows, quantile};
-use crate::neighbours::{Neighbours, knn_cached};
+use crate::neighbours::{Neighbours, SearchOptions, SearchReport, search_cached};
 use crate::profile::{Choice, Profile};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::path::Path;
 
 /// The number that orders images (larger = more unique).
@@ -137,16 +139,29 @@ pub fn duplicate_groups(hashes: &[&str], data: &[f32], dim: usize) -> Vec<u32> {
         i
     }
     let mut first_by_hash: HashMap<&str, usize> = HashMap::new();
-    let mut first_by_row: HashMap<Vec<u32>, usize> = HashMap::new();
+    // Rows are found by a hash of their bits, then compared bit for bit: keeping every
+    // row's bits as a key would copy the whole matrix (1.5 GB at 300,000 x 1280).
+    let row = |i: usize| &data[i * dim..(i + 1) * dim];
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+    let row_hashes: Vec<u64> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut h = std::hash::DefaultHasher::new();
+            row(i).iter().for_each(|v| h.write_u32(v.to_bits()));
+            h.finish()
+        })
+        .collect();
+    let mut firsts_by_row: HashMap<u64, Vec<usize>> = HashMap::new();
     for i in 0..n {
-        let bits: Vec<u32> = data[i * dim..(i + 1) * dim]
-            .iter()
-            .map(|v| v.to_bits())
-            .collect();
-        for first in [
-            *first_by_hash.entry(hashes[i]).or_insert(i),
-            *first_by_row.entry(bits).or_insert(i),
-        ] {
+        let firsts = firsts_by_row.entry(row_hashes[i]).or_default();
+        let first_same_row = match firsts.iter().find(|&&f| same(row(f), row(i))) {
+            Some(&f) => f,
+            None => {
+                firsts.push(i);
+                i
+            }
+        };
+        for first in [*first_by_hash.entry(hashes[i]).or_insert(i), first_same_row] {
             let (a, b) = (find(&mut parent, first), find(&mut parent, i));
             parent[a.max(b)] = a.min(b);
         }
@@ -174,6 +189,20 @@ pub fn rank_cached(
     cfg: &RankConfig,
     neighbour_cache: Option<&Path>,
 ) -> Ranking {
+    let search = SearchOptions::default();
+    rank_searched(paths, hashes, data, dim, cfg, neighbour_cache, &search).0
+}
+
+/// `rank_cached` with the neighbour search's options, and how it went.
+pub fn rank_searched(
+    paths: &[String],
+    hashes: &[&str],
+    data: &[f32],
+    dim: usize,
+    cfg: &RankConfig,
+    neighbour_cache: Option<&Path>,
+    search: &SearchOptions,
+) -> (Ranking, SearchReport) {
     let n = paths.len();
     assert_eq!(data.len(), n * dim, "feature matrix size");
     assert_eq!(hashes.len(), n, "one hash per image");
@@ -194,7 +223,7 @@ pub fn rank_cached(
         .iter()
         .for_each(|g| *group_size.entry(*g).or_default() += 1);
     let k = cfg.k.max(1);
-    let nn = knn_cached(data, dim, k, &groups, neighbour_cache);
+    let (nn, report) = search_cached(data, dim, k, &groups, neighbour_cache, search);
     let distance = |d2: f32| if cfg.squared { d2 } else { d2.sqrt() };
     let lof = local_outlier_factor(&nn, n);
 
@@ -245,7 +274,7 @@ pub fn rank_cached(
     for (r, image) in images.iter_mut().enumerate() {
         image.rank = r + 1;
     }
-    Ranking {
+    let ranking = Ranking {
         config: *cfg,
         profile: Choice {
             profile: cfg.profile,
@@ -253,7 +282,8 @@ pub fn rank_cached(
         },
         images,
         stats,
-    }
+    };
+    (ranking, report)
 }
 
 /// Local outlier factor (Breunig et al. 2000) from the k-NN lists; `None` without neighbours.

@@ -65,6 +65,92 @@ impl Rng {
     }
 }
 
+/// Synthetic embeddings for the neighbour search's tests and benchmarks, clustered like a
+/// CNN's: unit rows around `clusters` centres that share a common direction (features of
+/// one network are all alike a little), clusters of Zipf-like sizes and of spreads from
+/// tight to loose, and a few isolated rows (the unique images the ranking is for). Row `i`
+/// depends only on the seed and `i`, so any block of rows can be made on its own.
+#[derive(Debug, Clone)]
+pub struct Clustered {
+    dim: usize,
+    seed: u64,
+    centres: Vec<f32>,
+    spread: Vec<f32>,
+    /// Cumulative cluster weights, the last one 1.
+    cumulative: Vec<f64>,
+}
+
+impl Clustered {
+    /// Share of rows that belong to no cluster.
+    pub const ISOLATED: f64 = 0.005;
+
+    pub fn new(dim: usize, clusters: usize, seed: u64) -> Self {
+        let mut rng = Rng::derive(seed, u64::MAX);
+        let common: Vec<f64> = (0..dim).map(|_| rng.normal()).collect();
+        let mut centres = Vec::with_capacity(clusters * dim);
+        for _ in 0..clusters {
+            let mut c: Vec<f32> = common
+                .iter()
+                .map(|m| (0.5 * m + rng.normal()) as f32)
+                .collect();
+            crate::linalg::normalise_rows(&mut c, dim);
+            centres.extend(c);
+        }
+        let spread = (0..clusters).map(|_| rng.range(0.3, 1.0) as f32).collect();
+        let weights: Vec<f64> = (0..clusters).map(|c| 1.0 / (c as f64 + 10.0)).collect();
+        let total: f64 = weights.iter().sum();
+        let cumulative = weights
+            .iter()
+            .scan(0.0, |acc, w| {
+                *acc += w / total;
+                Some(*acc)
+            })
+            .collect();
+        Self {
+            dim,
+            seed,
+            centres,
+            spread,
+            cumulative,
+        }
+    }
+
+    /// Row `i` into `out` (`dim` values, unit length): its cluster, `None` if isolated.
+    pub fn row(&self, i: u64, out: &mut [f32]) -> Option<usize> {
+        let mut rng = Rng::derive(self.seed, i);
+        let scale = 1.0 / (self.dim as f64).sqrt();
+        let cluster = (rng.f64() >= Self::ISOLATED && !self.spread.is_empty()).then(|| {
+            let u = rng.f64();
+            self.cumulative
+                .partition_point(|&c| c < u)
+                .min(self.spread.len() - 1)
+        });
+        match cluster {
+            Some(c) => {
+                let (centre, s) = (
+                    &self.centres[c * self.dim..(c + 1) * self.dim],
+                    self.spread[c],
+                );
+                for (o, &m) in out.iter_mut().zip(centre) {
+                    *o = m + s * (rng.normal() * scale) as f32;
+                }
+            }
+            None => out.iter_mut().for_each(|o| *o = rng.normal() as f32),
+        }
+        crate::linalg::normalise_rows(out, self.dim);
+        cluster
+    }
+
+    /// Rows `0..n`, row-major.
+    pub fn rows(&self, n: usize) -> Vec<f32> {
+        let mut data = vec![0.0; n * self.dim];
+        for (i, row) in data.chunks_exact_mut(self.dim.max(1)).enumerate() {
+            self.row(i as u64, row);
+        }
+        data
+    }
+}
+
 /// The SplitMix64 output finaliser (a bijection on u64).
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

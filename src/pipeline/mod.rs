@@ -6,9 +6,10 @@ mod explained;
 
 use crate::extract::{self, ExtractOptions, Job};
 use crate::model::{FeatureModel, ModelConfig, ModelError};
+use crate::neighbours::{SearchOptions, SearchReport};
 use crate::npy::NpyError;
 use crate::profile;
-use crate::rank::{RankConfig, Ranking, rank_cached};
+use crate::rank::{RankConfig, Ranking, rank_searched};
 use crate::scan::{self, Skip, SkipReason, content_hash};
 use crate::store::{FeatureStore, FileStamp, Marks, MarksError};
 use rayon::prelude::*;
@@ -196,14 +197,54 @@ impl FeatureSet {
     /// Ranks the images of the set, reusing its cached neighbour lists when unchanged. The
     /// folder's profile decides which features (and whether its traits) take part.
     pub fn rank(&self, cfg: &RankConfig) -> Ranking {
+        self.rank_searched(cfg, &SearchOptions::default()).0
+    }
+
+    /// `rank` with the neighbour search's options, and how the search went.
+    pub fn rank_searched(
+        &self,
+        cfg: &RankConfig,
+        search: &SearchOptions,
+    ) -> (Ranking, SearchReport) {
         let (choice, data, dim) = self.embedding(cfg);
+        self.rank_embedding(cfg, search, choice, &data, dim)
+    }
+
+    /// `rank_searched` for a set that is ranked once and then only shown: its features
+    /// (`data`) are consumed, so that the search runs beside one copy of the
+    /// matrix, not two (at a million 1280-d rows each copy is 5 GB). Where the profile
+    /// searches the rows as they are, they are normalised in place.
+    pub fn rank_once(
+        &mut self,
+        cfg: &RankConfig,
+        search: &SearchOptions,
+    ) -> (Ranking, SearchReport) {
+        let choice = profile::choose(cfg.profile, &self.traits);
+        let fusion = choice.profile.fusion();
+        let block = fusion.layer.map(|layer| self.block(layer));
+        let raw = std::mem::take(&mut self.data);
+        let (data, dim) =
+            profile::embedding_of(&fusion, block, raw, self.dim, &self.traits, cfg.normalise);
+        self.rank_embedding(cfg, search, choice, &data, dim)
+    }
+
+    fn rank_embedding(
+        &self,
+        cfg: &RankConfig,
+        search: &SearchOptions,
+        choice: profile::Choice,
+        data: &[f32],
+        dim: usize,
+    ) -> (Ranking, SearchReport) {
         if self.items.is_empty() {
-            return Ranking {
+            let ranking = Ranking {
                 config: *cfg,
                 profile: choice,
                 images: Vec::new(),
                 stats: None,
             };
+            let why = "no images".to_string();
+            return (ranking, SearchReport::Exact { why });
         }
         let paths: Vec<String> = self.items.iter().map(|i| i.rel.clone()).collect();
         let hashes: Vec<&str> = self.items.iter().map(|i| i.hash.as_str()).collect();
@@ -212,13 +253,14 @@ impl FeatureSet {
             normalise: false,
             ..*cfg
         };
-        let mut ranking = rank_cached(
+        let (mut ranking, report) = rank_searched(
             &paths,
             &hashes,
-            &data,
+            data,
             dim,
             &fused,
             self.neighbour_cache.as_deref(),
+            search,
         );
         ranking.config = *cfg;
         ranking.profile = choice;
@@ -227,7 +269,7 @@ impl FeatureSet {
                 .traits_of(image.index)
                 .map_or_else(Vec::new, <[f32]>::to_vec);
         }
-        ranking
+        (ranking, report)
     }
 }
 
@@ -280,6 +322,25 @@ pub fn rank_folder(
     on_event(Event::Ranking(set.items.len()));
     let ranking = set.rank(rank_cfg);
     Ok((set, Some(ranking)))
+}
+
+/// `rank_folder` with the neighbour search's options, and how the search went. The set
+/// comes back without its feature rows (`FeatureSet::rank_once`).
+pub fn rank_folder_once(
+    root: &Path,
+    cfg: &PipelineConfig,
+    rank_cfg: &RankConfig,
+    search: &SearchOptions,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(FeatureSet, Option<(Ranking, SearchReport)>), PipelineError> {
+    let mut set = compute_features(root, cfg, cancel, on_event)?;
+    if set.cancelled {
+        return Ok((set, None));
+    }
+    on_event(Event::Ranking(set.items.len()));
+    let ranked = set.rank_once(rank_cfg, search);
+    Ok((set, Some(ranked)))
 }
 
 pub fn compute_features(

@@ -464,6 +464,7 @@ impl Explorer {
             format,
             &self.model,
             &self.skipped,
+            None,
         )
     }
 }

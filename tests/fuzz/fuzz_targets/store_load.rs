@@ -182,13 +182,15 @@ fn exercise_knn(file: Option<Vec<u8>>, body: Option<Vec<u8>>) {
     let bytes = match (file, body) {
         (Some(bytes), _) => bytes,
         (None, Some(body)) => {
-            // A genuine file gives the magic and the key; the lists and checksum are ours.
+            // A genuine file gives the magic, the key and the report; the lists and
+            // checksum are ours.
             let _ = knn_cached(&data, 2, k, &groups, Some(&path));
             let genuine = std::fs::read(&path).unwrap();
-            let mut bytes = genuine[..40].to_vec();
             let lists = n * k * 8;
+            let head = genuine.len() - lists - 32;
+            let mut bytes = genuine[..head].to_vec();
             bytes.extend(body.iter().copied().cycle().take(lists));
-            bytes.resize(40 + lists, 0);
+            bytes.resize(head + lists, 0);
             let checksum = blake3::hash(&bytes);
             bytes.extend_from_slice(checksum.as_bytes());
             bytes

@@ -21,6 +21,8 @@ use rayon::prelude::*;
 use std::ops::Range;
 use std::path::Path;
 
+mod ivf;
+
 /// Rows per tile: 512 x 512 products keep the GEMM efficient while the tile (1 MB) stays in
 /// cache, and the wasted lower half of the diagonal tiles stays small (512/n of the work).
 const TILE: usize = 512;
@@ -254,6 +256,7 @@ fn any_admitted(dists: &[f32], col_worst: &[f32], row_worst: f32) -> bool {
 /// `dim = 0` works).
 fn squared_norms(data: &[f32], dim: usize, n: usize) -> Vec<f32> {
     (0..n)
+        .into_par_iter()
         .map(|i| data[i * dim..(i + 1) * dim].iter().map(|v| v * v).sum())
         .collect()
 }
@@ -281,22 +284,34 @@ fn exact_distance(a: &[f32], b: &[f32]) -> f32 {
 /// k nearest neighbours of every row of `data` (`n x dim`, row-major, finite values),
 /// never pairing rows with the same `groups` id (a row is always in its own group).
 /// Rows sharing an id are meant to be exact duplicates; use `0..n` for "no duplicates".
-/// Squared L2 distances, nearest first, ties broken by the lower index.
+/// Squared L2 distances, nearest first, ties broken by the lower index. Always the exact
+/// search, whatever the size; [`search`] chooses.
 pub fn knn(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> Neighbours {
-    let n = groups.len();
+    check_input(data, dim, groups);
+    exact(data, dim, k, groups, squared_norms(data, dim, groups.len()))
+}
+
+fn check_input(data: &[f32], dim: usize, groups: &[u32]) {
     assert_eq!(
         data.len(),
-        n * dim,
+        groups.len() * dim,
         "data must hold one row of `dim` values per group id"
     );
-    assert!(n < u32::MAX as usize, "row indices must fit below u32::MAX");
+    assert!(
+        groups.len() < u32::MAX as usize,
+        "row indices must fit below u32::MAX"
+    );
+}
+
+fn exact(data: &[f32], dim: usize, k: usize, groups: &[u32], norms: Vec<f32>) -> Neighbours {
+    let n = groups.len();
     if n < 2 || k == 0 {
         return Neighbours::missing(n, k);
     }
     let search = Search {
         data,
         dim,
-        norms: squared_norms(data, dim, n),
+        norms,
         groups,
     };
     let width = k + MARGIN;
@@ -316,11 +331,18 @@ pub fn knn(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> Neighbours {
         )
         .map(|worker| worker.top)
         .reduce(|| TopK::new(n, width), TopK::merge);
-    refine(data, dim, k, &table)
+    refine(data, dim, k, &table, |i| i)
 }
 
-/// Recomputes the candidates' distances exactly, re-sorts each row and keeps its best k.
-fn refine(data: &[f32], dim: usize, k: usize, table: &TopK) -> Neighbours {
+/// Recomputes the candidates' distances exactly, re-sorts each list and keeps its best k.
+/// List `s` of `table` belongs to row `row_of(s)` of `data`.
+fn refine(
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    table: &TopK,
+    row_of: impl Fn(usize) -> usize + Sync,
+) -> Neighbours {
     let n = table.index.len() / table.k;
     let mut out = Neighbours::missing(n, k);
     let row = |i: usize| &data[i * dim..(i + 1) * dim];
@@ -328,8 +350,9 @@ fn refine(data: &[f32], dim: usize, k: usize, table: &TopK) -> Neighbours {
         .par_chunks_mut(k)
         .zip(out.dist2.par_chunks_mut(k))
         .enumerate()
-        .for_each(|(i, (idx, dist))| {
-            let mut found: Vec<(f32, u32)> = table.index[i * table.k..(i + 1) * table.k]
+        .for_each(|(s, (idx, dist))| {
+            let i = row_of(s);
+            let mut found: Vec<(f32, u32)> = table.index[s * table.k..(s + 1) * table.k]
                 .iter()
                 .filter(|&&j| j != u32::MAX)
                 .map(|&j| (exact_distance(row(i), row(j as usize)), j))
@@ -343,9 +366,168 @@ fn refine(data: &[f32], dim: usize, k: usize, table: &TopK) -> Neighbours {
     out
 }
 
-/// `knn`, remembered in `cache` (`store::knn`): the file holds the lists with a key of
-/// everything they depend on (data, groups, k), so reopening an unchanged folder skips the
-/// search. A missing, stale or damaged file is simply recomputed and rewritten.
+/// Which search finds the neighbours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchOptions {
+    /// The exact search at any size (`rank --exact`).
+    pub exact: bool,
+    /// Fewest rows searched with the index: below, the exact search is fast enough
+    /// (13.7 s at 50,000 x 1280 on 2 cores) and its answer is the reference.
+    pub index_from: usize,
+    /// Share of sampled rows whose closest match must equal the exact search's.
+    pub recall: f64,
+    /// Rows searched exactly to set the index's probes, and as many again to measure it.
+    pub sample: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            exact: false,
+            index_from: 50_000,
+            recall: 0.99,
+            sample: 1000,
+        }
+    }
+}
+
+impl SearchOptions {
+    /// Whether `n` rows of `dim` values get the exact search.
+    fn exact_for(&self, n: usize, dim: usize) -> Option<String> {
+        if self.exact {
+            Some("asked for (--exact)".into())
+        } else if n < self.index_from || dim == 0 {
+            Some(format!("below {} rows", self.index_from))
+        } else {
+            None
+        }
+    }
+
+    /// Everything besides the data the lists of `n` rows depend on (for the cache key):
+    /// the same for every exact search, so that the cases share their lists.
+    fn tag(&self, n: usize, dim: usize) -> String {
+        match self.exact_for(n, dim) {
+            Some(_) => "exact".into(),
+            None => format!(
+                "ivf1 recall {} sample {} lists {}",
+                self.recall,
+                self.sample,
+                ivf::lists_for(n)
+            ),
+        }
+    }
+}
+
+/// How the neighbours were found: `rank --verbose` prints it and the JSON `config` holds
+/// it as `search`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum SearchReport {
+    /// Every pair compared.
+    Exact { why: String },
+    /// The inverted-file index: each row searched the `probes` lists nearest to it, and
+    /// the `exact_rows` rows farthest from their neighbours were then searched exactly:
+    /// every image whose closest-match distance or k-NN mean is `exact_from` or more has
+    /// its exact neighbours. `pairs` distances in all; `recall_sampled` is the share of
+    /// `sample` held-out rows whose closest match equals the exact search's (the probes
+    /// were set on `calibration_sample` other rows).
+    Ivf {
+        lists: usize,
+        probes: usize,
+        pairs: usize,
+        exact_rows: usize,
+        exact_from: f64,
+        recall_sampled: f64,
+        sample: usize,
+        calibration_sample: usize,
+    },
+}
+
+impl std::fmt::Display for SearchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Self::Exact { why } => write!(f, "exact ({why})"),
+            Self::Ivf {
+                lists,
+                probes,
+                pairs,
+                exact_rows,
+                exact_from,
+                recall_sampled,
+                sample,
+                calibration_sample,
+            } => write!(
+                f,
+                "inverted file, {probes} of {lists} lists probed per image, then the \
+                 {exact_rows} images farthest from their neighbours searched exactly (every \
+                 image scoring {exact_from:.4} or more is exact); {pairs} distances; closest \
+                 match equal to the exact search's for {:.1} % of {sample} sampled images \
+                 (the probes were set on {calibration_sample} others)",
+                100.0 * recall_sampled
+            ),
+        }
+    }
+}
+
+/// The k nearest neighbours of every row (as [`knn`]), by the exact search or, for large
+/// n, by the inverted-file index with its recall measured against the exact search.
+pub fn search(
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    groups: &[u32],
+    opts: &SearchOptions,
+) -> (Neighbours, SearchReport) {
+    check_input(data, dim, groups);
+    let norms = squared_norms(data, dim, groups.len());
+    let why = match opts.exact_for(groups.len(), dim) {
+        Some(why) => why,
+        None if k == 0 => "no neighbours asked for".into(),
+        None => match ivf::search(data, dim, k, groups, &norms, opts) {
+            Some(found) => return found,
+            None => format!(
+                "the index would compare half the pairs to reach {} recall",
+                opts.recall
+            ),
+        },
+    };
+    (
+        exact(data, dim, k, groups, norms),
+        SearchReport::Exact { why },
+    )
+}
+
+/// `search`, remembered in `cache` (`store::knn`): the file holds the lists and the report
+/// with a key of everything they depend on (data, groups, k, the search's settings), so
+/// reopening an unchanged folder skips the search. A missing, stale or damaged file is
+/// simply recomputed and rewritten.
+pub fn search_cached(
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    groups: &[u32],
+    cache: Option<&Path>,
+    opts: &SearchOptions,
+) -> (Neighbours, SearchReport) {
+    let Some(path) = cache else {
+        return search(data, dim, k, groups, opts);
+    };
+    let key = knn_cache::key(data, dim, k, groups, &opts.tag(groups.len(), dim));
+    if let Some((index, dist2, report)) = knn_cache::load(path, &key, groups.len(), k)
+        && let Ok(report) = serde_json::from_str(&report)
+    {
+        return (Neighbours { k, index, dist2 }, report);
+    }
+    let (found, report) = search(data, dim, k, groups, opts);
+    let text = serde_json::to_string(&report).expect("plain data serialises");
+    // Best effort: a cache that cannot be written only costs the search next time.
+    if let Err(e) = knn_cache::save(path, &key, &found.index, &found.dist2, &text) {
+        tracing::warn!("cannot write neighbour cache {}: {e}", path.display());
+    }
+    (found, report)
+}
+
+/// The exact search, remembered in `cache` (`search_cached` with `--exact`'s options).
 pub fn knn_cached(
     data: &[f32],
     dim: usize,
@@ -353,227 +535,12 @@ pub fn knn_cached(
     groups: &[u32],
     cache: Option<&Path>,
 ) -> Neighbours {
-    let Some(path) = cache else {
-        return knn(data, dim, k, groups);
+    let exact = SearchOptions {
+        exact: true,
+        ..SearchOptions::default()
     };
-    let key = knn_cache::key(data, dim, k, groups);
-    if let Some((index, dist2)) = knn_cache::load(path, &key, groups.len(), k) {
-        return Neighbours { k, index, dist2 };
-    }
-    let found = knn(data, dim, k, groups);
-    // Best effort: a cache that cannot be written only costs the search next time.
-    if let Err(e) = knn_cache::save(path, &key, &found.index, &found.dist2) {
-        tracing::warn!("cannot write neighbour cache {}: {e}", path.display());
-    }
-    found
+    search_cached(data, dim, k, groups, cache, &exact).0
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Uniform values in [0, 1) from SplitMix64: deterministic data without a dependency.
-    fn random(len: usize, seed: u64) -> Vec<f32> {
-        let mut rng = crate::rng::Rng::new(seed);
-        (0..len).map(|_| rng.f32()).collect()
-    }
-
-    fn reference_distance(a: &[f32], b: &[f32]) -> f64 {
-        a.iter()
-            .zip(b)
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum()
-    }
-
-    /// O(n^2 d) search in f64: (distance, row) lists, nearest first, ties by lower row.
-    fn brute_force(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> Vec<Vec<(f64, usize)>> {
-        let row = |i: usize| &data[i * dim..(i + 1) * dim];
-        (0..groups.len())
-            .map(|i| {
-                let mut all: Vec<(f64, usize)> = (0..groups.len())
-                    .filter(|&j| groups[j] != groups[i])
-                    .map(|j| (reference_distance(row(i), row(j)), j))
-                    .collect();
-                all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                all.truncate(k);
-                all
-            })
-            .collect()
-    }
-
-    fn close(a: f64, b: f64, rel: f64) -> bool {
-        (a - b).abs() <= rel * a.abs().max(b.abs()) || (a - b).abs() <= 1e-12
-    }
-
-    /// Checks `knn` against the brute force: same counts, distances within 1e-4 relative,
-    /// and the same rows except between distances equal within 1e-5 relative.
-    fn check(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> Neighbours {
-        let got = knn(data, dim, k, groups);
-        assert_eq!(got.index.len(), groups.len() * k);
-        assert_eq!(got.dist2.len(), groups.len() * k);
-        let want = brute_force(data, dim, k, groups);
-        for (i, want) in want.iter().enumerate() {
-            let row: Vec<(usize, f32)> = got.row(i).collect();
-            assert_eq!(row.len(), want.len(), "row {i}: neighbour count");
-            for (s, (&(j, d), &(wd, wj))) in row.iter().zip(want).enumerate() {
-                assert!(close(f64::from(d), wd, 1e-4), "row {i}[{s}]: {d} vs {wd}");
-                if j != wj {
-                    let dj = reference_distance(
-                        &data[i * dim..(i + 1) * dim],
-                        &data[j * dim..(j + 1) * dim],
-                    );
-                    assert!(
-                        close(dj, wd, 1e-5) && groups[j] != groups[i],
-                        "row {i}[{s}]: row {j} ({dj}) instead of {wj} ({wd})"
-                    );
-                }
-            }
-            for s in row.len()..k {
-                assert_eq!(got.index[i * k + s], u32::MAX);
-                assert_eq!(got.dist2[i * k + s], f32::INFINITY);
-            }
-        }
-        got
-    }
-
-    fn ungrouped(n: usize) -> Vec<u32> {
-        (0..n as u32).collect()
-    }
-
-    #[test]
-    fn matches_brute_force_on_random_data() {
-        for (n, dim, k) in [
-            (0, 4, 3),
-            (1, 4, 3),
-            (2, 4, 3),
-            (3, 4, 3),
-            (2, 1, 1),
-            (3, 1, 5),
-            (200, 1, 3),
-            (37, 7, 4),
-            (1037, 7, 3),
-            (600, 64, 3),
-            (513, 64, 1),
-            (45, 1280, 3),
-        ] {
-            let data = random(n * dim, (n * 1000 + dim) as u64);
-            check(&data, dim, k, &ungrouped(n));
-        }
-    }
-
-    #[test]
-    fn more_neighbours_asked_than_rows() {
-        let data = random(4 * 7, 9);
-        let got = check(&data, 7, 6, &ungrouped(4));
-        assert!((0..4).all(|i| got.row(i).count() == 3));
-        assert_eq!(got.len(), 4);
-    }
-
-    #[test]
-    fn exact_duplicates_are_at_distance_zero_unless_grouped() {
-        // Rows 0, 300, 301 are copies (far from the origin, where cancellation is worst),
-        // and 5, 302 too, across tiles.
-        let dim = 64;
-        let mut data: Vec<f32> = random(300 * dim, 4).iter().map(|v| v + 10.0).collect();
-        let copy = |data: &mut Vec<f32>, i: usize| {
-            let row = data[i * dim..(i + 1) * dim].to_vec();
-            data.extend_from_slice(&row);
-        };
-        copy(&mut data, 0);
-        copy(&mut data, 0);
-        copy(&mut data, 5);
-        let got = check(&data, dim, 3, &ungrouped(303));
-        assert_eq!(
-            got.row(0).take(2).collect::<Vec<_>>(),
-            [(300, 0.0), (301, 0.0)]
-        );
-        assert_eq!(got.row(302).next(), Some((5, 0.0)));
-        // Grouped, the copies never see each other: they share the nearest other row.
-        let mut groups = ungrouped(303);
-        groups[300..].copy_from_slice(&[0, 0, 5]);
-        let grouped = check(&data, dim, 3, &groups);
-        let nearest = brute_force(&data[..300 * dim], dim, 2, &ungrouped(300))[0][0].1;
-        for i in [0, 300, 301] {
-            let (j, d) = grouped.row(i).next().unwrap();
-            assert_eq!(j, nearest);
-            assert!(d > 0.0);
-        }
-        assert!(grouped.row(302).all(|(j, _)| j != 5));
-    }
-
-    #[test]
-    fn ties_go_to_the_lower_index() {
-        // A 6 x 5 grid has many equal distances; then copies of rows 0 and 5, grouped.
-        let mut data: Vec<f32> = (0..30)
-            .flat_map(|i| [(i % 6) as f32, (i / 6) as f32])
-            .collect();
-        data.extend_from_slice(&[0.0, 0.0, 0.0, 0.0, 5.0, 0.0]);
-        let mut groups = ungrouped(30);
-        groups.extend_from_slice(&[0, 0, 5]);
-        let got = check(&data, 2, 4, &groups);
-        // Row 7 = (1, 1): four rows at distance 1, then the four diagonals at 2.
-        assert_eq!(
-            got.row(7).collect::<Vec<_>>(),
-            [(1, 1.0), (6, 1.0), (8, 1.0), (13, 1.0)]
-        );
-        for i in [0, 30, 31] {
-            assert_eq!(got.row(i).take(2).collect::<Vec<_>>(), [(1, 1.0), (6, 1.0)]);
-        }
-    }
-
-    #[test]
-    fn all_in_one_group_or_one_row_have_no_neighbours() {
-        assert_eq!(knn(&[], 3, 2, &[]).len(), 0);
-        assert!(knn(&[], 3, 2, &[]).is_empty());
-        let one = knn(&[1.0, 2.0], 2, 3, &[0]);
-        assert_eq!((one.row(0).count(), one.len()), (0, 1));
-        let same = knn(&[1.0, 2.0, 1.0, 2.0], 2, 1, &[7, 7]);
-        assert_eq!(same.row(0).count() + same.row(1).count(), 0);
-        assert_eq!(same.len(), 2);
-        assert_eq!(knn(&[1.0, 2.0], 1, 0, &[0, 1]).index.len(), 0);
-    }
-
-    #[test]
-    fn zero_dimensions_are_all_at_distance_zero() {
-        let got = knn(&[], 0, 2, &[0, 1, 1, 2]);
-        assert_eq!(got.row(1).collect::<Vec<_>>(), [(0, 0.0), (3, 0.0)]);
-    }
-
-    #[test]
-    fn lists_do_not_depend_on_the_thread_count() {
-        let data = random(1100 * 16, 7);
-        let groups: Vec<u32> = (0..1100).map(|i| i / 3).collect();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let single = pool.install(|| knn(&data, 16, 3, &groups));
-        assert_eq!(single, knn(&data, 16, 3, &groups));
-    }
-
-    #[test]
-    fn cached_lists_are_reused_and_stale_ones_recomputed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.knn");
-        let data = random(50 * 8, 3);
-        let groups = ungrouped(50);
-        let fresh = knn_cached(&data, 8, 3, &groups, Some(&path));
-        assert_eq!(fresh, knn(&data, 8, 3, &groups));
-        assert_eq!(knn_cached(&data, 8, 3, &groups, Some(&path)), fresh);
-        // Changed data: the key differs and the lists are recomputed.
-        let mut moved = data.clone();
-        moved[0] += 10.0;
-        assert_eq!(
-            knn_cached(&moved, 8, 3, &groups, Some(&path)),
-            knn(&moved, 8, 3, &groups)
-        );
-        // A damaged file is ignored.
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[100] ^= 1;
-        std::fs::write(&path, bytes).unwrap();
-        assert_eq!(
-            knn_cached(&moved, 8, 3, &groups, Some(&path)),
-            knn(&moved, 8, 3, &groups)
-        );
-    }
-}
+mod tests;
