@@ -7,9 +7,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use image::{Rgb, RgbImage};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use snowscope::tui::app::{Action, App, PromptKind, update};
+use snowscope::tui::app::{Action, App, Explorer, PromptKind, update};
 use snowscope::tui::graphics::Graphics;
-use snowscope::tui::model::{Column, Table};
+use snowscope::tui::model::Column;
 use snowscope::tui::{preview, testing, view};
 use std::hint::black_box;
 
@@ -75,10 +75,10 @@ fn sorting(c: &mut Criterion) {
         })
     });
     g.sample_size(10);
-    g.bench_function("open: build table (sort orders, names)", |b| {
+    g.bench_function("open: the first screen (names, score order, boxplot)", |b| {
         b.iter_batched(
-            || testing::synthetic(rows()).ranking,
-            |ranking| Table::new(black_box(ranking)),
+            || testing::synthetic(rows()),
+            |loaded| Explorer::new(black_box(loaded)),
             criterion::BatchSize::LargeInput,
         )
     });

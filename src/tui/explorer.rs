@@ -111,13 +111,7 @@ impl Explorer {
         let score = loaded.ranking.config.score;
         let columns = visible_columns(score);
         let table = Table::new(loaded.ranking);
-        let scores: Vec<f32> = table
-            .ranking
-            .images
-            .iter()
-            .filter_map(|i| i.score)
-            .collect();
-        let all_dist = Distribution::of(&scores);
+        let all_dist = Distribution::of(&table.sorted_scores(None));
         let mask = vec![true; table.len()];
         let sort = Sort::by_score(score);
         let view = table.view(sort, &mask);
@@ -185,12 +179,7 @@ impl Explorer {
             self.shown_dist = if self.filter.is_empty() {
                 self.all_dist.clone()
             } else {
-                let scores: Vec<f32> = self
-                    .view
-                    .iter()
-                    .filter_map(|&r| self.table.image(r).score)
-                    .collect();
-                Distribution::of(&scores)
+                Distribution::of(&self.table.sorted_scores(Some(&self.mask)))
             };
         }
         self.selected = keep

@@ -6,6 +6,7 @@ use crate::rank::{RankedImage, Ranking, ScoreKind};
 use crate::sanitize::sanitize;
 use rayon::prelude::*;
 use regex::Regex;
+use std::sync::OnceLock;
 
 /// A table column. `Lof` is shown only when the ranking's score is LOF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -257,12 +258,10 @@ pub struct Table {
     pub closest: Vec<String>,
     /// Table row of each feature-set row (`RankedImage::index`).
     pub row_of_index: Vec<u32>,
-    /// `orders[column][descending as usize]`: rows in that order, ties by rank.
-    orders: Vec<[Vec<u32>; 2]>,
-}
-
-fn mark_keys(images: &[RankedImage]) -> Vec<u32> {
-    images.iter().map(|i| u32::from(i.marked)).collect()
+    /// `orders[column]`: rows in that column's order, ascending and descending, ties by
+    /// rank. Each is made the first time it is asked for: at a million rows the names'
+    /// orders take seconds, and most sessions never sort by most columns.
+    orders: Vec<OnceLock<[Vec<u32>; 2]>>,
 }
 
 /// Maps an optional float to a u32 whose unsigned order is the float's total order;
@@ -361,41 +360,37 @@ impl Table {
         for (row, image) in images.iter().enumerate() {
             row_of_index[image.index] = row as u32;
         }
-        let raw_paths: Vec<&str> = images.iter().map(|i| i.path.as_str()).collect();
-        let raw_closest: Vec<&str> = images
-            .iter()
-            .map(|i| i.closest_path.as_deref().unwrap_or(""))
-            .collect();
-        let keys = |column: Column| -> Vec<u32> {
-            let f = |get: fn(&RankedImage) -> Option<f32>| -> Vec<u32> {
-                images.iter().map(|i| float_key(get(i))).collect()
-            };
-            match column {
-                Column::Rank => images.iter().map(|i| i.rank as u32).collect(),
-                Column::File => ordinals(&raw_paths),
-                Column::Closest => ordinals(&raw_closest),
-                Column::Distance => f(|i| i.nn_distance),
-                Column::Knn => f(|i| i.knn_mean),
-                Column::Lof => f(|i| i.lof),
-                Column::Dups => images.iter().map(|i| i.duplicates as u32).collect(),
-                Column::Fence => images.iter().map(|i| u32::from(i.beyond_fence)).collect(),
-                Column::Mark => mark_keys(images),
-            }
-        };
-        let orders = Column::ALL
-            .par_iter()
-            .map(|&c| {
-                let k = keys(c);
-                [order_by(&k, false), order_by(&k, true)]
-            })
-            .collect();
         Table {
             ranking,
             paths,
             lower,
             closest,
             row_of_index,
-            orders,
+            orders: Column::ALL.iter().map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The sort key of every row in `column`.
+    fn keys(&self, column: Column) -> Vec<u32> {
+        let images = &self.ranking.images;
+        let f = |get: fn(&RankedImage) -> Option<f32>| -> Vec<u32> {
+            images.iter().map(|i| float_key(get(i))).collect()
+        };
+        match column {
+            Column::Rank => images.iter().map(|i| i.rank as u32).collect(),
+            Column::File => ordinals(&images.iter().map(|i| i.path.as_str()).collect::<Vec<_>>()),
+            Column::Closest => ordinals(
+                &images
+                    .iter()
+                    .map(|i| i.closest_path.as_deref().unwrap_or(""))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::Distance => f(|i| i.nn_distance),
+            Column::Knn => f(|i| i.knn_mean),
+            Column::Lof => f(|i| i.lof),
+            Column::Dups => images.iter().map(|i| i.duplicates as u32).collect(),
+            Column::Fence => images.iter().map(|i| u32::from(i.beyond_fence)).collect(),
+            Column::Mark => images.iter().map(|i| u32::from(i.marked)).collect(),
         }
     }
 
@@ -421,8 +416,7 @@ impl Table {
         for &row in rows {
             self.ranking.images[row as usize].marked = marked;
         }
-        let k = mark_keys(&self.ranking.images);
-        self.orders[Column::Mark.slot()] = [order_by(&k, false), order_by(&k, true)];
+        self.orders[Column::Mark.slot()] = OnceLock::new();
     }
 
     /// Whether any row is marked.
@@ -431,7 +425,26 @@ impl Table {
     }
 
     pub fn order(&self, sort: Sort) -> &[u32] {
-        &self.orders[sort.column.slot()][usize::from(sort.descending)]
+        let both = self.orders[sort.column.slot()].get_or_init(|| {
+            let k = self.keys(sort.column);
+            [order_by(&k, false), order_by(&k, true)]
+        });
+        &both[usize::from(sort.descending)]
+    }
+
+    /// The scores of the rows `mask` keeps (all when `None`), ascending, from the score
+    /// column's order (so the boxplot never sorts them again).
+    pub fn sorted_scores(&self, mask: Option<&[bool]>) -> Vec<f32> {
+        let column = Column::of_score(self.ranking.config.score);
+        let ascending = Sort {
+            column,
+            descending: false,
+        };
+        self.order(ascending)
+            .iter()
+            .filter(|&&r| mask.is_none_or(|m| m[r as usize]))
+            .filter_map(|&r| self.image(r).score)
+            .collect()
     }
 
     /// Which rows pass `filter` (indexed by row).
