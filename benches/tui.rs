@@ -75,13 +75,16 @@ fn sorting(c: &mut Criterion) {
         })
     });
     g.sample_size(10);
-    g.bench_function("open: the first screen (names, score order, boxplot)", |b| {
-        b.iter_batched(
-            || testing::synthetic(rows()),
-            |loaded| Explorer::new(black_box(loaded)),
-            criterion::BatchSize::LargeInput,
-        )
-    });
+    g.bench_function(
+        "open: the first screen (names, score order, boxplot)",
+        |b| {
+            b.iter_batched(
+                || testing::synthetic(rows()),
+                |loaded| Explorer::new(black_box(loaded)),
+                criterion::BatchSize::LargeInput,
+            )
+        },
+    );
     g.finish();
 }
 

@@ -275,17 +275,6 @@ impl TraitStats {
     }
 }
 
-/// Every image's `listed` most extreme fused traits, from the folder's traits rows (n x
-/// `traits::COUNT`); no lists when the rows are empty.
-pub fn extreme_traits(rows: &[f32], listed: usize) -> Vec<Vec<TraitNote>> {
-    let Some(stats) = TraitStats::of(rows) else {
-        return Vec::new();
-    };
-    rows.chunks_exact(traits::COUNT)
-        .map(|values| stats.notes(values, listed))
-        .collect()
-}
-
 /// Maps by image row, or why an image has none.
 pub type Maps = std::collections::HashMap<usize, Result<CellMap, String>>;
 
@@ -371,7 +360,11 @@ mod tests {
             t[traits::index("circularity")] = 0.5 + 0.01 * i as f32;
             rows.extend(t);
         }
-        let notes = extreme_traits(&rows, TRAITS_LISTED);
+        let stats = TraitStats::of(&rows).unwrap();
+        let notes: Vec<_> = rows
+            .chunks_exact(traits::COUNT)
+            .map(|values| stats.notes(values, TRAITS_LISTED))
+            .collect();
         assert_eq!(notes.len(), 10);
         let last = &notes[9];
         assert_eq!(last[0].name, "area");
@@ -380,6 +373,6 @@ mod tests {
         assert!(last[0].z > last[1].z.abs(), "{last:?}");
         assert!(last.len() <= TRAITS_LISTED);
         assert_eq!(notes[0][0].percentile.min(notes[0][1].percentile), 5.0);
-        assert!(extreme_traits(&[], 3).is_empty());
+        assert!(TraitStats::of(&[]).is_none());
     }
 }

@@ -157,19 +157,25 @@ fn write_images(dir: &Path) {
     }
 }
 
+/// The binary, a folder of `write_images` and an empty cache; `None` without tmux.
+fn eight_images() -> Option<(PathBuf, tempfile::TempDir, tempfile::TempDir)> {
+    if !have_tmux() {
+        return None;
+    }
+    let images = tempfile::tempdir().unwrap();
+    write_images(images.path());
+    Some((bin(), images, tempfile::tempdir().unwrap()))
+}
+
 fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
 #[test]
 fn explorer_starts_sorts_filters_and_restores_the_terminal() {
-    if !have_tmux() {
+    let Some((bin, images, cache)) = eight_images() else {
         return;
-    }
-    let bin = bin();
-    let images = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    write_images(images.path());
+    };
     let tmux = Tmux::launch(
         "e2e",
         &bin,
@@ -530,13 +536,9 @@ fn resizing_to_1x1_and_back_while_previews_load() {
 
 #[test]
 fn a_mark_made_in_the_explorer_is_in_the_next_rank_json() {
-    if !have_tmux() {
+    let Some((bin, images, cache)) = eight_images() else {
         return;
-    }
-    let bin = bin();
-    let images = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    write_images(images.path());
+    };
     let args = explore_args(images.path(), cache.path(), &[]);
     let tmux = Tmux::launch("marks", &bin, &args, &[]);
     tmux.wait_for("sort: knn score ↓", 300);

@@ -76,7 +76,8 @@ impl FeatureSet {
             // Best effort: without the file the regions are found again next time.
             let _ = regions::save(file, explain::VERSION, &known);
         }
-        let notes = explain::extreme_traits(&self.traits, explain::TRAITS_LISTED);
+        // Only the listed images' traits are placed: the folder's scales are made once.
+        let stats = explain::TraitStats::of(&self.traits);
         for (&p, &(i, c)) in positions.iter().zip(&pairs) {
             let region = c.and_then(|c| known.get(&key((i, c))).copied());
             ranking.images[p].explanation = Some(explain::Explanation {
@@ -87,7 +88,10 @@ impl FeatureSet {
                         .cloned()
                         .unwrap_or_else(|| "no closest match".into())
                 }),
-                traits: notes.get(i).cloned().unwrap_or_default(),
+                traits: match (&stats, self.traits_of(i)) {
+                    (Some(stats), Some(values)) => stats.notes(values, explain::TRAITS_LISTED),
+                    _ => Vec::new(),
+                },
             });
         }
         Ok(())
