@@ -150,12 +150,23 @@ pub struct RankCmd {
     /// Say how the neighbours were found (method, lists probed, measured recall).
     #[arg(long, short)]
     pub verbose: bool,
+    /// Run only block I of N of the exact neighbour search and write its partial lists to
+    /// --output instead of a ranking (for job arrays: the N blocks share the work of
+    /// comparing every pair; `--neighbours` merges them).
+    #[arg(long, value_parser = snowscope::scan::Shard::parse, requires = "output",
+          conflicts_with_all = ["neighbours", "marked"])]
+    pub rows: Option<snowscope::scan::Shard>,
+    /// Rank with the exact neighbour lists merged from these files of `rank --rows I/N`
+    /// (all N blocks, made from the same features and settings) instead of searching.
+    #[arg(long, num_args = 1.., conflicts_with = "exact")]
+    pub neighbours: Vec<PathBuf>,
 }
 
 impl RankCmd {
     pub fn search(&self) -> snowscope::neighbours::SearchOptions {
         snowscope::neighbours::SearchOptions {
             exact: self.exact,
+            blocks: self.neighbours.clone(),
             ..Default::default()
         }
     }

@@ -33,7 +33,6 @@ fn with_bar<T>(
     Ok(out)
 }
 
-/// Extracts (or loads from the cache) the features of `dir` with a kdam bar on stderr.
 /// Extracts (or loads from the cache) the features of `dir`, or of one `shard` of it, with
 /// a kdam bar on stderr.
 fn features_of(
@@ -108,19 +107,15 @@ fn run_rank(
     let cfg = ranking.config();
     let pipeline_cfg = extract.pipeline(ranking.tutorial);
     let search = cmd.search();
-    let (set, (mut ranked, searched)) = match (cmd.features.as_slice(), &cmd.paths) {
-        ([npy], Some(list)) => {
-            let mut set = FeatureSet::from_npy(npy, list)?;
-            let ranked = set.rank_once(&cfg, &search);
+    if let Some(part) = cmd.rows {
+        return run_rank_block(cmd, part, extract, ranking, term);
+    }
+    let (set, (mut ranked, searched)) = match features_given(&cmd)? {
+        Some(mut set) => {
+            let ranked = set.rank_once(&cfg, &search)?;
             (set, ranked)
         }
-        (_, Some(_)) => bail!("--paths goes with one --features .npy made elsewhere"),
-        ([_, ..], None) => {
-            let mut set = snowscope::shard::union(&cmd.features)?;
-            let ranked = set.rank_once(&cfg, &search);
-            (set, ranked)
-        }
-        ([], None) => {
+        None => {
             let dir = folder_or_bundled(cmd.dir.clone(), extract)?;
             let (set, ranked) = with_bar(&dir, |on_event| {
                 pipeline::rank_folder_once(
@@ -179,6 +174,54 @@ fn run_rank(
         Some(&searched),
     );
     write_output(&text, cmd.output.as_deref())?;
+    Ok(ExitStatus::ranked(!set.skipped.is_empty()).code())
+}
+
+/// The features `rank --features` names: one .npy made elsewhere with its `--paths`, or
+/// the parts of a sharded extraction; `None` when a folder is to be ranked.
+fn features_given(cmd: &RankCmd) -> Result<Option<FeatureSet>> {
+    Ok(match (cmd.features.as_slice(), &cmd.paths) {
+        ([npy], Some(list)) => Some(FeatureSet::from_npy(npy, list)?),
+        (_, Some(_)) => bail!("--paths goes with one --features .npy made elsewhere"),
+        ([_, ..], None) => Some(snowscope::shard::union(&cmd.features)?),
+        ([], None) => None,
+    })
+}
+
+/// `rank --rows I/N`: block I of the exact neighbour search of the features or folder,
+/// written to `--output` for `rank --neighbours` to merge.
+fn run_rank_block(
+    cmd: RankCmd,
+    part: snowscope::scan::Shard,
+    extract: &ExtractArgs,
+    ranking: &RankArgs,
+    term: &Termination,
+) -> Result<u8> {
+    let mut set = match features_given(&cmd)? {
+        Some(set) => set,
+        None => {
+            let dir = folder_or_bundled(cmd.dir.clone(), extract)?;
+            let set = features_of(&dir, None, extract, ranking.tutorial, &term.flag())?;
+            if set.cancelled {
+                eprintln!("cancelled: nothing written; finished work is kept in the cache");
+                return Ok(ExitStatus::cancelled_by(term.received()).code());
+            }
+            set
+        }
+    };
+    report_skips(&set.skipped);
+    let out = cmd
+        .output
+        .as_deref()
+        .expect("clap requires --output with --rows");
+    let (pairs, total) = set.search_block(&ranking.config(), part, out)?;
+    eprintln!(
+        "wrote {}: block {}/{} of the exact search, {pairs} of {total} tile pairs of {} images",
+        sanitize(&out.display().to_string()),
+        part.index,
+        part.count,
+        set.items.len()
+    );
     Ok(ExitStatus::ranked(!set.skipped.is_empty()).code())
 }
 

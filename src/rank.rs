@@ -3,8 +3,11 @@
 
 use crate::explain::Explanation;
 use crate::linalg::{normalise_rows, quantile};
-use crate::neighbours::{Neighbours, SearchOptions, SearchReport, search_cached};
+use crate::neighbours::{
+    BlockError, Neighbours, SearchOptions, SearchReport, search_block, search_cached,
+};
 use crate::profile::{Choice, Profile};
+use crate::scan::Shard;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -190,10 +193,48 @@ pub fn rank_cached(
     neighbour_cache: Option<&Path>,
 ) -> Ranking {
     let search = SearchOptions::default();
-    rank_searched(paths, hashes, data, dim, cfg, neighbour_cache, &search).0
+    rank_searched(paths, hashes, data, dim, cfg, neighbour_cache, &search)
+        .expect("without row blocks no file is read that could fail")
+        .0
 }
 
-/// `rank_cached` with the neighbour search's options, and how it went.
+/// The rows the neighbour search runs on (normalised if `cfg` says so), their duplicate
+/// groups and k: what `rank_searched` searches and `search_rows_block` splits.
+fn searched_rows<'a>(
+    hashes: &[&str],
+    data: &'a [f32],
+    dim: usize,
+    cfg: &RankConfig,
+) -> (std::borrow::Cow<'a, [f32]>, Vec<u32>, usize) {
+    assert_eq!(data.len(), hashes.len() * dim, "feature matrix size");
+    let data = match cfg.normalise {
+        true => {
+            let mut d = data.to_vec();
+            normalise_rows(&mut d, dim);
+            std::borrow::Cow::Owned(d)
+        }
+        false => std::borrow::Cow::Borrowed(data),
+    };
+    let groups = duplicate_groups(hashes, &data, dim);
+    (data, groups, cfg.k.max(1))
+}
+
+/// Block `part` of the exact neighbour search `rank_searched` would run on these rows,
+/// written to `out` (`rank --rows I/N`); (tile pairs compared, of how many).
+pub fn search_rows_block(
+    hashes: &[&str],
+    data: &[f32],
+    dim: usize,
+    cfg: &RankConfig,
+    part: Shard,
+    out: &Path,
+) -> Result<(usize, usize), BlockError> {
+    let (data, groups, k) = searched_rows(hashes, data, dim, cfg);
+    search_block(&data, dim, k, &groups, part, out)
+}
+
+/// `rank_cached` with the neighbour search's options, and how it went. Fails only where
+/// the options name row blocks that do not make up this search.
 pub fn rank_searched(
     paths: &[String],
     hashes: &[&str],
@@ -202,28 +243,15 @@ pub fn rank_searched(
     cfg: &RankConfig,
     neighbour_cache: Option<&Path>,
     search: &SearchOptions,
-) -> (Ranking, SearchReport) {
+) -> Result<(Ranking, SearchReport), BlockError> {
     let n = paths.len();
-    assert_eq!(data.len(), n * dim, "feature matrix size");
     assert_eq!(hashes.len(), n, "one hash per image");
-    let owned;
-    let data = if cfg.normalise {
-        owned = {
-            let mut d = data.to_vec();
-            normalise_rows(&mut d, dim);
-            d
-        };
-        &owned[..]
-    } else {
-        data
-    };
-    let groups = duplicate_groups(hashes, data, dim);
+    let (data, groups, k) = searched_rows(hashes, data, dim, cfg);
     let mut group_size: HashMap<u32, usize> = HashMap::new();
     groups
         .iter()
         .for_each(|g| *group_size.entry(*g).or_default() += 1);
-    let k = cfg.k.max(1);
-    let (nn, report) = search_cached(data, dim, k, &groups, neighbour_cache, search);
+    let (nn, report) = search_cached(&data, dim, k, &groups, neighbour_cache, search)?;
     let distance = |d2: f32| if cfg.squared { d2 } else { d2.sqrt() };
     let lof = local_outlier_factor(&nn, n);
 
@@ -283,7 +311,7 @@ pub fn rank_searched(
         images,
         stats,
     };
-    (ranking, report)
+    Ok((ranking, report))
 }
 
 /// Local outlier factor (Breunig et al. 2000) from the k-NN lists; `None` without neighbours.

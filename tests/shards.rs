@@ -199,3 +199,114 @@ fn three_shards_rank_exactly_as_one_run_and_bad_parts_are_refused() {
         "does not belong to shard 2/3",
     );
 }
+
+/// `rank --rows I/3` as three processes side by side, then `rank --neighbours` with their
+/// files: the CSV of the exact search, byte for byte; blocks that do not make up this
+/// search are refused with a reason.
+#[test]
+fn row_blocks_rank_exactly_as_one_search_and_bad_blocks_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // 1,300 rows (three tiles of the exact search, so every block has pairs to compare),
+    // one of them repeated.
+    let (n, dim) = (1300, 16);
+    let mut rng = snowscope::rng::Rng::new(5);
+    let mut data: Vec<f32> = (0..n * dim).map(|_| rng.f32()).collect();
+    data.copy_within(0..dim, 900 * dim);
+    let write_features = |name: &str, data: &[f32]| -> Vec<std::ffi::OsString> {
+        let npy = w.join(format!("{name}.npy"));
+        snowscope::npy::write(&npy, data, n, dim).unwrap();
+        let list = npy.with_extension("paths.txt");
+        std::fs::write(
+            &list,
+            (0..n)
+                .map(|i| format!("img{i:04}.png\n"))
+                .collect::<String>(),
+        )
+        .unwrap();
+        vec![
+            "--features".into(),
+            npy.into(),
+            "--paths".into(),
+            list.into(),
+        ]
+    };
+    let features = write_features("x", &data);
+    let blocks = |features: &[std::ffi::OsString], tag: &str, count: usize, extra: &[&str]| {
+        let children: Vec<_> = (1..=count)
+            .map(|i| {
+                let out = w.join(format!("{tag}_{i}.block"));
+                let child = snowscope()
+                    .arg("rank")
+                    .args(features)
+                    .args(["--rows", &format!("{i}/{count}"), "-o"])
+                    .arg(&out)
+                    .args(extra)
+                    .spawn()
+                    .unwrap();
+                (child, out)
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|(mut child, out)| {
+                assert!(child.wait().unwrap().success());
+                out.into_os_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let with = |parts: &[std::ffi::OsString], extra: &[&str]| {
+        let mut args = features.clone();
+        args.push("--neighbours".into());
+        args.extend(parts.iter().cloned());
+        args.extend(extra.iter().map(Into::into));
+        rank(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>())
+    };
+    let exact = rank(
+        &features
+            .iter()
+            .map(|a| a.as_os_str())
+            .chain([std::ffi::OsStr::new("--exact")])
+            .collect::<Vec<_>>(),
+    );
+    assert!(exact.status.success(), "{}", text(&exact.stderr));
+    let parts = blocks(&features, "b", 3, &[]);
+    let merged = with(&parts, &[]);
+    assert!(merged.status.success(), "{}", text(&merged.stderr));
+    assert_eq!(
+        text(&merged.stdout),
+        text(&exact.stdout),
+        "byte-identical CSV"
+    );
+    assert_eq!(text(&exact.stdout).lines().count(), n + 1);
+
+    let refused = |out: Output, words: &str| {
+        assert_eq!(out.status.code(), Some(1), "{words}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+        assert!(
+            text(&out.stderr).contains(words),
+            "want {words:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    refused(with(&parts[..2], &[]), "block 3/3 missing");
+    refused(
+        with(&[&parts[..], &parts[..1]].concat(), &[]),
+        "given twice",
+    );
+    refused(with(&parts, &["--k", "5"]), "needs 5");
+    let mut moved = data.clone();
+    moved[0] += 0.5;
+    let other = blocks(&write_features("moved", &moved), "m", 3, &[]);
+    refused(
+        with(&[parts[0].clone(), other[1].clone(), parts[2].clone()], &[]),
+        "other feature values",
+    );
+    let cut = w.join("cut.block");
+    let bytes = std::fs::read(&parts[1]).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    refused(
+        with(&[parts[0].clone(), cut.into(), parts[2].clone()], &[]),
+        "truncated",
+    );
+}

@@ -19,9 +19,12 @@ use crate::linalg::{Rhs, matmul};
 use crate::store::knn as knn_cache;
 use rayon::prelude::*;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+mod blocks;
 mod ivf;
+
+pub use blocks::BlockError;
 
 /// Rows per tile: 512 x 512 products keep the GEMM efficient while the tile (1 MB) stays in
 /// cache, and the wasted lower half of the diagonal tiles stays small (512/n of the work).
@@ -314,24 +317,33 @@ fn exact(data: &[f32], dim: usize, k: usize, groups: &[u32], norms: Vec<f32>) ->
         norms,
         groups,
     };
-    let width = k + MARGIN;
+    let table = exact_table(&search, n, k + MARGIN, &tile_pairs(n));
+    refine(data, dim, k, &table, |i| i)
+}
+
+/// The pairs of tiles (row tile, column tile) on or above the diagonal of `n` rows, in a
+/// fixed order: all the exact search compares.
+fn tile_pairs(n: usize) -> Vec<(usize, usize)> {
     let tiles = n.div_ceil(TILE);
-    let pairs: Vec<(usize, usize)> = (0..tiles)
+    (0..tiles)
         .flat_map(|i| (i..tiles).map(move |j| (i, j)))
-        .collect();
+        .collect()
+}
+
+/// The candidate table (`width` per row) of the `n` rows from the tile pairs `pairs`.
+fn exact_table(search: &Search, n: usize, width: usize, pairs: &[(usize, usize)]) -> TopK {
     let tile = |t: usize| t * TILE..((t + 1) * TILE).min(n);
-    let table = pairs
+    pairs
         .par_iter()
         .fold(
             || Worker::new(n, width),
             |mut worker, &(ti, tj)| {
-                worker.tile(&search, tile(ti), tile(tj));
+                worker.tile(search, tile(ti), tile(tj));
                 worker
             },
         )
         .map(|worker| worker.top)
-        .reduce(|| TopK::new(n, width), TopK::merge);
-    refine(data, dim, k, &table, |i| i)
+        .reduce(|| TopK::new(n, width), TopK::merge)
 }
 
 /// Recomputes the candidates' distances exactly, re-sorts each list and keeps its best k.
@@ -367,10 +379,13 @@ fn refine(
 }
 
 /// Which search finds the neighbours.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SearchOptions {
     /// The exact search at any size (`rank --exact`).
     pub exact: bool,
+    /// The exact search's lists merged from these row blocks (`rank --neighbours`, the
+    /// files of `rank --rows I/N`) instead of any search.
+    pub blocks: Vec<PathBuf>,
     /// Fewest rows searched with the index: below, the exact search is fast enough
     /// (13.7 s at 50,000 x 1280 on 2 cores) and its answer is the reference.
     pub index_from: usize,
@@ -384,6 +399,7 @@ impl Default for SearchOptions {
     fn default() -> Self {
         Self {
             exact: false,
+            blocks: Vec::new(),
             index_from: 50_000,
             recall: 0.99,
             sample: 1000,
@@ -500,7 +516,9 @@ pub fn search(
 /// `search`, remembered in `cache` (`store::knn`): the file holds the lists and the report
 /// with a key of everything they depend on (data, groups, k, the search's settings), so
 /// reopening an unchanged folder skips the search. A missing, stale or damaged file is
-/// simply recomputed and rewritten.
+/// simply recomputed and rewritten. With row blocks (`opts.blocks`) the lists are merged
+/// from them, never read from the cache: blocks that do not make up this search are an
+/// error, not something a cached answer hides.
 pub fn search_cached(
     data: &[f32],
     dim: usize,
@@ -508,23 +526,47 @@ pub fn search_cached(
     groups: &[u32],
     cache: Option<&Path>,
     opts: &SearchOptions,
-) -> (Neighbours, SearchReport) {
-    let Some(path) = cache else {
-        return search(data, dim, k, groups, opts);
+) -> Result<(Neighbours, SearchReport), BlockError> {
+    let tag = match opts.blocks.is_empty() {
+        true => opts.tag(groups.len(), dim),
+        false => "exact".into(),
     };
-    let key = knn_cache::key(data, dim, k, groups, &opts.tag(groups.len(), dim));
-    if let Some((index, dist2, report)) = knn_cache::load(path, &key, groups.len(), k)
+    let key = cache.map(|_| knn_cache::key(data, dim, k, groups, &tag));
+    if let (Some(path), Some(key), true) = (cache, &key, opts.blocks.is_empty())
+        && let Some((index, dist2, report)) = knn_cache::load(path, key, groups.len(), k)
         && let Ok(report) = serde_json::from_str(&report)
     {
-        return (Neighbours { k, index, dist2 }, report);
+        return Ok((Neighbours { k, index, dist2 }, report));
     }
-    let (found, report) = search(data, dim, k, groups, opts);
-    let text = serde_json::to_string(&report).expect("plain data serialises");
-    // Best effort: a cache that cannot be written only costs the search next time.
-    if let Err(e) = knn_cache::save(path, &key, &found.index, &found.dist2, &text) {
-        tracing::warn!("cannot write neighbour cache {}: {e}", path.display());
+    let (found, report) = match opts.blocks.is_empty() {
+        true => search(data, dim, k, groups, opts),
+        false => {
+            let found = blocks::merge(data, dim, k, groups, &opts.blocks)?;
+            let why = format!("merged from {} row blocks (--rows)", opts.blocks.len());
+            (found, SearchReport::Exact { why })
+        }
+    };
+    if let (Some(path), Some(key)) = (cache, &key) {
+        let text = serde_json::to_string(&report).expect("plain data serialises");
+        // Best effort: a cache that cannot be written only costs the search next time.
+        if let Err(e) = knn_cache::save(path, key, &found.index, &found.dist2, &text) {
+            tracing::warn!("cannot write neighbour cache {}: {e}", path.display());
+        }
     }
-    (found, report)
+    Ok((found, report))
+}
+
+/// Block `part` of the exact search (`rank --rows I/N`), written to `out` for
+/// [`search_cached`] to merge with the others; (tile pairs compared, of how many).
+pub fn search_block(
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    groups: &[u32],
+    part: crate::scan::Shard,
+    out: &Path,
+) -> Result<(usize, usize), BlockError> {
+    blocks::write(data, dim, k, groups, part, out)
 }
 
 /// The exact search, remembered in `cache` (`search_cached` with `--exact`'s options).
@@ -539,7 +581,9 @@ pub fn knn_cached(
         exact: true,
         ..SearchOptions::default()
     };
-    search_cached(data, dim, k, groups, cache, &exact).0
+    search_cached(data, dim, k, groups, cache, &exact)
+        .expect("without row blocks no file is read that could fail")
+        .0
 }
 
 #[cfg(test)]

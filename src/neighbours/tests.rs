@@ -343,22 +343,119 @@ fn cached_lists_remember_their_method() {
     let index = index_options(200);
     let exact = SearchOptions {
         exact: true,
-        ..index
+        ..index.clone()
     };
-    let by_index = search_cached(&data, 16, 3, &groups, Some(&path), &index);
+    let cached = |opts: &SearchOptions| {
+        search_cached(&data, 16, 3, &groups, Some(&path), opts).expect("no row blocks")
+    };
+    let by_index = cached(&index);
     assert!(matches!(by_index.1, SearchReport::Ivf { .. }));
     // The exact run never reads the index's lists, and the index's run comes back with its
     // own lists and report.
-    let exactly = search_cached(&data, 16, 3, &groups, Some(&path), &exact);
+    let exactly = cached(&exact);
     assert_eq!(exactly.0, knn(&data, 16, 3, &groups));
     assert!(matches!(exactly.1, SearchReport::Exact { .. }));
-    assert_eq!(
-        search_cached(&data, 16, 3, &groups, Some(&path), &exact),
-        exactly
-    );
-    assert_eq!(
-        search_cached(&data, 16, 3, &groups, Some(&path), &index),
-        by_index
-    );
+    assert_eq!(cached(&exact), exactly);
+    assert_eq!(cached(&index), by_index);
     assert_eq!(knn_cached(&data, 16, 3, &groups, Some(&path)), exactly.0);
+}
+
+/// Writes blocks `1..=count` of the exact search into `dir`, named `b{tag}_{I}`.
+fn write_blocks(
+    dir: &Path,
+    tag: &str,
+    (data, dim, k, groups): (&[f32], usize, usize, &[u32]),
+    count: usize,
+) -> Vec<PathBuf> {
+    (1..=count)
+        .map(|index| {
+            let path = dir.join(format!("b{tag}_{index}"));
+            let part = crate::scan::Shard { index, count };
+            search_block(data, dim, k, groups, part, &path).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn merged(
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    groups: &[u32],
+    paths: &[PathBuf],
+) -> Result<Neighbours, BlockError> {
+    let opts = SearchOptions {
+        blocks: paths.to_vec(),
+        ..SearchOptions::default()
+    };
+    search_cached(data, dim, k, groups, None, &opts).map(|(found, report)| {
+        assert!(matches!(report, SearchReport::Exact { .. }));
+        found
+    })
+}
+
+#[test]
+fn row_blocks_merge_into_the_exact_lists_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three tiles (six tile pairs), duplicates included.
+    let (n, dim, k) = (1300, 12, 3);
+    let mut data = random(n * dim, 8);
+    data.copy_within(0..dim, 700 * dim);
+    let mut groups = ungrouped(n);
+    groups[700] = 0;
+    let exact = knn(&data, dim, k, &groups);
+    // More blocks than tile pairs leaves some empty, which must still merge.
+    for count in [1, 2, 4, 7] {
+        let paths = write_blocks(
+            dir.path(),
+            &count.to_string(),
+            (&data, dim, k, &groups),
+            count,
+        );
+        let mut backwards = paths.clone();
+        backwards.reverse();
+        assert_eq!(
+            merged(&data, dim, k, &groups, &backwards).unwrap(),
+            exact,
+            "{count} blocks"
+        );
+    }
+}
+
+#[test]
+fn row_blocks_that_do_not_make_up_the_search_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n, dim, k) = (600, 8, 3);
+    let data = random(n * dim, 9);
+    let groups = ungrouped(n);
+    let paths = write_blocks(dir.path(), "a", (&data, dim, k, &groups), 3);
+    let refused = |paths: &[PathBuf], data: &[f32], k: usize, words: &str| {
+        let err = merged(data, dim, k, &groups, paths)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(words), "want {words:?} in {err:?}");
+    };
+    refused(&paths[..2], &data, k, "block 3/3 missing");
+    refused(
+        &[&paths[..], &paths[1..2]].concat(),
+        &data,
+        k,
+        "given twice",
+    );
+    refused(&paths, &data, 5, "needs 5");
+    let mut moved = data.clone();
+    moved[17] += 1.0;
+    refused(&paths, &moved, k, "other feature values");
+    let other = write_blocks(dir.path(), "b", (&data, dim, k, &groups), 2);
+    refused(&[paths[0].clone(), other[1].clone()], &data, k, "is of 3");
+    let cut = dir.path().join("cut");
+    let bytes = std::fs::read(&paths[1]).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
+    refused(
+        &[paths[0].clone(), cut, paths[2].clone()],
+        &data,
+        k,
+        "truncated",
+    );
+    refused(&[dir.path().join("nowhere")], &data, k, "cannot read");
 }

@@ -6,7 +6,7 @@ mod explained;
 
 use crate::extract::{self, ExtractOptions, Job};
 use crate::model::{FeatureModel, ModelConfig, ModelError};
-use crate::neighbours::{SearchOptions, SearchReport};
+use crate::neighbours::{BlockError, SearchOptions, SearchReport};
 use crate::npy::NpyError;
 use crate::profile;
 use crate::rank::{RankConfig, Ranking, rank_searched};
@@ -197,35 +197,58 @@ impl FeatureSet {
     /// Ranks the images of the set, reusing its cached neighbour lists when unchanged. The
     /// folder's profile decides which features (and whether its traits) take part.
     pub fn rank(&self, cfg: &RankConfig) -> Ranking {
-        self.rank_searched(cfg, &SearchOptions::default()).0
-    }
-
-    /// `rank` with the neighbour search's options, and how the search went.
-    pub fn rank_searched(
-        &self,
-        cfg: &RankConfig,
-        search: &SearchOptions,
-    ) -> (Ranking, SearchReport) {
         let (choice, data, dim) = self.embedding(cfg);
-        self.rank_embedding(cfg, search, choice, &data, dim)
+        self.rank_embedding(cfg, &SearchOptions::default(), choice, &data, dim)
+            .expect("without row blocks no file is read that could fail")
+            .0
     }
 
-    /// `rank_searched` for a set that is ranked once and then only shown: its features
-    /// (`data`) are consumed, so that the search runs beside one copy of the
-    /// matrix, not two (at a million 1280-d rows each copy is 5 GB). Where the profile
-    /// searches the rows as they are, they are normalised in place.
+    /// `rank`, with the neighbour search's options and how the search went, for a set that
+    /// is ranked once and then only shown: its features (`data`) are consumed, so that the
+    /// search runs beside one copy of the matrix, not two (at a million 1280-d rows each
+    /// copy is 5 GB). Where the profile searches the rows as they are, they are normalised
+    /// in place. Fails only where `search` names row blocks that do not make up this search.
     pub fn rank_once(
         &mut self,
         cfg: &RankConfig,
         search: &SearchOptions,
-    ) -> (Ranking, SearchReport) {
+    ) -> Result<(Ranking, SearchReport), BlockError> {
+        let (choice, data, dim) = self.take_embedding(cfg);
+        self.rank_embedding(cfg, search, choice, &data, dim)
+    }
+
+    /// Block `part` of the exact neighbour search `rank_once` would run, written to `out`
+    /// (`rank --rows I/N`; `rank --neighbours` merges the blocks); (tile pairs compared, of
+    /// how many). Consumes the features as `rank_once` does.
+    pub fn search_block(
+        &mut self,
+        cfg: &RankConfig,
+        part: crate::scan::Shard,
+        out: &Path,
+    ) -> Result<(usize, usize), BlockError> {
+        let (_, data, dim) = self.take_embedding(cfg);
+        let hashes: Vec<&str> = self.items.iter().map(|i| i.hash.as_str()).collect();
+        crate::rank::search_rows_block(&hashes, &data, dim, &Self::fused(cfg), part, out)
+    }
+
+    /// The embedding the profile ranks on, made from the features taken out of the set.
+    fn take_embedding(&mut self, cfg: &RankConfig) -> (profile::Choice, Vec<f32>, usize) {
         let choice = profile::choose(cfg.profile, &self.traits);
         let fusion = choice.profile.fusion();
         let block = fusion.layer.map(|layer| self.block(layer));
         let raw = std::mem::take(&mut self.data);
         let (data, dim) =
             profile::embedding_of(&fusion, block, raw, self.dim, &self.traits, cfg.normalise);
-        self.rank_embedding(cfg, search, choice, &data, dim)
+        (choice, data, dim)
+    }
+
+    /// The ranking settings the embedding is searched with: `embedding` normalised the CNN
+    /// part only, so that the traits keep their weight.
+    fn fused(cfg: &RankConfig) -> RankConfig {
+        RankConfig {
+            normalise: false,
+            ..*cfg
+        }
     }
 
     fn rank_embedding(
@@ -235,7 +258,7 @@ impl FeatureSet {
         choice: profile::Choice,
         data: &[f32],
         dim: usize,
-    ) -> (Ranking, SearchReport) {
+    ) -> Result<(Ranking, SearchReport), BlockError> {
         if self.items.is_empty() {
             let ranking = Ranking {
                 config: *cfg,
@@ -244,24 +267,19 @@ impl FeatureSet {
                 stats: None,
             };
             let why = "no images".to_string();
-            return (ranking, SearchReport::Exact { why });
+            return Ok((ranking, SearchReport::Exact { why }));
         }
         let paths: Vec<String> = self.items.iter().map(|i| i.rel.clone()).collect();
         let hashes: Vec<&str> = self.items.iter().map(|i| i.hash.as_str()).collect();
-        // `embedding` normalised the CNN part only: the traits keep their weight.
-        let fused = RankConfig {
-            normalise: false,
-            ..*cfg
-        };
         let (mut ranking, report) = rank_searched(
             &paths,
             &hashes,
             data,
             dim,
-            &fused,
+            &Self::fused(cfg),
             self.neighbour_cache.as_deref(),
             search,
-        );
+        )?;
         ranking.config = *cfg;
         ranking.profile = choice;
         for image in &mut ranking.images {
@@ -269,7 +287,7 @@ impl FeatureSet {
                 .traits_of(image.index)
                 .map_or_else(Vec::new, <[f32]>::to_vec);
         }
-        (ranking, report)
+        Ok((ranking, report))
     }
 }
 
@@ -285,6 +303,8 @@ pub enum PipelineError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Npy(#[from] NpyError),
+    #[error(transparent)]
+    Blocks(#[from] BlockError),
     #[error("cannot read {path}: {cause}")]
     PathList {
         path: PathBuf,
@@ -339,7 +359,7 @@ pub fn rank_folder_once(
         return Ok((set, None));
     }
     on_event(Event::Ranking(set.items.len()));
-    let ranked = set.rank_once(rank_cfg, search);
+    let ranked = set.rank_once(rank_cfg, search)?;
     Ok((set, Some(ranked)))
 }
 

@@ -26,13 +26,13 @@ fn names(app: &App) -> Vec<String> {
     let ex = app.explorer.as_ref().unwrap();
     ex.view
         .iter()
-        .map(|&r| ex.table.paths[r as usize].clone())
+        .map(|&r| ex.table.paths[r as usize].to_string())
         .collect()
 }
 
 fn selected_name(app: &App) -> String {
     let ex = app.explorer.as_ref().unwrap();
-    ex.table.paths[ex.selected_row().unwrap() as usize].clone()
+    ex.table.paths[ex.selected_row().unwrap() as usize].to_string()
 }
 
 fn type_text(app: &mut App, kind: PromptKind, text: &str) {

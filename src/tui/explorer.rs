@@ -324,7 +324,7 @@ impl Explorer {
         let verb = if marked { "marked" } else { "unmarked" };
         Some(format!(
             "{verb} {} · {} marked (m shows only them)",
-            self.table.paths[row as usize],
+            &self.table.paths[row as usize],
             self.marks.len()
         ))
     }

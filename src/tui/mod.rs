@@ -11,6 +11,7 @@ pub mod keys;
 pub mod kitty_direct;
 pub mod layout;
 pub mod model;
+pub mod paths;
 pub mod preview;
 pub mod preview_cache;
 pub mod probe;
