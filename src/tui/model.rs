@@ -217,6 +217,9 @@ pub struct Table {
     /// touches 5 MB rather than every `RankedImage`.
     scores: Vec<f32>,
     flags: Vec<u8>,
+    /// Whether the rows are in the ranking's order, scores falling (as `rank` makes
+    /// them): the ascending scores are then the rows backwards, read in memory order.
+    by_score: bool,
     /// Sanitised closest-match path of each row ("-" when there is none).
     pub closest: Vec<String>,
     /// Table row of each feature-set row (`RankedImage::index`).
@@ -324,14 +327,18 @@ impl Table {
         for (row, image) in images.iter().enumerate() {
             row_of_index[image.index] = row as u32;
         }
-        let scores = images.iter().map(|i| i.score.unwrap_or(f32::NAN)).collect();
+        let scores: Vec<f32> = images.iter().map(|i| i.score.unwrap_or(f32::NAN)).collect();
         let flags = images.iter().map(flags_of).collect();
+        let by_score = scores
+            .windows(2)
+            .all(|w: &[f32]| w[0] >= w[1] || w[1].is_nan());
         Table {
             ranking,
             paths,
             lower,
             scores,
             flags,
+            by_score,
             closest,
             row_of_index,
             orders: Column::ALL.iter().map(|_| OnceLock::new()).collect(),
@@ -405,6 +412,15 @@ impl Table {
     /// The scores of the rows `mask` keeps (all when `None`), ascending, from the score
     /// column's order (so the boxplot never sorts them again).
     pub fn sorted_scores(&self, mask: Option<&[bool]>) -> Vec<f32> {
+        let kept = |r: usize| mask.is_none_or(|m| m[r]) && !self.scores[r].is_nan();
+        if self.by_score {
+            return (0..self.len())
+                .into_par_iter()
+                .rev()
+                .filter(|&r| kept(r))
+                .map(|r| self.scores[r])
+                .collect();
+        }
         let column = Column::of_score(self.ranking.config.score);
         let ascending = Sort {
             column,
@@ -412,9 +428,8 @@ impl Table {
         };
         self.order(ascending)
             .par_iter()
-            .filter(|&&r| mask.is_none_or(|m| m[r as usize]))
+            .filter(|&&r| kept(r as usize))
             .map(|&r| self.scores[r as usize])
-            .filter(|v| !v.is_nan())
             .collect()
     }
 
