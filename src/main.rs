@@ -106,34 +106,14 @@ fn run_rank(
 ) -> Result<u8> {
     let cfg = ranking.config();
     let pipeline_cfg = extract.pipeline(ranking.tutorial);
-    let search = cmd.search();
-    if let Some(part) = cmd.rows {
-        return run_rank_block(cmd, part, extract, ranking, term);
-    }
-    let (set, (mut ranked, searched)) = match features_given(&cmd)? {
-        Some(mut set) => {
-            let ranked = set.rank_once(&cfg, &search)?;
-            (set, ranked)
-        }
-        None => {
-            let dir = folder_or_bundled(cmd.dir.clone(), extract)?;
-            let (set, ranked) = with_bar(&dir, |on_event| {
-                pipeline::rank_folder_once(
-                    &dir,
-                    &pipeline_cfg,
-                    &cfg,
-                    &search,
-                    &term.flag(),
-                    on_event,
-                )
-            })?;
-            let Some(ranked) = ranked else {
-                eprintln!("cancelled: finished work is kept in the cache; run again to continue");
-                return Ok(ExitStatus::cancelled_by(term.received()).code());
-            };
-            (set, ranked)
-        }
+    let Some(mut set) = features_to_rank(&cmd, extract, ranking, term)? else {
+        eprintln!("cancelled: finished work is kept in the cache; run again to continue");
+        return Ok(ExitStatus::cancelled_by(term.received()).code());
     };
+    if let Some(part) = cmd.rows {
+        return write_search_block(set, &cmd, part, &cfg);
+    }
+    let (mut ranked, searched) = set.rank_once(&cfg, &cmd.search())?;
     if cmd.verbose {
         eprintln!("neighbour search: {searched}");
     }
@@ -177,44 +157,41 @@ fn run_rank(
     Ok(ExitStatus::ranked(!set.skipped.is_empty()).code())
 }
 
-/// The features `rank --features` names: one .npy made elsewhere with its `--paths`, or
-/// the parts of a sharded extraction; `None` when a folder is to be ranked.
-fn features_given(cmd: &RankCmd) -> Result<Option<FeatureSet>> {
-    Ok(match (cmd.features.as_slice(), &cmd.paths) {
-        ([npy], Some(list)) => Some(FeatureSet::from_npy(npy, list)?),
-        (_, Some(_)) => bail!("--paths goes with one --features .npy made elsewhere"),
-        ([_, ..], None) => Some(snowscope::shard::union(&cmd.features)?),
-        ([], None) => None,
-    })
-}
-
-/// `rank --rows I/N`: block I of the exact neighbour search of the features or folder,
-/// written to `--output` for `rank --neighbours` to merge.
-fn run_rank_block(
-    cmd: RankCmd,
-    part: snowscope::scan::Shard,
+/// The features `rank` works on: one .npy made elsewhere with its `--paths`, the parts
+/// of a sharded extraction, or the folder's (extracted with a progress bar, or read from
+/// the cache); `None` when the extraction was cancelled.
+fn features_to_rank(
+    cmd: &RankCmd,
     extract: &ExtractArgs,
     ranking: &RankArgs,
     term: &Termination,
-) -> Result<u8> {
-    let mut set = match features_given(&cmd)? {
-        Some(set) => set,
-        None => {
+) -> Result<Option<FeatureSet>> {
+    let set = match (cmd.features.as_slice(), &cmd.paths) {
+        ([npy], Some(list)) => FeatureSet::from_npy(npy, list)?,
+        (_, Some(_)) => bail!("--paths goes with one --features .npy made elsewhere"),
+        ([_, ..], None) => snowscope::shard::union(&cmd.features)?,
+        ([], None) => {
             let dir = folder_or_bundled(cmd.dir.clone(), extract)?;
-            let set = features_of(&dir, None, extract, ranking.tutorial, &term.flag())?;
-            if set.cancelled {
-                eprintln!("cancelled: nothing written; finished work is kept in the cache");
-                return Ok(ExitStatus::cancelled_by(term.received()).code());
-            }
-            set
+            features_of(&dir, None, extract, ranking.tutorial, &term.flag())?
         }
     };
+    Ok((!set.cancelled).then_some(set))
+}
+
+/// `rank --rows I/N`: block I of the exact neighbour search, written to `--output` for
+/// `rank --neighbours` to merge.
+fn write_search_block(
+    mut set: FeatureSet,
+    cmd: &RankCmd,
+    part: snowscope::scan::Shard,
+    cfg: &snowscope::rank::RankConfig,
+) -> Result<u8> {
     report_skips(&set.skipped);
     let out = cmd
         .output
         .as_deref()
         .expect("clap requires --output with --rows");
-    let (pairs, total) = set.search_block(&ranking.config(), part, out)?;
+    let (pairs, total) = set.search_block(cfg, part, out)?;
     eprintln!(
         "wrote {}: block {}/{} of the exact search, {pairs} of {total} tile pairs of {} images",
         sanitize(&out.display().to_string()),

@@ -303,8 +303,6 @@ pub enum PipelineError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Npy(#[from] NpyError),
-    #[error(transparent)]
-    Blocks(#[from] BlockError),
     #[error("cannot read {path}: {cause}")]
     PathList {
         path: PathBuf,
@@ -342,25 +340,6 @@ pub fn rank_folder(
     on_event(Event::Ranking(set.items.len()));
     let ranking = set.rank(rank_cfg);
     Ok((set, Some(ranking)))
-}
-
-/// `rank_folder` with the neighbour search's options, and how the search went. The set
-/// comes back without its feature rows (`FeatureSet::rank_once`).
-pub fn rank_folder_once(
-    root: &Path,
-    cfg: &PipelineConfig,
-    rank_cfg: &RankConfig,
-    search: &SearchOptions,
-    cancel: &AtomicBool,
-    on_event: &mut dyn FnMut(Event),
-) -> Result<(FeatureSet, Option<(Ranking, SearchReport)>), PipelineError> {
-    let mut set = compute_features(root, cfg, cancel, on_event)?;
-    if set.cancelled {
-        return Ok((set, None));
-    }
-    on_event(Event::Ranking(set.items.len()));
-    let ranked = set.rank_once(rank_cfg, search)?;
-    Ok((set, Some(ranked)))
 }
 
 pub fn compute_features(
