@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Builds the two 2,000-JPEG folders of the end-to-end benchmark (issue: speed) from the
-development photo set, deterministically:
+"""Builds the JPEG folders of the end-to-end benchmark (issue: speed) from the development
+photo set, deterministically:
 
   OUT/small/   2,000 photos of about 320x240: random crop (85-100 %), mirror, brightness
                and contrast jitter of the fashion200 photos, JPEG quality 90.
   OUT/camera/  2,000 photos of 4000x3000 (12 MP): the same photos upscaled (bicubic) with
                fine grain added, so the files carry camera-like high-frequency detail
                (about 2 MB each), JPEG quality 90.
+  OUT/mid/     photos of ImageNet-like sizes: the long side 500-800 px, the short side
+               375-600 px (bicubic upscale of the same crops, mild grain), JPEG quality 90.
 
     python benches/make_jpeg_sets.py OUT [--source ../shared/datasets/fashion200] [--count 2000]
 
@@ -44,6 +46,14 @@ def make(job):
         return
     if kind == "small":
         img, _ = variant(src, seed, (320, 240))
+    elif kind == "mid":
+        rng = random.Random(seed + 7)
+        long, short = rng.randint(500, 800), rng.randint(375, 600)
+        size = (long, min(short, long)) if rng.random() < 0.7 else (min(short, long), long)
+        img, _ = variant(src, seed, size)
+        grain = np.random.default_rng(seed).normal(0, 3, (size[1], size[0], 1))
+        pixels = np.asarray(img, dtype=np.float32) + grain
+        img = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     else:
         img, rng = variant(src, seed, CAMERA)
         grain = np.random.default_rng(seed).normal(0, 6, (CAMERA[1], CAMERA[0], 1))
@@ -58,12 +68,12 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--source", default=os.path.join(here, "..", "..", "shared", "datasets", "fashion200"))
     ap.add_argument("--count", type=int, default=2000)
-    ap.add_argument("--only", choices=["small", "camera"])
+    ap.add_argument("--only", choices=["small", "camera", "mid"])
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     sources = sorted(os.path.join(args.source, f) for f in os.listdir(args.source) if f.endswith(".jpg"))
     jobs = []
-    for kind in ["small", "camera"]:
+    for kind in ["small", "camera", "mid"]:
         if args.only and kind != args.only:
             continue
         os.makedirs(os.path.join(args.out, kind), exist_ok=True)
