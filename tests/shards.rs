@@ -36,6 +36,17 @@ fn folder(dir: &Path) {
     std::fs::write(dir.join("broken.jpg"), b"not a picture").unwrap();
 }
 
+/// A refusal: exit 1, nothing on stdout, and `words` in the reason.
+fn assert_refused(out: Output, words: &str) {
+    assert_eq!(out.status.code(), Some(1), "{words}: {}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains(words),
+        "want {words:?}: {}",
+        text(&out.stderr)
+    );
+}
+
 fn rank(args: &[&std::ffi::OsStr]) -> Output {
     snowscope()
         .arg("rank")
@@ -128,14 +139,10 @@ fn three_shards_rank_exactly_as_one_run_and_bad_parts_are_refused() {
 
     // Parts that do not make one folder's union: exit 1 and a reason, no ranking.
     let refused = |args: Vec<std::ffi::OsString>, words: &str| {
-        let out = rank(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
-        assert_eq!(out.status.code(), Some(1), "{words}: {}", text(&out.stderr));
-        assert!(out.stdout.is_empty());
-        assert!(
-            text(&out.stderr).contains(words),
-            "want {words:?}: {}",
-            text(&out.stderr)
-        );
+        assert_refused(
+            rank(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>()),
+            words,
+        )
     };
     refused(
         parts(w, &["part_1.npy", "part_2.npy"]),
@@ -280,15 +287,7 @@ fn row_blocks_rank_exactly_as_one_search_and_bad_blocks_are_refused() {
     );
     assert_eq!(text(&exact.stdout).lines().count(), n + 1);
 
-    let refused = |out: Output, words: &str| {
-        assert_eq!(out.status.code(), Some(1), "{words}: {}", text(&out.stderr));
-        assert!(out.stdout.is_empty());
-        assert!(
-            text(&out.stderr).contains(words),
-            "want {words:?}: {}",
-            text(&out.stderr)
-        );
-    };
+    let refused = assert_refused;
     refused(with(&parts[..2], &[]), "block 3/3 missing");
     refused(
         with(&[&parts[..], &parts[..1]].concat(), &[]),
