@@ -55,7 +55,8 @@ fn key_of(data: &[f32], dim: usize, k: usize, groups: &[u32]) -> [u8; 32] {
 }
 
 /// Searches block `part` of the exact k-NN search of `data` (as `super::knn`) and writes
-/// its candidate table to `out`. Returns the number of tile pairs compared and their total.
+/// its candidate table to `out`, for `search_cached` to merge with the others (exported as
+/// `neighbours::search_block`). Returns the number of tile pairs compared and their total.
 pub fn write(
     data: &[f32],
     dim: usize,

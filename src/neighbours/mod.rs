@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 mod blocks;
 mod ivf;
 
-pub use blocks::BlockError;
+pub use blocks::{BlockError, write as search_block};
 
 /// Rows per tile: 512 x 512 products keep the GEMM efficient while the tile (1 MB) stays in
 /// cache, and the wasted lower half of the diagonal tiles stays small (512/n of the work).
@@ -527,24 +527,26 @@ pub fn search_cached(
     cache: Option<&Path>,
     opts: &SearchOptions,
 ) -> Result<(Neighbours, SearchReport), BlockError> {
-    let tag = match opts.blocks.is_empty() {
-        true => opts.tag(groups.len(), dim),
-        false => "exact".into(),
+    let merging = !opts.blocks.is_empty();
+    // Merged blocks are the exact search's lists, and are cached as such.
+    let tag = if merging {
+        "exact".into()
+    } else {
+        opts.tag(groups.len(), dim)
     };
     let key = cache.map(|_| knn_cache::key(data, dim, k, groups, &tag));
-    if let (Some(path), Some(key), true) = (cache, &key, opts.blocks.is_empty())
+    if let (Some(path), Some(key), false) = (cache, &key, merging)
         && let Some((index, dist2, report)) = knn_cache::load(path, key, groups.len(), k)
         && let Ok(report) = serde_json::from_str(&report)
     {
         return Ok((Neighbours { k, index, dist2 }, report));
     }
-    let (found, report) = match opts.blocks.is_empty() {
-        true => search(data, dim, k, groups, opts),
-        false => {
-            let found = blocks::merge(data, dim, k, groups, &opts.blocks)?;
-            let why = format!("merged from {} row blocks (--rows)", opts.blocks.len());
-            (found, SearchReport::Exact { why })
-        }
+    let (found, report) = if merging {
+        let found = blocks::merge(data, dim, k, groups, &opts.blocks)?;
+        let why = format!("merged from {} row blocks (--rows)", opts.blocks.len());
+        (found, SearchReport::Exact { why })
+    } else {
+        search(data, dim, k, groups, opts)
     };
     if let (Some(path), Some(key)) = (cache, &key) {
         let text = serde_json::to_string(&report).expect("plain data serialises");
@@ -554,19 +556,6 @@ pub fn search_cached(
         }
     }
     Ok((found, report))
-}
-
-/// Block `part` of the exact search (`rank --rows I/N`), written to `out` for
-/// [`search_cached`] to merge with the others; (tile pairs compared, of how many).
-pub fn search_block(
-    data: &[f32],
-    dim: usize,
-    k: usize,
-    groups: &[u32],
-    part: crate::scan::Shard,
-    out: &Path,
-) -> Result<(usize, usize), BlockError> {
-    blocks::write(data, dim, k, groups, part, out)
 }
 
 /// The exact search, remembered in `cache` (`search_cached` with `--exact`'s options).

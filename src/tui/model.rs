@@ -213,8 +213,8 @@ pub struct Table {
     pub paths: Paths,
     /// `paths`, lower-cased, for case-insensitive matching.
     lower: Paths,
-    /// Each row's score (NaN where it has none) and its `flags`: what the filters read, packed, so that a filter over a million rows
-    /// touches 5 MB rather than every `RankedImage`.
+    /// Each row's score (NaN where it has none) and its `flags`: what the filters read,
+    /// packed, so that a filter over a million rows touches 5 MB, not every `RankedImage`.
     scores: Vec<f32>,
     flags: Vec<u8>,
     /// Whether the rows are in the ranking's order, scores falling (as `rank` makes
