@@ -50,9 +50,10 @@ fn ranked_flags(
 ) -> Vec<bool> {
     let paths: Vec<String> = rows.iter().map(|&r| set.items[r].rel.clone()).collect();
     let hashes: Vec<&str> = rows.iter().map(|&r| set.items[r].hash.as_str()).collect();
+    let features = set.features().expect("features of a fresh cache");
     let data: Vec<f32> = rows
         .iter()
-        .flat_map(|&r| set.row(r).iter().copied())
+        .flat_map(|&r| features.row(r).iter().copied())
         .collect();
     let ranking = rank(&paths, &hashes, &data, set.dim, cfg);
     ranking

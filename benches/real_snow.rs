@@ -91,17 +91,22 @@ fn features(dir: &Path, with_vgg: bool) -> Sets {
 /// A flattened C x H x W map set turned into its per-channel means (avg pooling).
 fn average_positions(map: &FeatureSet, channels: usize) -> FeatureSet {
     let positions = map.dim / channels;
-    let data = map
-        .data
-        .chunks_exact(positions)
+    let rows = map.features().expect("features of a fresh cache");
+    let data = rows
+        .iter(map.items.len())
+        .flat_map(|row| row.chunks_exact(positions))
         .map(|c| c.iter().sum::<f32>() / positions as f32)
         .collect();
-    FeatureSet {
+    FeatureSet::in_memory(
+        map.root.clone(),
+        map.items.clone(),
+        channels,
         data,
-        dim: channels,
-        blocks: Vec::new(),
-        ..map.clone()
-    }
+        map.traits.clone(),
+        map.model.clone(),
+        map.model_id.clone(),
+        Vec::new(),
+    )
 }
 
 /// A lever: how the drawn images become search vectors.
@@ -218,9 +223,10 @@ fn ranked_flags(
             (sets.source(source)?, fusion, RankConfig::default())
         }
     };
+    let features = set.features().expect("features of a fresh cache");
     let data: Vec<f32> = rows
         .iter()
-        .flat_map(|&r| set.row(r).iter().copied())
+        .flat_map(|&r| features.row(r).iter().copied())
         .collect();
     let block = fusion.layer.map(|layer| match layer {
         "stage6+head" | "all" => (0, set.dim),

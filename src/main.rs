@@ -106,14 +106,28 @@ fn run_rank(
 ) -> Result<u8> {
     let cfg = ranking.config();
     let pipeline_cfg = extract.pipeline(ranking.tutorial);
-    let Some(mut set) = features_to_rank(&cmd, extract, ranking, term)? else {
+    let cancelled = || {
         eprintln!("cancelled: finished work is kept in the cache; run again to continue");
-        return Ok(ExitStatus::cancelled_by(term.received()).code());
+        Ok(ExitStatus::cancelled_by(term.received()).code())
+    };
+    let Some(mut set) = features_to_rank(&cmd, extract, ranking, term)? else {
+        return cancelled();
     };
     if let Some(part) = cmd.rows {
         return write_search_block(set, &cmd, part, &cfg);
     }
-    let (mut ranked, searched) = set.rank_once(&cfg, &cmd.search())?;
+    let (mut ranked, searched) = match set.rank_once(&cfg, &cmd.search()) {
+        // The features of the cache were damaged, and the file is gone: extract again.
+        Err(e) if e.is_damaged_cache() => {
+            eprintln!("{}", sanitize(&e.to_string()));
+            let Some(again) = features_to_rank(&cmd, extract, ranking, term)? else {
+                return cancelled();
+            };
+            set = again;
+            set.rank_once(&cfg, &cmd.search())?
+        }
+        ranked => ranked?,
+    };
     if cmd.verbose {
         eprintln!("neighbour search: {searched}");
     }
@@ -226,7 +240,7 @@ fn run_features(
         return Ok(ExitStatus::ranked(!set.skipped.is_empty()).code());
     }
     // The vectors the ranking searches: the profile's features (and traits).
-    let (choice, data, dim) = set.embedding(&ranking.config());
+    let (choice, data, dim) = set.embedding(&ranking.config())?;
     eprintln!("profile: {choice}");
     snowscope::npy::write(&cmd.out, &data, set.items.len(), dim)?;
     let list = cmd.out.with_extension("paths.txt");
@@ -256,7 +270,7 @@ fn run_eval(
     let dir = folder_or_bundled(cmd.dir, extract)?;
     let set = features_of(&dir, None, extract, ranking.tutorial, &term.flag())?;
     report_skips(&set.skipped);
-    let ranked = set.rank(&ranking.config());
+    let ranked = set.rank(&ranking.config())?;
     let flags: Vec<bool> = ranked
         .images
         .iter()

@@ -135,27 +135,38 @@ pub fn embedding(
     traits_rows: &[f32],
     normalise: bool,
 ) -> (Vec<f32>, usize) {
+    let rows = data.chunks_exact(stride.max(1));
+    embedding_of_rows(fusion, block, rows, traits_rows, normalise)
+}
+
+/// `embedding` of CNN rows handed over one at a time (from the memory-mapped feature cache).
+pub fn embedding_of_rows<'a>(
+    fusion: &Fusion,
+    block: Option<(usize, usize)>,
+    rows: impl ExactSizeIterator<Item = &'a [f32]>,
+    traits_rows: &[f32],
+    normalise: bool,
+) -> (Vec<f32>, usize) {
     // Without a CNN block the traits alone say how many images there are.
     let n = match block {
-        Some(_) => data.len() / stride.max(1),
+        Some(_) => rows.len(),
         None => traits_rows.len() / traits::COUNT,
     };
     let (offset, width) = block.unwrap_or((0, 0));
     let mut cnn: Vec<f32> = Vec::with_capacity(n * width);
     if width > 0 {
-        for row in data.chunks_exact(stride.max(1)) {
+        for row in rows {
             cnn.extend_from_slice(&row[offset..offset + width]);
         }
     }
     if normalise && width > 0 {
         crate::linalg::normalise_rows(&mut cnn, width);
     }
-    let with_traits = fusion.trait_weight > 0.0 && traits_rows.len() == n * traits::COUNT;
-    if !with_traits {
+    let fused_dim = embedding_width(fusion, block, n, traits_rows);
+    if fused_dim == width {
         return (cnn, width);
     }
     let z = traits::standardise(traits_rows);
-    let fused_dim = width + traits::FUSED.len();
     let weight = fusion.trait_weight / (traits::FUSED.len() as f32).sqrt();
     let mut out = Vec::with_capacity(n * fused_dim);
     for (i, z) in z.chunks_exact(traits::COUNT).enumerate() {
@@ -163,6 +174,18 @@ pub fn embedding(
         out.extend(traits::FUSED.iter().map(|&j| weight * z[j]));
     }
     (out, fused_dim)
+}
+
+/// The width of the `embedding` of `n` rows, known without making it.
+pub fn embedding_width(
+    fusion: &Fusion,
+    block: Option<(usize, usize)>,
+    n: usize,
+    traits_rows: &[f32],
+) -> usize {
+    let width = block.map_or(0, |b| b.1);
+    let with_traits = fusion.trait_weight > 0.0 && traits_rows.len() == n * traits::COUNT;
+    width + if with_traits { traits::FUSED.len() } else { 0 }
 }
 
 /// `embedding` of a matrix that is no longer needed: where the profile searches the rows
@@ -178,8 +201,7 @@ pub fn embedding_of(
 ) -> (Vec<f32>, usize) {
     let n = data.len() / stride.max(1);
     let whole = block == Some((0, stride)) && stride > 0;
-    let with_traits = fusion.trait_weight > 0.0 && traits_rows.len() == n * traits::COUNT;
-    if !whole || with_traits {
+    if !whole || embedding_width(fusion, block, n, traits_rows) != stride {
         return embedding(fusion, block, &data, stride, traits_rows, normalise);
     }
     if normalise {

@@ -4,7 +4,8 @@
 use crate::explain::Explanation;
 use crate::linalg::{normalise_rows, quantile};
 use crate::neighbours::{
-    BlockError, Neighbours, SearchOptions, SearchReport, search_block, search_cached,
+    BlockError, ListCache, Neighbours, SearchOptions, SearchReport, cached_lists, search_block,
+    search_cached,
 };
 use crate::profile::{Choice, Profile};
 use crate::scan::Shard;
@@ -193,7 +194,8 @@ pub fn rank_cached(
     neighbour_cache: Option<&Path>,
 ) -> Ranking {
     let search = SearchOptions::default();
-    rank_searched(paths, hashes, data, dim, cfg, neighbour_cache, &search)
+    let cache = neighbour_cache.map(|path| ListCache { path, rows: None });
+    rank_searched(paths, hashes, data, dim, cfg, cache, &search)
         .expect("without row blocks no file is read that could fail")
         .0
 }
@@ -241,19 +243,39 @@ pub fn rank_searched(
     data: &[f32],
     dim: usize,
     cfg: &RankConfig,
-    neighbour_cache: Option<&Path>,
+    cache: Option<ListCache>,
     search: &SearchOptions,
 ) -> Result<(Ranking, SearchReport), BlockError> {
-    let n = paths.len();
-    assert_eq!(hashes.len(), n, "one hash per image");
+    assert_eq!(hashes.len(), paths.len(), "one hash per image");
     let (data, groups, k) = searched_rows(hashes, data, dim, cfg);
+    let (nn, report) = search_cached(&data, dim, k, &groups, cache, search)?;
+    Ok((ranking_of(paths, &nn, &groups, cfg), report))
+}
+
+/// The ranking `rank_searched` would give for the rows, `dim` wide, that `cache.rows`
+/// stands for, made from the lists it remembers without the rows; `None` when it does
+/// not remember them.
+pub fn rank_from_cache(
+    paths: &[String],
+    dim: usize,
+    cfg: &RankConfig,
+    cache: ListCache,
+    search: &SearchOptions,
+) -> Option<(Ranking, SearchReport)> {
+    let (nn, groups, report) = cached_lists(cache, paths.len(), dim, cfg.k.max(1), search)?;
+    Some((ranking_of(paths, &nn, &groups, cfg), report))
+}
+
+/// Scores, fences and ranks of the images `paths` from their neighbour lists and
+/// duplicate groups.
+fn ranking_of(paths: &[String], nn: &Neighbours, groups: &[u32], cfg: &RankConfig) -> Ranking {
+    let n = paths.len();
     let mut group_size: HashMap<u32, usize> = HashMap::new();
     groups
         .iter()
         .for_each(|g| *group_size.entry(*g).or_default() += 1);
-    let (nn, report) = search_cached(&data, dim, k, &groups, neighbour_cache, search)?;
     let distance = |d2: f32| if cfg.squared { d2 } else { d2.sqrt() };
-    let lof = local_outlier_factor(&nn, n);
+    let lof = local_outlier_factor(nn, n);
 
     let mut images: Vec<RankedImage> = (0..n)
         .map(|i| {
@@ -302,7 +324,7 @@ pub fn rank_searched(
     for (r, image) in images.iter_mut().enumerate() {
         image.rank = r + 1;
     }
-    let ranking = Ranking {
+    Ranking {
         config: *cfg,
         profile: Choice {
             profile: cfg.profile,
@@ -310,8 +332,7 @@ pub fn rank_searched(
         },
         images,
         stats,
-    };
-    Ok((ranking, report))
+    }
 }
 
 /// Local outlier factor (Breunig et al. 2000) from the k-NN lists; `None` without neighbours.

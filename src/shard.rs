@@ -56,6 +56,8 @@ pub enum ShardError {
     Mismatch { part: PathBuf, why: String },
     #[error("no part given")]
     Empty,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The `.paths.txt` and `.shard.json` files beside `npy`.
@@ -70,9 +72,10 @@ fn sidecars(npy: &Path) -> (PathBuf, PathBuf) {
 pub fn write(set: &FeatureSet, shard: Shard, npy: &Path) -> Result<(), ShardError> {
     let traits = crate::traits::COUNT;
     let cols = set.dim + traits;
+    let features = set.features()?;
     let mut rows = Vec::with_capacity(set.items.len() * cols);
     for i in 0..set.items.len() {
-        rows.extend_from_slice(set.row(i));
+        rows.extend_from_slice(features.row(i));
         match set.traits_of(i) {
             Some(t) => rows.extend_from_slice(t),
             None => rows.extend(std::iter::repeat_n(0.0, traits)),
@@ -230,29 +233,29 @@ pub fn union(parts: &[PathBuf]) -> Result<FeatureSet, ShardError> {
     }
     let sidecar = &first.sidecar;
     let dim = first.cols - sidecar.traits;
-    let mut set = FeatureSet {
-        root: sidecar.root.clone(),
-        items: Vec::with_capacity(rows.len()),
-        dim,
-        data: Vec::with_capacity(rows.len() * dim),
-        skipped: Vec::new(),
-        cancelled: false,
-        model: sidecar.model.clone(),
-        model_id: sidecar.model_id.clone(),
-        neighbour_cache: None,
-        blocks: sidecar.blocks.clone(),
-        traits: Vec::with_capacity(rows.len() * sidecar.traits),
-    };
+    let mut data = Vec::with_capacity(rows.len() * dim);
+    let mut traits = Vec::with_capacity(rows.len() * sidecar.traits);
+    let mut items = Vec::with_capacity(rows.len());
     for (rel, part, i) in rows {
         let row = &part.data[i * part.cols..(i + 1) * part.cols];
-        set.data.extend_from_slice(&row[..dim]);
-        set.traits.extend_from_slice(&row[dim..]);
-        set.items.push(Item {
+        data.extend_from_slice(&row[..dim]);
+        traits.extend_from_slice(&row[dim..]);
+        items.push(Item {
             rel: rel.to_string(),
             path: sidecar.root.join(rel),
             hash: part.sidecar.hashes[i].clone(),
         });
     }
+    let mut set = FeatureSet::in_memory(
+        sidecar.root.clone(),
+        items,
+        dim,
+        data,
+        traits,
+        sidecar.model.clone(),
+        sidecar.model_id.clone(),
+        sidecar.blocks.clone(),
+    );
     let mut skipped: Vec<Skip> = parts
         .iter()
         .flat_map(|p| &p.sidecar.skipped)

@@ -169,6 +169,61 @@ fn two_processes_at_once_and_a_damaged_cache() {
     assert_eq!(out.stdout, a.stdout, "rebuilt features rank the same");
 }
 
+#[test]
+fn damaged_features_are_found_when_first_read_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 30);
+    let csv = |cache: &Path, extra: &[&str]| {
+        let mut args = vec!["--format", "csv", "--top", "0", "--no-explain"];
+        args.extend_from_slice(extra);
+        let out = rank(dir.path(), cache, &args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (first, _) = csv(cache.path(), &[]);
+    // Flip a byte of the features (the first matrix, right after the header).
+    let file = cache_files(cache.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + header + 100] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+
+    // A warm start with cached neighbour lists does not read the features: the ranking
+    // comes from lists made from the intact ones.
+    let (warm, stderr) = csv(cache.path(), &[]);
+    assert_eq!(warm, first);
+    assert_eq!(cached_count(&stderr), 30);
+    assert!(!stderr.contains("corrupt"), "{stderr}");
+
+    // Other settings need the features: the damage is found, reported, and the cache
+    // rebuilt in the same run, which ranks as a fresh cache does.
+    let (rebuilt, stderr) = csv(cache.path(), &["--k", "2"]);
+    assert!(
+        stderr.contains("corrupt") && stderr.contains("checksum"),
+        "{stderr}"
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(rebuilt, csv(fresh.path(), &["--k", "2"]).0);
+    let (_, stderr) = csv(cache.path(), &["--k", "2"]);
+    assert_eq!(
+        cached_count(&stderr),
+        30,
+        "the rebuilt cache is used: {stderr}"
+    );
+    assert!(!stderr.contains("corrupt"), "{stderr}");
+}
+
 /// A tiny tmpfs, unmounted on drop; `None` where mounting is not allowed (not root).
 struct TinyDisk(tempfile::TempDir);
 

@@ -57,12 +57,12 @@ fn feature_cache_files() {
             continue;
         }
         for hash in manifest_rows(&bytes) {
-            if let Some(row) = store.get(&hash) {
-                assert_eq!(row.len(), store.dim(), "{}", file.display());
+            if let (Some(row), Ok(rows)) = (store.row_of(&hash), store.verified()) {
+                assert_eq!(rows.features(row).len(), store.dim(), "{}", file.display());
             }
         }
         let width = if store.is_empty() { 4 } else { store.dim() };
-        store.insert("new", &vec![0.5; width]).unwrap();
+        store.insert("new", &vec![0.5; width], &[]).unwrap();
     }
 }
 

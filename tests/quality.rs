@@ -22,7 +22,9 @@ fn ranked_with_defaults(dir: &Path) -> (FeatureSet, Ranking) {
         cache: CacheMode::Off,
     };
     let set = compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    let ranking = set.rank(&RankConfig::default());
+    let ranking = set
+        .rank(&RankConfig::default())
+        .expect("features of a fresh cache");
     assert_eq!(
         ranking.profile.profile,
         Profile::Crystals,

@@ -524,7 +524,7 @@ pub fn search_cached(
     dim: usize,
     k: usize,
     groups: &[u32],
-    cache: Option<&Path>,
+    cache: Option<ListCache>,
     opts: &SearchOptions,
 ) -> Result<(Neighbours, SearchReport), BlockError> {
     let merging = !opts.blocks.is_empty();
@@ -534,12 +534,14 @@ pub fn search_cached(
     } else {
         opts.tag(groups.len(), dim)
     };
-    let key = cache.map(|_| knn_cache::key(data, dim, k, groups, &tag));
-    if let (Some(path), Some(key), false) = (cache, &key, merging)
-        && let Some((index, dist2, report)) = knn_cache::load(path, key, groups.len(), k)
-        && let Ok(report) = serde_json::from_str(&report)
+    let key = cache.map(|c| match c.rows {
+        Some(rows) => knn_cache::key_of_rows(&rows, dim, k, &tag),
+        None => knn_cache::key(data, dim, k, groups, &tag),
+    });
+    if let (Some(cache), Some(key), false) = (cache, &key, merging)
+        && let Some((found, _, report)) = lists_in(cache.path, key, groups.len(), k)
     {
-        return Ok((Neighbours { k, index, dist2 }, report));
+        return Ok((found, report));
     }
     let (found, report) = if merging {
         let found = blocks::merge(data, dim, k, groups, &opts.blocks)?;
@@ -548,14 +550,68 @@ pub fn search_cached(
     } else {
         search(data, dim, k, groups, opts)
     };
-    if let (Some(path), Some(key)) = (cache, &key) {
-        let text = serde_json::to_string(&report).expect("plain data serialises");
+    if let (Some(cache), Some(key)) = (cache, &key) {
+        let lists = knn_cache::Lists {
+            index: found.index,
+            dist2: found.dist2,
+            groups: groups.to_vec(),
+            report: serde_json::to_string(&report).expect("plain data serialises"),
+        };
         // Best effort: a cache that cannot be written only costs the search next time.
-        if let Err(e) = knn_cache::save(path, key, &found.index, &found.dist2, &text) {
-            tracing::warn!("cannot write neighbour cache {}: {e}", path.display());
+        if let Err(e) = knn_cache::save(cache.path, key, &lists) {
+            tracing::warn!("cannot write neighbour cache {}: {e}", cache.path.display());
         }
+        let found = Neighbours {
+            k,
+            index: lists.index,
+            dist2: lists.dist2,
+        };
+        return Ok((found, report));
     }
     Ok((found, report))
+}
+
+/// Where the lists of a search are remembered, and what stands for its rows.
+#[derive(Debug, Clone, Copy)]
+pub struct ListCache<'a> {
+    pub path: &'a Path,
+    /// A key that stands for the searched rows' values and duplicate groups (made from the
+    /// feature cache's checksums, which of its rows, and the embedding's settings), so that
+    /// a warm start finds the lists without reading the rows ([`cached_lists`]); `None`:
+    /// the key is a hash of the values.
+    pub rows: Option<[u8; 32]>,
+}
+
+/// The lists `search_cached` would give for the `n` rows, `dim` wide, that `cache.rows`
+/// stands for, if it remembers them, with the rows' duplicate groups; found without the
+/// rows. `None` when not cached (or when `opts` merges row blocks, which are never read
+/// from the cache).
+pub fn cached_lists(
+    cache: ListCache,
+    n: usize,
+    dim: usize,
+    k: usize,
+    opts: &SearchOptions,
+) -> Option<(Neighbours, Vec<u32>, SearchReport)> {
+    let rows = cache.rows.filter(|_| opts.blocks.is_empty())?;
+    let key = knn_cache::key_of_rows(&rows, dim, k, &opts.tag(n, dim));
+    lists_in(cache.path, &key, n, k)
+}
+
+fn lists_in(
+    path: &Path,
+    key: &[u8; 32],
+    n: usize,
+    k: usize,
+) -> Option<(Neighbours, Vec<u32>, SearchReport)> {
+    let lists = knn_cache::load(path, key, n, k)?;
+    let report = serde_json::from_str(&lists.report).ok()?;
+    let found = Neighbours {
+        k,
+        index: lists.index,
+        dist2: lists.dist2,
+    };
+    Some((found, lists.groups, report))
 }
 
 /// The exact search, remembered in `cache` (`search_cached` with `--exact`'s options).
@@ -570,6 +626,7 @@ pub fn knn_cached(
         exact: true,
         ..SearchOptions::default()
     };
+    let cache = cache.map(|path| ListCache { path, rows: None });
     search_cached(data, dim, k, groups, cache, &exact)
         .expect("without row blocks no file is read that could fail")
         .0

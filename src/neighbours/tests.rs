@@ -346,7 +346,18 @@ fn cached_lists_remember_their_method() {
         ..index.clone()
     };
     let cached = |opts: &SearchOptions| {
-        search_cached(&data, 16, 3, &groups, Some(&path), opts).expect("no row blocks")
+        search_cached(
+            &data,
+            16,
+            3,
+            &groups,
+            Some(ListCache {
+                path: &path,
+                rows: None,
+            }),
+            opts,
+        )
+        .expect("no row blocks")
     };
     let by_index = cached(&index);
     assert!(matches!(by_index.1, SearchReport::Ivf { .. }));

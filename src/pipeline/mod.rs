@@ -6,12 +6,12 @@ mod explained;
 
 use crate::extract::{self, ExtractOptions, Job};
 use crate::model::{FeatureModel, ModelConfig, ModelError};
-use crate::neighbours::{BlockError, SearchOptions, SearchReport};
+use crate::neighbours::{BlockError, ListCache, SearchOptions, SearchReport};
 use crate::npy::NpyError;
 use crate::profile;
 use crate::rank::{RankConfig, Ranking, rank_searched};
 use crate::scan::{self, Skip, SkipReason, content_hash};
-use crate::store::{FeatureStore, FileStamp, Marks, MarksError};
+use crate::store::{FeatureStore, FileStamp, Marks, MarksError, StoreError, VerifiedRows};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -91,13 +91,14 @@ pub struct Item {
     pub hash: String,
 }
 
-/// The features of a folder: row `i` of `data` belongs to `items[i]`.
-#[derive(Debug, Clone)]
+/// The features of a folder: row `i` of the matrix belongs to `items[i]`.
+#[derive(Debug)]
 pub struct FeatureSet {
     pub root: PathBuf,
     pub items: Vec<Item>,
     pub dim: usize,
-    pub data: Vec<f32>,
+    /// The CNN features (n x `dim`); see [`FeatureSet::features`].
+    pub(crate) rows: Rows,
     pub skipped: Vec<Skip>,
     /// Set when the run was cancelled: `items` holds what was finished.
     pub cancelled: bool,
@@ -112,9 +113,85 @@ pub struct FeatureSet {
     pub traits: Vec<f32>,
 }
 
+/// Where the feature rows of a set are.
+#[derive(Debug)]
+pub(crate) enum Rows {
+    /// In memory, the set's row `i` at `i`.
+    Loaded(Vec<f32>),
+    /// In the memory-mapped feature cache, the set's row `i` at the store's row `of[i]`:
+    /// read (and checked against the file's checksum) only when a ranking needs them, so a
+    /// warm start whose neighbour lists are cached never reads them.
+    Cached {
+        store: Box<FeatureStore>,
+        of: Vec<u32>,
+    },
+}
+
+/// The feature rows of a set, ready to read (see [`FeatureSet::features`]).
+#[derive(Debug, Clone, Copy)]
+pub enum FeatureRows<'a> {
+    Loaded(&'a [f32], usize),
+    Cached(VerifiedRows<'a>, &'a [u32]),
+}
+
+impl<'a> FeatureRows<'a> {
+    /// The features of the set's image `i`.
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        match *self {
+            FeatureRows::Loaded(data, dim) => &data[i * dim..(i + 1) * dim],
+            FeatureRows::Cached(store, of) => store.features(of[i] as usize),
+        }
+    }
+
+    /// Every row, in the set's order.
+    pub fn iter(self, n: usize) -> impl ExactSizeIterator<Item = &'a [f32]> {
+        (0..n).map(move |i| self.row(i))
+    }
+}
+
 impl FeatureSet {
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
+    /// A set whose features are `data` (n x `dim`, one row per item) in memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn in_memory(
+        root: PathBuf,
+        items: Vec<Item>,
+        dim: usize,
+        data: Vec<f32>,
+        traits: Vec<f32>,
+        model: String,
+        model_id: String,
+        blocks: Vec<(String, usize)>,
+    ) -> Self {
+        FeatureSet {
+            root,
+            items,
+            dim,
+            rows: Rows::Loaded(data),
+            skipped: Vec::new(),
+            cancelled: false,
+            model,
+            model_id,
+            neighbour_cache: None,
+            blocks,
+            traits,
+        }
+    }
+
+    /// The feature rows. Rows in the feature cache are checked against its checksum on
+    /// the first call; an error means the file was damaged since it was written, and the
+    /// file is then removed, so that the next run extracts the images again (what
+    /// [`rank_folder`] does at once).
+    pub fn features(&self) -> Result<FeatureRows<'_>, StoreError> {
+        match &self.rows {
+            Rows::Loaded(data) => Ok(FeatureRows::Loaded(data, self.dim)),
+            Rows::Cached { store, of } => match store.verified() {
+                Ok(rows) => Ok(FeatureRows::Cached(rows, of)),
+                Err(e) => {
+                    store.discard();
+                    Err(e)
+                }
+            },
+        }
     }
 
     /// (offset, width) of the block called `layer`; the whole row when there is no such
@@ -163,58 +240,61 @@ impl FeatureSet {
                 hash: format!("row{i}"),
             })
             .collect();
-        Ok(FeatureSet {
-            root: list.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        let model = format!("precomputed {}", npy.display());
+        Ok(FeatureSet::in_memory(
+            list.parent().unwrap_or(Path::new(".")).to_path_buf(),
             items,
             dim,
             data,
-            skipped: Vec::new(),
-            cancelled: false,
-            model: format!("precomputed {}", npy.display()),
-            model_id: format!("precomputed {}", npy.display()),
-            neighbour_cache: None,
-            blocks: Vec::new(),
-            traits: Vec::new(),
-        })
+            Vec::new(),
+            model.clone(),
+            model,
+            Vec::new(),
+        ))
     }
 
     /// The profile `cfg` resolves to for this set, and the matrix (n x dim) the nearest
     /// neighbours are searched in: what `rank` ranks and `features --out` writes.
-    pub fn embedding(&self, cfg: &RankConfig) -> (profile::Choice, Vec<f32>, usize) {
+    pub fn embedding(
+        &self,
+        cfg: &RankConfig,
+    ) -> Result<(profile::Choice, Vec<f32>, usize), StoreError> {
         let choice = profile::choose(cfg.profile, &self.traits);
         let fusion = choice.profile.fusion();
-        let (data, dim) = profile::embedding(
-            &fusion,
-            fusion.layer.map(|layer| self.block(layer)),
-            &self.data,
-            self.dim,
-            &self.traits,
-            cfg.normalise,
-        );
-        (choice, data, dim)
+        let block = fusion.layer.map(|layer| self.block(layer));
+        let rows = self.features()?.iter(self.items.len());
+        let (data, dim) =
+            profile::embedding_of_rows(&fusion, block, rows, &self.traits, cfg.normalise);
+        Ok((choice, data, dim))
     }
 
     /// Ranks the images of the set, reusing its cached neighbour lists when unchanged. The
     /// folder's profile decides which features (and whether its traits) take part.
-    pub fn rank(&self, cfg: &RankConfig) -> Ranking {
-        let (choice, data, dim) = self.embedding(cfg);
-        self.rank_embedding(cfg, &SearchOptions::default(), choice, &data, dim)
-            .expect("without row blocks no file is read that could fail")
-            .0
+    pub fn rank(&self, cfg: &RankConfig) -> Result<Ranking, PipelineError> {
+        let search = SearchOptions::default();
+        if let Some(cached) = self.rank_from_cache(cfg, &search) {
+            return Ok(cached.0);
+        }
+        let (choice, data, dim) = self.embedding(cfg)?;
+        Ok(self.rank_embedding(cfg, &search, choice, &data, dim)?.0)
     }
 
     /// `rank`, with the neighbour search's options and how the search went, for a set that
-    /// is ranked once and then only shown: its features (`data`) are consumed, so that the
+    /// is ranked once and then only shown: features in memory are consumed, so that the
     /// search runs beside one copy of the matrix, not two (at a million 1280-d rows each
     /// copy is 5 GB). Where the profile searches the rows as they are, they are normalised
-    /// in place. Fails only where `search` names row blocks that do not make up this search.
+    /// in place. Fails where `search` names row blocks that do not make up this search, or
+    /// where the feature cache turns out damaged.
     pub fn rank_once(
         &mut self,
         cfg: &RankConfig,
         search: &SearchOptions,
-    ) -> Result<(Ranking, SearchReport), BlockError> {
-        let (choice, data, dim) = self.take_embedding(cfg);
-        self.rank_embedding(cfg, search, choice, &data, dim)
+    ) -> Result<(Ranking, SearchReport), PipelineError> {
+        if let Some(cached) = self.rank_from_cache(cfg, search) {
+            return Ok(cached);
+        }
+        let (choice, data, dim) = self.take_embedding(cfg)?;
+        Ok(self.rank_embedding(cfg, search, choice, &data, dim)?)
     }
 
     /// Block `part` of the exact neighbour search `rank_once` would run, written to `out`
@@ -225,21 +305,34 @@ impl FeatureSet {
         cfg: &RankConfig,
         part: crate::scan::Shard,
         out: &Path,
-    ) -> Result<(usize, usize), BlockError> {
-        let (_, data, dim) = self.take_embedding(cfg);
+    ) -> Result<(usize, usize), PipelineError> {
+        let (_, data, dim) = self.take_embedding(cfg)?;
         let hashes: Vec<&str> = self.items.iter().map(|i| i.hash.as_str()).collect();
-        crate::rank::search_rows_block(&hashes, &data, dim, &Self::fused(cfg), part, out)
+        Ok(crate::rank::search_rows_block(
+            &hashes,
+            &data,
+            dim,
+            &Self::fused(cfg),
+            part,
+            out,
+        )?)
     }
 
-    /// The embedding the profile ranks on, made from the features taken out of the set.
-    fn take_embedding(&mut self, cfg: &RankConfig) -> (profile::Choice, Vec<f32>, usize) {
+    /// The embedding the profile ranks on; features in memory are taken out of the set.
+    fn take_embedding(
+        &mut self,
+        cfg: &RankConfig,
+    ) -> Result<(profile::Choice, Vec<f32>, usize), StoreError> {
         let choice = profile::choose(cfg.profile, &self.traits);
         let fusion = choice.profile.fusion();
         let block = fusion.layer.map(|layer| self.block(layer));
-        let raw = std::mem::take(&mut self.data);
+        let raw = match &mut self.rows {
+            Rows::Loaded(data) => std::mem::take(data),
+            Rows::Cached { .. } => return self.embedding(cfg),
+        };
         let (data, dim) =
             profile::embedding_of(&fusion, block, raw, self.dim, &self.traits, cfg.normalise);
-        (choice, data, dim)
+        Ok((choice, data, dim))
     }
 
     /// The ranking settings the embedding is searched with: `embedding` normalised the CNN
@@ -249,6 +342,46 @@ impl FeatureSet {
             normalise: false,
             ..*cfg
         }
+    }
+
+    /// Where the neighbour lists are remembered, and for rows from the feature cache
+    /// unchanged since it was written, a key that stands for the embedding of `choice`
+    /// without reading the rows: the file's checksums, which of its rows in which order,
+    /// and the settings the embedding is made with.
+    fn list_cache(&self, cfg: &RankConfig, choice: &profile::Choice) -> Option<ListCache<'_>> {
+        let path = self.neighbour_cache.as_deref()?;
+        let rows = match &self.rows {
+            Rows::Cached { store, of } => store.fingerprint().map(|fingerprint| {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(EMBEDDING_VERSION.as_bytes());
+                hasher.update(fingerprint.as_bytes());
+                hasher.update(format!("{:?} {}", choice.profile, cfg.normalise).as_bytes());
+                of.iter().for_each(|r| {
+                    hasher.update(&r.to_le_bytes());
+                });
+                *hasher.finalize().as_bytes()
+            }),
+            Rows::Loaded(_) => None,
+        };
+        Some(ListCache { path, rows })
+    }
+
+    /// The ranking from the neighbour lists cached for these rows, without reading them.
+    fn rank_from_cache(
+        &self,
+        cfg: &RankConfig,
+        search: &SearchOptions,
+    ) -> Option<(Ranking, SearchReport)> {
+        let choice = profile::choose(cfg.profile, &self.traits);
+        let cache = self.list_cache(cfg, &choice)?;
+        cache.rows?;
+        let fusion = choice.profile.fusion();
+        let block = fusion.layer.map(|layer| self.block(layer));
+        let dim = profile::embedding_width(&fusion, block, self.items.len(), &self.traits);
+        let paths: Vec<String> = self.items.iter().map(|i| i.rel.clone()).collect();
+        let (ranking, report) =
+            crate::rank::rank_from_cache(&paths, dim, &Self::fused(cfg), cache, search)?;
+        Some((self.with_profile(ranking, cfg, choice), report))
     }
 
     fn rank_embedding(
@@ -271,15 +404,20 @@ impl FeatureSet {
         }
         let paths: Vec<String> = self.items.iter().map(|i| i.rel.clone()).collect();
         let hashes: Vec<&str> = self.items.iter().map(|i| i.hash.as_str()).collect();
-        let (mut ranking, report) = rank_searched(
-            &paths,
-            &hashes,
-            data,
-            dim,
-            &Self::fused(cfg),
-            self.neighbour_cache.as_deref(),
-            search,
-        )?;
+        let cache = self.list_cache(cfg, &choice);
+        let (ranking, report) =
+            rank_searched(&paths, &hashes, data, dim, &Self::fused(cfg), cache, search)?;
+        Ok((self.with_profile(ranking, cfg, choice), report))
+    }
+
+    /// A ranking of the fused embedding, told the settings and profile it was asked with,
+    /// and each image's traits.
+    fn with_profile(
+        &self,
+        mut ranking: Ranking,
+        cfg: &RankConfig,
+        choice: profile::Choice,
+    ) -> Ranking {
         ranking.config = *cfg;
         ranking.profile = choice;
         for image in &mut ranking.images {
@@ -287,9 +425,14 @@ impl FeatureSet {
                 .traits_of(image.index)
                 .map_or_else(Vec::new, <[f32]>::to_vec);
         }
-        Ok((ranking, report))
+        ranking
     }
 }
+
+/// Changed whenever `profile::embedding` may give other vectors for the same rows and
+/// settings: neighbour lists cached under the feature cache's checksums are then searched
+/// again.
+const EMBEDDING_VERSION: &str = "embedding 1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -308,6 +451,8 @@ pub enum PipelineError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error(transparent)]
+    Blocks(#[from] BlockError),
     #[error("{npy} has {rows} rows but {list} lists {paths} paths")]
     RowCount {
         npy: PathBuf,
@@ -333,13 +478,31 @@ pub fn rank_folder(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(FeatureSet, Option<Ranking>), PipelineError> {
-    let set = compute_features(root, cfg, cancel, on_event)?;
-    if set.cancelled {
-        return Ok((set, None));
+    let mut rebuilt = false;
+    loop {
+        let set = compute_features(root, cfg, cancel, on_event)?;
+        if set.cancelled {
+            return Ok((set, None));
+        }
+        on_event(Event::Ranking(set.items.len()));
+        match set.rank(rank_cfg) {
+            // `FeatureSet::features` removed the damaged file: this time every image is
+            // extracted again.
+            Err(e) if e.is_damaged_cache() && !rebuilt => {
+                on_event(Event::Notice(e.to_string()));
+                rebuilt = true;
+            }
+            ranking => return Ok((set, Some(ranking?))),
+        }
     }
-    on_event(Event::Ranking(set.items.len()));
-    let ranking = set.rank(rank_cfg);
-    Ok((set, Some(ranking)))
+}
+
+impl PipelineError {
+    /// The feature cache turned out damaged when its features were first read (and is
+    /// removed): computing the features again rebuilds it.
+    pub fn is_damaged_cache(&self) -> bool {
+        matches!(self, PipelineError::Store(StoreError::Corrupt { .. }))
+    }
 }
 
 pub fn compute_features(
@@ -371,6 +534,8 @@ pub fn compute_features_of_shard(
         found.skipped.retain(|s| shard.holds(&s.path));
     }
     let model = FeatureModel::load(&cfg.model)?;
+    // Each stored row is the model's features followed by the image's traits.
+    let dim: usize = model.blocks.iter().map(|b| b.1).sum();
     let mut store = open_store(&root, &model, shard, &cfg.cache, on_event);
     let mut skipped = found.skipped;
     for skip in &skipped {
@@ -420,7 +585,7 @@ pub fn compute_features_of_shard(
     let jobs: Vec<Job> = files
         .iter()
         .enumerate()
-        .filter(|(_, f)| store.get(&f.hash).is_none() && seen.insert(f.hash.clone()))
+        .filter(|(_, f)| store.row_of(&f.hash).is_none() && seen.insert(f.hash.clone()))
         .map(|(id, f)| Job {
             id,
             path: f.path.clone(),
@@ -458,7 +623,7 @@ pub fn compute_features_of_shard(
         cancel,
         &mut |batch| {
             for (id, row) in &batch.rows {
-                if let Err(e) = store.insert(&files[*id].hash, row) {
+                if let Err(e) = store.insert(&files[*id].hash, &row[..dim], &row[dim..]) {
                     store_error.get_or_insert(e);
                 }
             }
@@ -523,15 +688,13 @@ pub fn compute_features_of_shard(
         }
     }
     let cancelled = cancel.load(std::sync::atomic::Ordering::Relaxed);
-    // Each stored row is the model's features followed by the image's traits.
-    let dim: usize = model.blocks.iter().map(|b| b.1).sum();
     let mut items = Vec::new();
-    let mut data = Vec::new();
+    let mut of = Vec::new();
     let mut traits = Vec::new();
     for item in files {
-        if let Some(row) = store.get(&item.hash) {
-            data.extend_from_slice(&row[..dim]);
-            traits.extend_from_slice(&row[dim..]);
+        if let Some(row) = store.row_of(&item.hash) {
+            of.push(row as u32);
+            traits.extend_from_slice(store.traits(row));
             items.push(item);
         }
     }
@@ -540,7 +703,6 @@ pub fn compute_features_of_shard(
         root,
         items,
         dim,
-        data,
         skipped,
         cancelled,
         model: model.description,
@@ -548,7 +710,21 @@ pub fn compute_features_of_shard(
         neighbour_cache: store.path().map(crate::store::knn::file_beside),
         blocks: model.blocks,
         traits,
+        rows: Rows::Cached {
+            store: Box::new(store),
+            of,
+        },
     })
+}
+
+/// What tells the feature caches of one folder apart: the model (everything that changes
+/// its features), the traits' version (the rows hold them too) and the shard.
+pub fn cache_key(model: &FeatureModel, shard: Option<scan::Shard>) -> String {
+    let mut key = format!("{}-traits{}", model.id, crate::traits::VERSION);
+    if let Some(shard) = shard {
+        key += &format!("-shard{}of{}", shard.index, shard.count);
+    }
+    key
 }
 
 fn open_store(
@@ -558,11 +734,7 @@ fn open_store(
     mode: &CacheMode,
     on_event: &mut dyn FnMut(Event),
 ) -> FeatureStore {
-    // The rows hold the traits too: their version is part of the key.
-    let mut key = format!("{}-traits{}", model.id, crate::traits::VERSION);
-    if let Some(shard) = shard {
-        key += &format!("-shard{}of{}", shard.index, shard.count);
-    }
+    let key = cache_key(model, shard);
     let Some(dir) = mode.dir() else {
         return FeatureStore::in_memory(root, &key);
     };

@@ -11,8 +11,8 @@ pub mod knn;
 mod marks;
 pub mod regions;
 
-pub use features::{Corruption, FeatureStore, FileStamp, StoreError};
-pub use fs::write_atomic;
+pub use features::{Corruption, FeatureStore, FileStamp, StoreError, VerifiedRows};
+pub use fs::{write_atomic, write_atomic_with};
 pub use marks::{Marks, MarksError};
 
 use std::path::PathBuf;

@@ -131,8 +131,8 @@ fn exercise_store(bytes: &[u8]) {
     let dim = store.dim();
     let manifest = read_manifest(bytes);
     for hash in manifest.iter().flat_map(|m| m.0.iter()) {
-        if let Some(row) = store.get(hash) {
-            assert_eq!(row.len(), dim);
+        if let (Some(row), Ok(rows)) = (store.row_of(hash), store.verified()) {
+            assert_eq!(rows.features(row).len(), dim);
         }
     }
     for f in manifest.iter().flat_map(|m| m.1.iter()) {
@@ -142,13 +142,16 @@ fn exercise_store(bytes: &[u8]) {
             size: f.size,
             mtime_ns: f.mtime_ns,
         };
-        if let Some(hash) = store.known_hash(&scanned).map(str::to_string) {
-            let _ = store.get(&hash);
+        if let Some(hash) = store.known_hash(&scanned).map(str::to_string)
+            && let (Some(row), Ok(rows)) = (store.row_of(&hash), store.verified())
+        {
+            let _ = rows.features(row);
         }
     }
     // A new row of the right width is accepted when rows are non-empty.
     let width = if store.is_empty() { 4 } else { dim };
-    store.insert("fuzz-new-row", &vec![0.5; width]).unwrap();
+    let traits = if store.is_empty() { 0 } else { store.traits(0).len() };
+    store.insert("fuzz-new-row", &vec![0.5; width], &vec![0.25; traits]).unwrap();
     store.set_files(vec![FileStamp {
         rel: "new.png".into(),
         size: 1,
@@ -159,7 +162,8 @@ fn exercise_store(bytes: &[u8]) {
     let (again, err) = FeatureStore::open(dir.path(), root, MODEL);
     assert!(err.is_none(), "a saved cache reopens: {err:?}");
     assert_eq!(again.len(), 1);
-    assert_eq!(again.get("fuzz-new-row").map(<[f32]>::len), Some(width));
+    let row = again.row_of("fuzz-new-row").expect("the new row is kept");
+    assert_eq!(again.verified().unwrap().features(row).len(), width);
 }
 
 /// The row hashes and file stamps the manifest names, if it parses.
