@@ -1,6 +1,11 @@
 //! snowscope command line: `explore` (default), `rank`, `features`, `eval`, `synth`.
 //! Parses (`cli.rs`) and dispatches; the work is the library's.
 
+/// mimalloc, not the system's: a million-image folder is millions of small strings, made
+/// and freed at every start (README, "Large folders").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cli::{Cli, Command, EvalCmd, ExtractArgs, FeaturesCmd, RankArgs, RankCmd, SynthCmd, ViewArgs};

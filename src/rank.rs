@@ -270,37 +270,55 @@ pub fn rank_from_cache(
 /// duplicate groups.
 fn ranking_of(paths: &[String], nn: &Neighbours, groups: &[u32], cfg: &RankConfig) -> Ranking {
     let n = paths.len();
-    let mut group_size: HashMap<u32, usize> = HashMap::new();
-    groups
-        .iter()
-        .for_each(|g| *group_size.entry(*g).or_default() += 1);
+    // A group's id is one of its rows.
+    let mut group_size = vec![0usize; n];
+    groups.iter().for_each(|&g| group_size[g as usize] += 1);
     let distance = |d2: f32| if cfg.squared { d2 } else { d2.sqrt() };
     let lof = local_outlier_factor(nn, n);
-
-    let mut images: Vec<RankedImage> = (0..n)
-        .map(|i| {
+    let knn_mean = |i: usize| {
+        let (sum, count) = nn
+            .row(i)
+            .fold((0.0f32, 0), |(s, c), (_, d2)| (s + distance(d2), c + 1));
+        (count > 0).then(|| sum / count as f32)
+    };
+    let score = |i: usize| match cfg.score {
+        ScoreKind::Nn => nn.row(i).next().map(|(_, d2)| distance(d2)),
+        ScoreKind::Knn => knn_mean(i),
+        ScoreKind::Lof => lof[i],
+    };
+    let scores: Vec<Option<f32>> = (0..n).into_par_iter().map(score).collect();
+    // The order is found on indices: at a million images, sorting the images themselves
+    // moves gigabytes.
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let key = |i: u32| scores[i as usize].unwrap_or(f32::NEG_INFINITY);
+    order.par_sort_unstable_by(|&a, &b| {
+        key(b)
+            .total_cmp(&key(a))
+            .then_with(|| paths[a as usize].cmp(&paths[b as usize]))
+            .then(a.cmp(&b))
+    });
+    let finite: Vec<f32> = scores.iter().filter_map(|&s| s).collect();
+    let stats = box_stats(&finite);
+    let images = order
+        .iter()
+        .enumerate()
+        .map(|(r, &i)| {
+            let i = i as usize;
             let neighbours: Vec<(usize, f32)> =
                 nn.row(i).map(|(j, d2)| (j, distance(d2))).collect();
-            let nn_distance = neighbours.first().map(|n| n.1);
-            let knn_mean = (!neighbours.is_empty())
-                .then(|| neighbours.iter().map(|n| n.1).sum::<f32>() / neighbours.len() as f32);
-            let score = match cfg.score {
-                ScoreKind::Nn => nn_distance,
-                ScoreKind::Knn => knn_mean,
-                ScoreKind::Lof => lof[i],
-            };
+            let score = scores[i];
             RankedImage {
-                rank: 0,
+                rank: r + 1,
                 index: i,
                 path: paths[i].clone(),
                 score,
-                nn_distance,
+                nn_distance: neighbours.first().map(|n| n.1),
                 closest: neighbours.first().map(|n| n.0),
                 closest_path: neighbours.first().map(|n| paths[n.0].clone()),
-                knn_mean,
+                knn_mean: knn_mean(i),
                 lof: lof[i],
-                duplicates: group_size[&groups[i]],
-                beyond_fence: false,
+                duplicates: group_size[groups[i] as usize],
+                beyond_fence: matches!((score, stats), (Some(s), Some(b)) if s > b.upper_fence),
                 neighbours,
                 traits: Vec::new(),
                 explanation: None,
@@ -308,22 +326,6 @@ fn ranking_of(paths: &[String], nn: &Neighbours, groups: &[u32], cfg: &RankConfi
             }
         })
         .collect();
-    let scores: Vec<f32> = images.iter().filter_map(|i| i.score).collect();
-    let stats = box_stats(&scores);
-    if let Some(stats) = stats {
-        for image in &mut images {
-            image.beyond_fence = image.score.is_some_and(|s| s > stats.upper_fence);
-        }
-    }
-    images.sort_by(|a, b| {
-        let key = |s: Option<f32>| s.unwrap_or(f32::NEG_INFINITY);
-        key(b.score)
-            .total_cmp(&key(a.score))
-            .then_with(|| a.path.cmp(&b.path))
-    });
-    for (r, image) in images.iter_mut().enumerate() {
-        image.rank = r + 1;
-    }
     Ranking {
         config: *cfg,
         profile: Choice {
@@ -338,31 +340,24 @@ fn ranking_of(paths: &[String], nn: &Neighbours, groups: &[u32], cfg: &RankConfi
 /// Local outlier factor (Breunig et al. 2000) from the k-NN lists; `None` without neighbours.
 /// Uses the Euclidean (not squared) distances.
 fn local_outlier_factor(nn: &Neighbours, n: usize) -> Vec<Option<f32>> {
-    let rows: Vec<Vec<(usize, f32)>> = (0..n)
-        .map(|i| nn.row(i).map(|(j, d2)| (j, d2.sqrt())).collect())
-        .collect();
-    let k_distance: Vec<f32> = rows.iter().map(|r| r.last().map_or(0.0, |n| n.1)).collect();
+    let row = |i: usize| nn.row(i).map(|(j, d2)| (j, d2.sqrt()));
+    let k_distance: Vec<f32> = (0..n).map(|i| row(i).last().map_or(0.0, |n| n.1)).collect();
     // Local reachability density; a tiny floor keeps coincident points finite.
-    let lrd: Vec<Option<f32>> = rows
-        .iter()
-        .map(|r| {
-            (!r.is_empty()).then(|| {
-                let reach =
-                    r.iter().map(|&(j, d)| d.max(k_distance[j])).sum::<f32>() / r.len() as f32;
-                1.0 / reach.max(1e-12)
-            })
+    let lrd: Vec<Option<f32>> = (0..n)
+        .map(|i| {
+            let (reach, count) = row(i).fold((0.0f32, 0), |(s, c), (j, d)| {
+                (s + d.max(k_distance[j]), c + 1)
+            });
+            (count > 0).then(|| 1.0 / (reach / count as f32).max(1e-12))
         })
         .collect();
-    rows.iter()
-        .enumerate()
-        .map(|(i, r)| {
+    (0..n)
+        .map(|i| {
             let own = lrd[i]?;
-            let ratios: Vec<f32> = r
-                .iter()
-                .filter_map(|&(j, _)| lrd[j])
-                .map(|l| l / own)
-                .collect();
-            (!ratios.is_empty()).then(|| ratios.iter().sum::<f32>() / ratios.len() as f32)
+            let (sum, count) = row(i)
+                .filter_map(|(j, _)| lrd[j])
+                .fold((0.0f32, 0), |(s, c), l| (s + l / own, c + 1));
+            (count > 0).then(|| sum / count as f32)
         })
         .collect()
 }

@@ -1,5 +1,6 @@
 //! Walk a folder, keep image files in a stable order, and hash their content.
 
+use rayon::prelude::*;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -143,7 +144,9 @@ pub fn has_image_extension(path: &Path) -> bool {
 }
 
 /// Recursively lists the image files under `root`, sorted by relative path.
-/// Symlinked folders are not followed (no loops); unreadable entries become skips.
+/// Symlinked folders are not followed (no loops); unreadable entries become skips. The
+/// folders of each depth are listed in parallel (a million files take seconds one stat
+/// at a time), one depth after the other, so that no depth of nesting grows a stack.
 pub fn scan(root: &Path) -> Result<Scan, ScanError> {
     let meta = fs::metadata(root).map_err(|cause| ScanError::Root {
         path: root.to_path_buf(),
@@ -152,60 +155,84 @@ pub fn scan(root: &Path) -> Result<Scan, ScanError> {
     if !meta.is_dir() {
         return Err(ScanError::NotAFolder(root.to_path_buf()));
     }
-    let mut out = Scan::default();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if dir == root => {
-                return Err(ScanError::Root {
-                    path: root.to_path_buf(),
-                    cause: e,
-                });
-            }
-            Err(e) => {
-                out.skipped
-                    .push(skip(root, &dir, SkipReason::FolderUnreadable(Arc::new(e))));
-                continue;
-            }
-        };
-        for entry in entries.flatten() {
-            visit(root, &entry.path(), &mut stack, &mut out);
+    let entries = fs::read_dir(root).map_err(|cause| ScanError::Root {
+        path: root.to_path_buf(),
+        cause,
+    })?;
+    let (mut out, mut folders) = list(root, entries);
+    while !folders.is_empty() {
+        let listed: Vec<(Scan, Vec<PathBuf>)> = folders
+            .par_iter()
+            .map(|dir| match fs::read_dir(dir) {
+                Ok(entries) => list(root, entries),
+                Err(e) => {
+                    let why = SkipReason::FolderUnreadable(Arc::new(e));
+                    let unreadable = Scan {
+                        files: Vec::new(),
+                        skipped: vec![skip(root, dir, why)],
+                    };
+                    (unreadable, Vec::new())
+                }
+            })
+            .collect();
+        folders = Vec::new();
+        for (scan, inner) in listed {
+            out.files.extend(scan.files);
+            out.skipped.extend(scan.skipped);
+            folders.extend(inner);
         }
     }
-    out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    // Relative paths are unique: an unstable sort gives the one order.
+    out.files.par_sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
     out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
-fn visit(root: &Path, path: &Path, stack: &mut Vec<PathBuf>, out: &mut Scan) {
-    let Ok(link_meta) = fs::symlink_metadata(path) else {
+/// The image files of one folder's `entries`, and its subfolders.
+fn list(root: &Path, entries: fs::ReadDir) -> (Scan, Vec<PathBuf>) {
+    let mut out = Scan::default();
+    let mut folders = Vec::new();
+    for entry in entries.flatten() {
+        visit(root, &entry, &mut folders, &mut out);
+    }
+    (out, folders)
+}
+
+fn visit(root: &Path, entry: &fs::DirEntry, folders: &mut Vec<PathBuf>, out: &mut Scan) {
+    // The listing says what an entry is (no stat where the file system knows).
+    let Ok(kind) = entry.file_type() else {
         return; // vanished while we looked
     };
-    if link_meta.is_dir() {
-        stack.push(path.to_path_buf());
+    let path = entry.path();
+    if kind.is_dir() {
+        folders.push(path);
         return;
     }
-    if !has_image_extension(path) {
+    if !has_image_extension(&path) {
         return;
     }
-    // Follow file symlinks, but not folder symlinks (they can form loops).
-    let meta = match fs::metadata(path) {
+    // Follow file symlinks, but not folder symlinks (they can form loops). Anything else
+    // is the entry itself: one stat.
+    let meta = match kind.is_symlink() {
+        true => fs::metadata(&path),
+        false => entry.metadata(),
+    };
+    let meta = match meta {
         Ok(m) => m,
         Err(e) => {
             out.skipped
-                .push(skip(root, path, SkipReason::unreadable(e)));
+                .push(skip(root, &path, SkipReason::unreadable(e)));
             return;
         }
     };
     if meta.is_dir() {
         out.skipped
-            .push(skip(root, path, SkipReason::FolderSymlink));
+            .push(skip(root, &path, SkipReason::FolderSymlink));
         return;
     }
     // A FIFO would block the first read forever, a device may never end.
     if !meta.is_file() {
-        out.skipped.push(skip(root, path, SkipReason::NotRegular));
+        out.skipped.push(skip(root, &path, SkipReason::NotRegular));
         return;
     }
     let mtime_ns = meta
@@ -214,8 +241,8 @@ fn visit(root: &Path, path: &Path, stack: &mut Vec<PathBuf>, out: &mut Scan) {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     out.files.push(ScannedFile {
-        path: path.to_path_buf(),
-        rel: relative(root, path),
+        rel: relative(root, &path),
+        path,
         size: meta.len(),
         mtime_ns,
     });

@@ -31,9 +31,9 @@ fn regressions(kind: &str, ext: Option<&str>) -> Vec<PathBuf> {
 /// The row hashes a cache file's manifest names (to look each one up).
 fn manifest_rows(bytes: &[u8]) -> Vec<String> {
     let rows = || -> Option<Vec<String>> {
-        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).ok()?;
-        let json = meta.metadata().as_ref()?.get("snowscope")?;
-        let value: serde_json::Value = serde_json::from_str(json).ok()?;
+        let tensors = safetensors::SafeTensors::deserialize(bytes).ok()?;
+        let manifest = tensors.tensor("manifest").ok()?;
+        let value: serde_json::Value = serde_json::from_slice(manifest.data()).ok()?;
         serde_json::from_value(value.get("rows")?.clone()).ok()
     };
     rows().unwrap_or_default()

@@ -581,7 +581,7 @@ pub fn compute_features_of_shard(
     store.set_files(stamps);
 
     // One model run per distinct content not in the cache.
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = foldhash::HashSet::default();
     let jobs: Vec<Job> = files
         .iter()
         .enumerate()
@@ -594,7 +594,7 @@ pub fn compute_features_of_shard(
     let distinct = files
         .iter()
         .map(|f| &f.hash)
-        .collect::<std::collections::HashSet<_>>()
+        .collect::<foldhash::HashSet<_>>()
         .len();
     on_event(Event::Planned {
         files: files.len(),

@@ -1,7 +1,8 @@
 //! The feature cache on disk: one safetensors file per (folder, model configuration),
 //! holding two matrices, one row per distinct image content: the model's features and the
-//! image's traits, and in its metadata a serde manifest of the files and a checksum of
-//! each matrix.
+//! image's traits; then a serde manifest of the files and rows with a checksum of each
+//! matrix, as a third tensor of bytes (at a million images it is 200 MB, over what the
+//! safetensors readers accept as a header), whose own checksum the header's metadata holds.
 //!
 //! The file is memory-mapped, not read: a warm start at a million rows (6 GB of features)
 //! reads the manifest and the traits (68 MB, checked at once), and the features only if a
@@ -15,17 +16,25 @@
 
 use super::write_atomic_with;
 use crate::scan::ScannedFile;
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Version 2: features and traits in two matrices, the file memory-mapped.
 const FORMAT: u32 = 2;
-const MANIFEST_KEY: &str = "snowscope";
+const METADATA_KEY: &str = "snowscope";
 const FEATURES: &str = "features";
 const TRAITS: &str = "traits";
+const MANIFEST: &str = "manifest";
+
+/// The header's metadata: which format, and the manifest's checksum.
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    format: u32,
+    manifest_checksum: String,
+}
 
 /// What the cache knows about one file: when its size and mtime are unchanged, its content
 /// hash is reused without reading the file again.
@@ -184,9 +193,9 @@ impl FeatureStore {
             mapped: None,
             added: Vec::new(),
             traits: Vec::new(),
-            row_of: HashMap::new(),
+            row_of: HashMap::default(),
             hashes: Vec::new(),
-            files: HashMap::new(),
+            files: HashMap::default(),
             changed: false,
         }
     }
@@ -236,9 +245,22 @@ impl FeatureStore {
         let json = meta
             .metadata()
             .as_ref()
-            .and_then(|m| m.get(MANIFEST_KEY))
+            .and_then(|m| m.get(METADATA_KEY))
             .ok_or(Corruption::NoManifest)?;
-        let manifest: Manifest = serde_json::from_str(json)?;
+        let header: Header = serde_json::from_str(json)?;
+        if header.format != FORMAT {
+            return Err(Corruption::Foreign);
+        }
+        let tensors = safetensors::SafeTensors::deserialize(&map)?;
+        let manifest = match tensors.tensor(MANIFEST) {
+            Ok(view) if view.dtype() == safetensors::Dtype::U8 => view.data(),
+            Ok(_) => return Err(Corruption::MatrixType),
+            Err(_) => return Err(Corruption::NoManifest),
+        };
+        if blake3::hash(manifest).to_hex().as_str() != header.manifest_checksum {
+            return Err(Corruption::Checksum);
+        }
+        let manifest: Manifest = serde_json::from_slice(manifest)?;
         if manifest.format != FORMAT
             || manifest.model_id != self.model_id
             || manifest.root != self.root
@@ -255,7 +277,6 @@ impl FeatureStore {
         if n > 0 && manifest.dim == 0 {
             return Err(Corruption::MatrixSize);
         }
-        let tensors = safetensors::SafeTensors::deserialize(&map)?;
         let matrix = |name: &str, dim: usize, values: usize| -> Result<&[u8], Corruption> {
             match tensors.tensor(name) {
                 Ok(view) if view.dtype() == safetensors::Dtype::F32 && view.shape() == [n, dim] => {
@@ -437,8 +458,7 @@ impl FeatureStore {
             return Ok(());
         }
         let rows = self.verified()?;
-        let live: std::collections::HashSet<&str> =
-            self.files.values().map(|f| f.hash.as_str()).collect();
+        let live: foldhash::HashSet<&str> = self.files.values().map(|f| f.hash.as_str()).collect();
         let kept: Vec<usize> = (0..self.hashes.len())
             .filter(|&r| live.contains(self.hashes[r].as_str()))
             .collect();
@@ -461,7 +481,8 @@ impl FeatureStore {
             checksum: features.finalize().to_hex().to_string(),
             traits_checksum: traits.finalize().to_hex().to_string(),
         };
-        let header = safetensors_header(&manifest, kept.len());
+        let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
+        let header = safetensors_header(&manifest, kept.len(), &manifest_bytes);
         write_atomic_with(&path, |out| {
             out.write_all(&header)?;
             for &r in &kept {
@@ -470,7 +491,7 @@ impl FeatureStore {
             for &r in &kept {
                 out.write_all(&le_bytes(self.traits(r)))?;
             }
-            Ok(())
+            out.write_all(&manifest_bytes)
         })
         .map_err(|cause| StoreError::Write {
             path: path.clone(),
@@ -507,28 +528,50 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// The safetensors header of a cache file of `rows` rows: its length, then the JSON that
-/// names the two matrices and holds the manifest, padded with spaces so that the matrices
-/// start 8-byte aligned (as the safetensors format recommends, and as mapping them needs).
-fn safetensors_header(manifest: &Manifest, rows: usize) -> Vec<u8> {
-    let manifest_json = serde_json::to_string(manifest).expect("manifest serialises");
+/// The safetensors header of a cache file of `rows` rows and the serialised `manifest`:
+/// its length, then the JSON that names the three tensors and holds the metadata, padded
+/// with spaces so that the matrices start 8-byte aligned (as the safetensors format
+/// recommends, and as mapping them needs).
+fn safetensors_header(manifest: &Manifest, rows: usize, manifest_bytes: &[u8]) -> Vec<u8> {
+    let metadata = Header {
+        format: FORMAT,
+        manifest_checksum: blake3::hash(manifest_bytes).to_hex().to_string(),
+    };
+    let metadata = serde_json::to_string(&metadata).expect("header serialises");
     let mut header = serde_json::Map::new();
     header.insert(
         "__metadata__".into(),
-        serde_json::json!({ MANIFEST_KEY: manifest_json }),
+        serde_json::json!({ METADATA_KEY: metadata }),
     );
-    if rows > 0 {
-        let features = rows * manifest.dim * 4;
-        let traits = rows * manifest.traits * 4;
+    let mut offset = 0;
+    let mut tensor = |name: &str, dtype: &str, shape: &[usize], bytes: usize| {
+        let range = [offset, offset + bytes];
         header.insert(
-            FEATURES.into(),
-            serde_json::json!({"dtype": "F32", "shape": [rows, manifest.dim], "data_offsets": [0, features]}),
+            name.into(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": range}),
         );
-        header.insert(
-            TRAITS.into(),
-            serde_json::json!({"dtype": "F32", "shape": [rows, manifest.traits], "data_offsets": [features, features + traits]}),
+        offset += bytes;
+    };
+    if rows > 0 {
+        tensor(
+            FEATURES,
+            "F32",
+            &[rows, manifest.dim],
+            rows * manifest.dim * 4,
+        );
+        tensor(
+            TRAITS,
+            "F32",
+            &[rows, manifest.traits],
+            rows * manifest.traits * 4,
         );
     }
+    tensor(
+        MANIFEST,
+        "U8",
+        &[manifest_bytes.len()],
+        manifest_bytes.len(),
+    );
     let mut json = serde_json::to_vec(&header).expect("header serialises");
     json.resize(json.len().next_multiple_of(8), b' ');
     let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
@@ -624,18 +667,22 @@ mod tests {
         store.save().unwrap();
         let path = FeatureStore::file_for(cache.path(), root, "m");
         let good = fs::read(&path).unwrap();
-        // The traits are checked at once: a flipped bit empties the store.
-        let mut bytes = good.clone();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x40;
-        fs::write(&path, &bytes).unwrap();
-        let (store, err) = FeatureStore::open(cache.path(), root, "m");
-        assert!(matches!(err, Some(StoreError::Corrupt { .. })));
-        assert!(store.is_empty());
+        let data = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let flipped = |at: usize| {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0x40;
+            fs::write(&path, &bytes).unwrap();
+        };
+        // The traits (after the 4 features) and the manifest (at the end) are checked at
+        // once: a flipped bit empties the store.
+        for at in [data + 16, good.len() - 1] {
+            flipped(at);
+            let (store, err) = FeatureStore::open(cache.path(), root, "m");
+            assert!(matches!(err, Some(StoreError::Corrupt { .. })), "{at}");
+            assert!(store.is_empty());
+        }
         // The features are checked on first use, and the store refuses to save them.
-        let mut bytes = good.clone();
-        bytes[last - 4] ^= 0x40;
-        fs::write(&path, &bytes).unwrap();
+        flipped(data + 4);
         let (mut store, err) = FeatureStore::open(cache.path(), root, "m");
         assert!(err.is_none() && store.len() == 1);
         assert!(matches!(store.verified(), Err(StoreError::Corrupt { .. })));

@@ -281,8 +281,10 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Notify(text) => app.message = Some(text),
         Action::Cancel => match app.explorer {
             Some(_) => app.exit = Some(ExitStatus::Ok.code()),
-            None if app.progress.stage == Stage::Cancelling => {
-                // A second request while the batch finishes: leave now.
+            // A second request while the batch finishes, or any while the features are
+            // ranked (all of them are saved by then; at a million images the search takes
+            // minutes): leave now.
+            None if matches!(app.progress.stage, Stage::Cancelling | Stage::Ranking(_)) => {
                 app.exit = Some(ExitStatus::Cancelled.code());
             }
             None => {

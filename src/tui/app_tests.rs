@@ -363,6 +363,11 @@ fn cancel_during_extraction_waits_for_the_worker_then_exits_130() {
     update(&mut app, Action::Cancel);
     update(&mut app, Action::Cancel);
     assert_eq!(app.exit, Some(130));
+    // While the features are ranked (all saved), the first request leaves at once.
+    let mut app = App::new("/data".into(), "model".into(), None);
+    update(&mut app, Action::Ranking(1_000_000));
+    assert_eq!(update(&mut app, Action::Quit), vec![]);
+    assert_eq!(app.exit, Some(130));
     // In the explorer q quits normally.
     let mut app = self::app();
     update(&mut app, Action::Quit);

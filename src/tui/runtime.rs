@@ -345,9 +345,15 @@ fn event_loop(
     // Whether the screen may differ from what was drawn last. An idle explorer draws
     // nothing: even an unchanged frame costs its synchronized-update escapes.
     let mut dirty = true;
+    let mut shown = false;
     loop {
         if dirty {
             draw(terminal, app, kitty.as_deref_mut())?;
+            if !shown && app.explorer.is_some() {
+                // How long a start takes, to the first screen of the table (README).
+                tracing::info!(secs = ?started.elapsed(), "explorer shown");
+                shown = true;
+            }
         }
         if app.exit.is_some() || app.fatal.is_some() {
             return Ok(());

@@ -35,12 +35,15 @@ enum Input {
         format: u8,
         other_root: bool,
         dim: u64,
+        traits: u64,
         rows: Vec<String>,
         files: Vec<Stamp>,
         /// Tensor dtype name index and shape as written in the header.
         dtype: u8,
         shape: Vec<u32>,
         data: Vec<u8>,
+        /// Bytes of the traits matrix.
+        trait_data: Vec<u8>,
         right_checksum: bool,
         /// Drops the tensor from the file.
         no_tensor: bool,
@@ -66,42 +69,63 @@ fn feature_cache(input: Input) -> Option<Vec<u8>> {
             format,
             other_root,
             dim,
+            traits,
             rows,
             files,
             dtype,
             shape,
             data,
+            trait_data,
             right_checksum,
             no_tensor,
         } => {
-            let checksum = if right_checksum {
-                blake3::hash(&data).to_hex().to_string()
-            } else {
-                "0".repeat(64)
+            let checksum = |bytes: &[u8]| {
+                if right_checksum {
+                    blake3::hash(bytes).to_hex().to_string()
+                } else {
+                    "0".repeat(64)
+                }
             };
             let manifest = serde_json::json!({
                 "format": format % 3,
                 "root": if other_root { "/elsewhere" } else { ROOT },
                 "model_id": MODEL,
                 "dim": dim,
+                "traits": traits,
                 "rows": rows,
                 "files": files.iter().map(|f| serde_json::json!({
                     "rel": f.rel, "size": f.size, "mtime_ns": f.mtime_ns, "hash": f.hash,
                 })).collect::<Vec<_>>(),
-                "checksum": checksum,
+                "checksum": checksum(&data),
+                "traits_checksum": checksum(&trait_data),
+            })
+            .to_string();
+            let metadata = serde_json::json!({
+                "format": format % 3,
+                "manifest_checksum": checksum(manifest.as_bytes()),
             });
             let dtypes = ["F32", "U8", "F16", "I64", "BOOL"];
             let mut header = serde_json::json!({
-                "__metadata__": { "snowscope": manifest.to_string() },
+                "__metadata__": { "snowscope": metadata.to_string() },
             });
-            if !no_tensor {
-                header["features"] = serde_json::json!({
-                    "dtype": dtypes[dtype as usize % dtypes.len()],
+            let mut body = Vec::new();
+            let mut tensor = |name: &str, dtype: &str, shape: serde_json::Value, bytes: &[u8]| {
+                header[name] = serde_json::json!({
+                    "dtype": dtype,
                     "shape": shape,
-                    "data_offsets": [0, data.len()],
+                    "data_offsets": [body.len(), body.len() + bytes.len()],
                 });
+                body.extend_from_slice(bytes);
+            };
+            if !no_tensor {
+                let dtype = dtypes[dtype as usize % dtypes.len()];
+                tensor("features", dtype, serde_json::json!(shape), &data);
+                let trait_shape = serde_json::json!([rows.len(), traits]);
+                tensor("traits", "F32", trait_shape, &trait_data);
             }
-            safetensors_file(&header, &data)
+            let manifest_len = serde_json::json!([manifest.len()]);
+            tensor("manifest", "U8", manifest_len, manifest.as_bytes());
+            safetensors_file(&header, &body)
         }
         _ => return None,
     })
@@ -168,9 +192,9 @@ fn exercise_store(bytes: &[u8]) {
 
 /// The row hashes and file stamps the manifest names, if it parses.
 fn read_manifest(bytes: &[u8]) -> Option<(Vec<String>, Vec<FileStamp>)> {
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).ok()?;
-    let json = meta.metadata().as_ref()?.get("snowscope")?;
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let tensors = safetensors::SafeTensors::deserialize(bytes).ok()?;
+    let manifest = tensors.tensor("manifest").ok()?;
+    let value: serde_json::Value = serde_json::from_slice(manifest.data()).ok()?;
     let rows = serde_json::from_value(value.get("rows")?.clone()).ok()?;
     let files = serde_json::from_value(value.get("files")?.clone()).ok()?;
     Some((rows, files))
@@ -190,7 +214,8 @@ fn exercise_knn(file: Option<Vec<u8>>, body: Option<Vec<u8>>) {
             // checksum are ours.
             let _ = knn_cached(&data, 2, k, &groups, Some(&path));
             let genuine = std::fs::read(&path).unwrap();
-            let lists = n * k * 8;
+            // The lists and the duplicate groups.
+            let lists = n * k * 8 + n * 4;
             let head = genuine.len() - lists - 32;
             let mut bytes = genuine[..head].to_vec();
             bytes.extend(body.iter().copied().cycle().take(lists));
