@@ -11,7 +11,11 @@
 #[path = "common/mean.rs"]
 mod mean;
 
+#[path = "common/precision.rs"]
+mod precision;
+
 use mean::Mean;
+use precision::precision;
 use snowscope::eval::{is_listed, read_truth};
 use snowscope::model::{ModelConfig, Pooling};
 use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
@@ -32,6 +36,7 @@ fn features(dir: &Path, pooling: Pooling) -> FeatureSet {
         model: ModelConfig {
             layer: Some("head".into()),
             pooling,
+            precision: precision(),
             ..Default::default()
         },
         batch_size: 32,

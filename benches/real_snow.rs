@@ -19,7 +19,11 @@
 #[path = "common/mean.rs"]
 mod mean;
 
+#[path = "common/precision.rs"]
+mod precision;
+
 use mean::Mean;
+use precision::precision;
 use snowscope::eval::{is_listed, read_truth};
 use snowscope::model::{Arch, ModelConfig, Pooling};
 use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
@@ -66,6 +70,7 @@ fn features(dir: &Path, with_vgg: bool) -> Sets {
             Arch::Vgg16 => std::env::var_os("SNOWSCOPE_VGG16").map(Into::into),
             Arch::EfficientNetLite0 => efficientnet.clone(),
         },
+        precision: precision(),
         ..ModelConfig::default()
     };
     let vgg = std::env::var_os("SNOWSCOPE_VGG16")
@@ -80,6 +85,7 @@ fn features(dir: &Path, with_vgg: bool) -> Sets {
             dir,
             ModelConfig {
                 weights: efficientnet.clone(),
+                precision: precision(),
                 ..ModelConfig::default()
             },
         ),

@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use snowscope::export::Format;
-use snowscope::model::{Arch, DeviceKind, ModelConfig, Pooling};
+use snowscope::model::{Arch, DeviceKind, ModelConfig, Pooling, Precision};
 use snowscope::pipeline::{CacheMode, PipelineConfig};
 use snowscope::profile::Profile;
 use snowscope::rank::{RankConfig, ScoreKind};
@@ -78,6 +78,10 @@ pub struct ExtractArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value = "cpu", global = true)]
     pub device: DeviceArg,
+    /// Arithmetic of the 1x1 convolutions (default: bf16 where the CPU has AMX-BF16, else
+    /// f32). bf16 features are cached apart from f32 ones.
+    #[arg(long, value_enum, global = true)]
+    pub precision: Option<PrecisionArg>,
     /// Images per model run.
     #[arg(long, default_value_t = 32, global = true)]
     pub batch_size: usize,
@@ -242,6 +246,7 @@ impl ExtractArgs {
                     self.pooling.into()
                 },
                 device: self.device.into(),
+                precision: self.precision.map(Into::into),
             },
             batch_size: self.batch_size,
             threads,
@@ -322,6 +327,23 @@ impl From<DeviceArg> for DeviceKind {
         match d {
             DeviceArg::Cpu => DeviceKind::Cpu,
             DeviceArg::Cuda => DeviceKind::Cuda,
+        }
+    }
+}
+
+/// `--precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    F32,
+    /// BF16 products, FP32 sums; needs a CPU with AMX-BF16.
+    Bf16,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::Bf16 => Precision::Bf16,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! Fixtures come from `tests/fixtures/make_fixtures.py` (PyTorch, dev-time only).
 
 use candle_core::{Device, Tensor};
-use snowscope::model::{Arch, FeatureModel, ModelConfig, Pooling, pool};
+use snowscope::model::{Arch, DeviceKind, FeatureModel, ModelConfig, Pooling, Precision, pool};
 use snowscope::preprocess::normalise_into;
 use std::path::{Path, PathBuf};
 
@@ -76,13 +76,33 @@ fn fp32_weights() -> Option<PathBuf> {
     Some(path)
 }
 
+/// The FP32 model: parity with PyTorch is an FP32 property (BF16 is checked apart).
 fn efficientnet(layer: &str, weights: Option<PathBuf>) -> FeatureModel {
+    efficientnet_at(layer, weights, Precision::F32)
+}
+
+fn efficientnet_at(layer: &str, weights: Option<PathBuf>, precision: Precision) -> FeatureModel {
     FeatureModel::load(&ModelConfig {
         layer: Some(layer.into()),
         weights,
+        precision: Some(precision),
         ..Default::default()
     })
     .unwrap()
+}
+
+/// The lowest cosine similarity between the avg-pooled maps of two models on the parity
+/// images.
+fn lowest_cosine(a: &FeatureModel, b: &FeatureModel) -> f32 {
+    let x = parity_batch(a, 4);
+    let a = pool(&a.feature_map(&x).unwrap(), Pooling::Avg).unwrap();
+    let b = pool(&b.feature_map(&x).unwrap(), Pooling::Avg).unwrap();
+    let dot = (&a * &b).unwrap().sum(1).unwrap();
+    let norms = (a.sqr().unwrap().sum(1).unwrap().sqrt().unwrap()
+        * b.sqr().unwrap().sum(1).unwrap().sqrt().unwrap())
+    .unwrap();
+    let cosines: Vec<f32> = (dot / norms).unwrap().to_vec1().unwrap();
+    cosines.iter().copied().fold(1.0f32, f32::min)
 }
 
 /// Every output of `model` against the PyTorch reference, at most `bar` apart.
@@ -171,16 +191,33 @@ fn bundled_half_precision_features_point_where_the_fp32_ones_do() {
     for layer in ["head", "stage6"] {
         let full = efficientnet(layer, Some(fp32.clone()));
         let half = efficientnet(layer, None);
-        let x = parity_batch(&full, 4);
-        let a = pool(&full.feature_map(&x).unwrap(), Pooling::Avg).unwrap();
-        let b = pool(&half.feature_map(&x).unwrap(), Pooling::Avg).unwrap();
-        let dot = (&a * &b).unwrap().sum(1).unwrap();
-        let norms = (a.sqr().unwrap().sum(1).unwrap().sqrt().unwrap()
-            * b.sqr().unwrap().sum(1).unwrap().sqrt().unwrap())
-        .unwrap();
-        let cosines: Vec<f32> = (dot / norms).unwrap().to_vec1().unwrap();
-        let worst = cosines.iter().copied().fold(1.0f32, f32::min);
+        let worst = lowest_cosine(&full, &half);
         println!("{layer}: lowest cosine F16 vs FP32 {worst:.6}");
-        assert!(worst >= 0.999, "{layer}: {cosines:?}");
+        assert!(worst >= 0.999, "{layer}: {worst}");
+    }
+}
+
+/// Issue 14's bound for BF16 products: features within cosine 0.999 of FP32 ones (the
+/// ranking-quality half of the bound is `benches/real_snow.rs` and
+/// `benches/planted_outliers.rs` with `SNOWSCOPE_PRECISION`).
+#[test]
+fn bf16_features_point_where_the_fp32_ones_do() {
+    if !Precision::bf16_available(Arch::EfficientNetLite0, DeviceKind::Cpu) {
+        let err = FeatureModel::load(&ModelConfig {
+            precision: Some(Precision::Bf16),
+            ..Default::default()
+        })
+        .err()
+        .expect("BF16 refused without AMX");
+        assert!(err.to_string().contains("--precision f32"), "{err}");
+        return;
+    }
+    for layer in ["head", "stage6"] {
+        let full = efficientnet(layer, None);
+        let bf16 = efficientnet_at(layer, None, Precision::Bf16);
+        assert_ne!(full.id, bf16.id, "BF16 features are cached apart");
+        let worst = lowest_cosine(&full, &bf16);
+        println!("{layer}: lowest cosine BF16 vs FP32 {worst:.6}");
+        assert!(worst >= 0.999, "{layer}: {worst}");
     }
 }

@@ -8,7 +8,7 @@
 use super::kernels::depthwise::DepthwiseConv;
 use super::kernels::gemm::PointwiseConv;
 use super::kernels::{im2col, same_padding};
-use super::{Backbone, Tap};
+use super::{Backbone, Precision, Tap};
 use candle_core::{Device, Result, Tensor, bail};
 use candle_nn::VarBuilder;
 
@@ -51,21 +51,30 @@ struct Pointwise {
 }
 
 impl Pointwise {
-    fn load(vb: &VarBuilder, conv: &str, bn: &str, relu6: bool) -> Result<Self> {
+    fn load(
+        vb: &VarBuilder,
+        conv: &str,
+        bn: &str,
+        relu6: bool,
+        precision: Precision,
+    ) -> Result<Self> {
         let (weight, bias) = folded_conv(vb, conv, bn)?;
-        Self::new(weight, bias, relu6)
+        Self::new(weight, bias, relu6, precision)
     }
 
     /// From a folded (Cout, Cin, kh, kw) weight; kh x kw > 1 expects im2col input.
-    fn new(weight: Tensor, bias: Tensor, relu6: bool) -> Result<Self> {
+    fn new(weight: Tensor, bias: Tensor, relu6: bool, precision: Precision) -> Result<Self> {
         let out = weight.dim(0)?;
         let weight = weight.reshape((out, ()))?;
-        let cpu = PointwiseConv::new(
+        let mut cpu = PointwiseConv::new(
             &weight.flatten_all()?.to_vec1()?,
             &bias.to_vec1()?,
             weight.dim(1)?,
             relu6,
         );
+        if precision == Precision::Bf16 {
+            cpu = cpu.in_bf16();
+        }
         Ok(Self {
             cpu,
             weight,
@@ -253,11 +262,12 @@ impl EfficientNetLite0 {
     }
 
     pub fn load(vb: &VarBuilder, tap: Tap) -> Result<Self> {
-        Self::load_taps(vb, &[tap])
+        Self::load_taps(vb, &[tap], Precision::F32)
     }
 
-    /// The network with a map taken at each of `taps` in one pass.
-    pub fn load_taps(vb: &VarBuilder, taps: &[Tap]) -> Result<Self> {
+    /// The network with a map taken at each of `taps` in one pass; with BF16, the 1x1
+    /// convolutions (stem included, through im2col) run on AMX tiles.
+    pub fn load_taps(vb: &VarBuilder, taps: &[Tap], precision: Precision) -> Result<Self> {
         let depth = |t: &Tap| match t {
             Tap::Block(i) => *i,
             Tap::Head => BLOCKS,
@@ -266,7 +276,7 @@ impl EfficientNetLite0 {
         taps.sort_by_key(depth);
         taps.dedup();
         let (stem_weight, stem_bias) = folded_conv(vb, "_conv_stem", "_bn0")?;
-        let stem = Pointwise::new(stem_weight, stem_bias, true)?;
+        let stem = Pointwise::new(stem_weight, stem_bias, true, precision)?;
         let mut blocks = Vec::with_capacity(BLOCKS);
         for &(repeats, kernel, stride, expand, input, output) in &STAGES {
             for r in 0..repeats {
@@ -274,7 +284,7 @@ impl EfficientNetLite0 {
                 let (input, stride) = if r == 0 { (input, stride) } else { (output, 1) };
                 let b = |name: &str| format!("_blocks.{i}.{name}");
                 let expand = (expand != 1)
-                    .then(|| Pointwise::load(vb, &b("_expand_conv"), &b("_bn0"), true))
+                    .then(|| Pointwise::load(vb, &b("_expand_conv"), &b("_bn0"), true, precision))
                     .transpose()?;
                 blocks.push(MbConv {
                     expand,
@@ -285,12 +295,18 @@ impl EfficientNetLite0 {
                         kernel,
                         stride,
                     )?,
-                    project: Pointwise::load(vb, &b("_project_conv"), &b("_bn2"), false)?,
+                    project: Pointwise::load(
+                        vb,
+                        &b("_project_conv"),
+                        &b("_bn2"),
+                        false,
+                        precision,
+                    )?,
                     residual: stride == 1 && input == output,
                 });
             }
         }
-        let head = Pointwise::load(vb, "_conv_head", "_bn1", true)?;
+        let head = Pointwise::load(vb, "_conv_head", "_bn1", true, precision)?;
         Ok(Self {
             stem,
             blocks,

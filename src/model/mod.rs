@@ -64,6 +64,40 @@ pub enum Pooling {
     None,
 }
 
+/// The arithmetic of the convolutions' products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    /// BF16 products with FP32 accumulation: EfficientNet-Lite0's 1x1 convolutions (90 % of
+    /// its multiply-adds) on AMX tiles (`kernels::amx`); depthwise and pooling stay FP32.
+    Bf16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// `f32` or `bf16`, as on the command line.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Precision::F32, Precision::Bf16]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+
+    /// Whether BF16 runs here: EfficientNet-Lite0 on a CPU with AMX-BF16.
+    pub fn bf16_available(arch: Arch, device: DeviceKind) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        let cpu = kernels::amx::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let cpu = false;
+        cpu && arch == Arch::EfficientNetLite0 && device == DeviceKind::Cpu
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
     Cpu,
@@ -110,12 +144,20 @@ impl DeviceKind {
     }
 }
 
-/// "efficientnet-lite0 head avg-pool on cpu": what the progress view and exports show.
-fn describe(arch: &str, layer: &str, pooling: Pooling, device: DeviceKind) -> String {
+/// "efficientnet-lite0 head avg-pool on cpu (bf16)": what the progress view and exports
+/// show.
+fn describe(
+    arch: &str,
+    layer: &str,
+    pooling: Pooling,
+    device: DeviceKind,
+    precision: Precision,
+) -> String {
     format!(
-        "{arch} {layer} {}-pool on {}",
+        "{arch} {layer} {}-pool on {} ({})",
         pooling.name(),
-        device.name()
+        device.name(),
+        precision.name()
     )
 }
 
@@ -128,6 +170,9 @@ pub struct ModelConfig {
     pub layer: Option<String>,
     pub pooling: Pooling,
     pub device: DeviceKind,
+    /// `None`: BF16 where it runs ([`Precision::bf16_available`]), else FP32. BF16 meets
+    /// the accuracy bound on every benchmark set (README, "Precision").
+    pub precision: Option<Precision>,
 }
 
 impl Default for ModelConfig {
@@ -138,6 +183,7 @@ impl Default for ModelConfig {
             layer: None,
             pooling: Pooling::Avg,
             device: DeviceKind::Cpu,
+            precision: None,
         }
     }
 }
@@ -147,7 +193,28 @@ impl ModelConfig {
     /// model's `description`.
     pub fn describe(&self) -> String {
         let layer = self.layer.as_deref().unwrap_or(self.arch.default_layer());
-        describe(self.arch.name(), layer, self.pooling, self.device)
+        // An unavailable BF16 fails at load with its reason; until then it is what was asked.
+        let precision = self.precision().unwrap_or(Precision::Bf16);
+        describe(
+            self.arch.name(),
+            layer,
+            self.pooling,
+            self.device,
+            precision,
+        )
+    }
+
+    /// The precision the model runs at: the one asked for if it runs here, else an error
+    /// that says why not.
+    pub fn precision(&self) -> Result<Precision, ModelError> {
+        let available = Precision::bf16_available(self.arch, self.device);
+        match self.precision {
+            Some(Precision::F32) => Ok(Precision::F32),
+            Some(Precision::Bf16) if available => Ok(Precision::Bf16),
+            Some(Precision::Bf16) => Err(ModelError::NoBf16),
+            None if available => Ok(Precision::Bf16),
+            None => Ok(Precision::F32),
+        }
     }
 }
 
@@ -170,6 +237,10 @@ pub enum ModelError {
     },
     #[error("this build has no CUDA support; rebuild with `cargo build --release --features cuda`")]
     NoCuda,
+    #[error(
+        "--precision bf16 runs EfficientNet-Lite0 on a CPU with AMX-BF16 (Intel Xeon 4th generation or later), which this is not; use --precision f32"
+    )]
+    NoBf16,
     #[error("model error: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -186,6 +257,7 @@ pub struct FeatureModel {
     pub description: String,
     /// The named column blocks of a feature row, in order: (layer, width).
     pub blocks: Vec<(String, usize)>,
+    pub precision: Precision,
 }
 
 fn device(kind: DeviceKind) -> Result<Device, ModelError> {
@@ -199,6 +271,7 @@ fn device(kind: DeviceKind) -> Result<Device, ModelError> {
 impl FeatureModel {
     pub fn load(cfg: &ModelConfig) -> Result<Self, ModelError> {
         let device = device(cfg.device)?;
+        let precision = cfg.precision()?;
         let bytes = match (&cfg.weights, cfg.arch) {
             (Some(path), _) => std::fs::read(path).map_err(|cause| ModelError::Weights {
                 path: path.clone(),
@@ -229,7 +302,7 @@ impl FeatureModel {
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let net = efficientnet_lite::EfficientNetLite0::load_taps(&vb, &taps)?;
+                let net = efficientnet_lite::EfficientNetLite0::load_taps(&vb, &taps, precision)?;
                 (cfg.arch.name(), layers, Box::new(net))
             }
             Arch::Vgg16 => {
@@ -272,11 +345,17 @@ impl FeatureModel {
             blocks,
             backbone,
             pooling: cfg.pooling,
+            // FP32 keeps the ids it always had, so existing caches stay valid.
             id: format!(
-                "{name}-w{weights_hash}-{layer}-{pooling}-{}",
-                preprocess.id()
+                "{name}-w{weights_hash}-{layer}-{pooling}-{}{}",
+                preprocess.id(),
+                match precision {
+                    Precision::F32 => "",
+                    Precision::Bf16 => "-bf16",
+                }
             ),
-            description: describe(name, &layer, cfg.pooling, cfg.device),
+            description: describe(name, &layer, cfg.pooling, cfg.device, precision),
+            precision,
             preprocess,
             device,
         })

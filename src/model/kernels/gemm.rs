@@ -20,6 +20,9 @@ pub struct PointwiseConv {
     bias: Vec<f32>,
     k: usize,
     relu6: bool,
+    /// The weights as BF16 tiles, when the product runs on AMX ([`Self::in_bf16`]).
+    #[cfg(target_arch = "x86_64")]
+    bf16: Option<super::amx::PackedWeights>,
 }
 
 impl PointwiseConv {
@@ -38,7 +41,20 @@ impl PointwiseConv {
             bias: bias.to_vec(),
             k,
             relu6,
+            #[cfg(target_arch = "x86_64")]
+            bf16: None,
         }
+    }
+
+    /// The same convolution with BF16 products (FP32 accumulation and epilogue) on AMX
+    /// tiles. Unchanged where [`super::amx::available`] is false: callers check it first.
+    pub fn in_bf16(mut self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if super::amx::available() {
+            let n = self.outputs();
+            self.bf16 = Some(super::amx::PackedWeights::new(&self.weight, self.k, n));
+        }
+        self
     }
 
     pub fn inputs(&self) -> usize {
@@ -56,6 +72,11 @@ impl PointwiseConv {
         assert_eq!(out.len(), m * n, "output is m x n");
         if let Some(r) = residual {
             assert_eq!(r.len(), m * n, "residual is m x n");
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(w) = &self.bf16 {
+            // SAFETY: the tiles were packed only where AMX is available; sizes asserted.
+            return unsafe { super::amx::product(w, a, m, &self.bias, residual, self.relu6, out) };
         }
         #[cfg(target_arch = "x86_64")]
         match simd::level() {
@@ -294,6 +315,55 @@ mod tests {
                         .map(|(g, w)| (g - w).abs())
                         .fold(0f32, f32::max);
                     assert!(err < 1e-4, "m={m} k={k} n={n}: max error {err}");
+                }
+            }
+        }
+    }
+
+    /// The AMX BF16 path against the same naive product of BF16-rounded inputs: tails of
+    /// rows (past 32), channels (past 32) and columns (past 16 and 32), with and without
+    /// residual and ReLU6. Runs only where the CPU has AMX.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn bf16_tiles_match_the_product_of_rounded_inputs() {
+        if !crate::model::kernels::amx::available() {
+            eprintln!("no AMX-BF16 on this CPU: the BF16 path is not exercised");
+            return;
+        }
+        let round = |x: f32| {
+            f32::from_bits(
+                x.to_bits().wrapping_add(0x7fff + ((x.to_bits() >> 16) & 1)) & 0xffff_0000,
+            )
+        };
+        let mut rng = Rng::new(11);
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (33, 27, 32),
+            (49, 40, 24),
+            (70, 100, 33),
+            (64, 64, 64),
+        ] {
+            let a = random(&mut rng, m * k);
+            let w = random(&mut rng, n * k);
+            let bias = random(&mut rng, n);
+            let residual = random(&mut rng, m * n);
+            for (relu6, res) in [(false, None), (true, Some(&residual[..]))] {
+                let conv = PointwiseConv::new(&w, &bias, k, relu6).in_bf16();
+                let mut got = vec![f32::NAN; m * n];
+                conv.apply(&a, m, res, &mut got);
+                for row in 0..m {
+                    for col in 0..n {
+                        let mut s = bias[col] + res.map_or(0.0, |r| r[row * n + col]);
+                        for kk in 0..k {
+                            s += round(a[row * k + kk]) * round(w[col * k + kk]);
+                        }
+                        let want = if relu6 { s.clamp(0.0, 6.0) } else { s };
+                        let g = got[row * n + col];
+                        assert!(
+                            (g - want).abs() < 1e-3,
+                            "m={m} k={k} n={n} ({row},{col}): {g} vs {want}"
+                        );
+                    }
                 }
             }
         }

@@ -9,6 +9,8 @@
 //! baseline x86-64, so the instruction set (AVX-512, AVX2, or none) is chosen at run time
 //! (`simd::level`).
 
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod depthwise;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
