@@ -19,6 +19,13 @@ use super::simd::{Avx512, Isa};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
+/// The fewest input channels for which the tiles beat the FP32 kernel. Below it a block
+/// has one or two tile steps, and converting, storing and finishing the tiles costs more
+/// than the products save: at 1,344 rows (one band), k = 16-40 ran at 60-111 GFLOP/s on
+/// the tiles against 86-113 in FP32, k = 96-144 at 107-110 against 92, k = 240-480 at
+/// 240-450 against 55-125 (`cargo bench --bench kernels`, Sapphire Rapids).
+pub const MIN_INPUTS: usize = 64;
+
 /// Rows (and columns) of one tile.
 const TILE: usize = 16;
 /// Input channels per tile step: 64 bytes of BF16.
@@ -136,7 +143,11 @@ pub unsafe fn product(
     ROWS.with_borrow_mut(|rows| {
         let stride = w.k_steps * K_STEP;
         let padded_rows = m.div_ceil(BLOCK) * BLOCK;
-        rows.resize(padded_rows * stride, 0);
+        // Grown, never shrunk: a resize down and up again would zero it on every layer.
+        if rows.len() < padded_rows * stride {
+            rows.resize(padded_rows * stride, 0);
+        }
+        let rows = &mut rows[..padded_rows * stride];
         // SAFETY: the caller checked `available`; the sizes are as asserted.
         unsafe {
             to_bf16_rows(a, m, w.k, stride, rows);
@@ -160,7 +171,10 @@ unsafe fn to_bf16_rows(a: &[f32], m: usize, k: usize, stride: usize, rows: &mut 
             unsafe {
                 let v = _mm512_maskz_loadu_ps(Avx512::mask(lanes), src.add(c.min(k)));
                 let packed = _mm512_cvtneps_pbh(v);
-                _mm256_storeu_si256(dst.add(c).cast(), std::mem::transmute::<__m256bh, __m256i>(packed));
+                _mm256_storeu_si256(
+                    dst.add(c).cast(),
+                    std::mem::transmute::<__m256bh, __m256i>(packed),
+                );
             }
         }
     }
@@ -192,7 +206,10 @@ unsafe fn tiles(
     }
     let a_stride = w.k_steps * K_STEP * 2;
     let strip_bytes = w.k_steps * TILE_VALUES * 2;
-    let mut block = Block([0.0; BLOCK * BLOCK]);
+    // Two block buffers, alternated, so the tile stores of one block need not wait for the
+    // epilogue still reading the previous one.
+    let mut blocks = [Block([0.0; BLOCK * BLOCK]), Block([0.0; BLOCK * BLOCK])];
+    let mut turn = 0;
     // SAFETY: the CPU has AMX (the caller checked); every tile load reads 16 rows of 64
     // bytes inside `rows` (padded to whole blocks) or inside a strip of `w.tiles`; the
     // stores write the 4 KB `block`.
@@ -200,6 +217,8 @@ unsafe fn tiles(
         asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
         for row in (0..m).step_by(BLOCK) {
             for col in (0..w.n).step_by(BLOCK) {
+                let block = &mut blocks[turn];
+                turn ^= 1;
                 let a = rows.as_ptr().cast::<u8>().add(row / TILE * TILE * a_stride);
                 let b = w.tiles.as_ptr().cast::<u8>().add(col / TILE * strip_bytes);
                 asm!(
@@ -238,7 +257,7 @@ unsafe fn tiles(
                     ldc = in(reg) BLOCK * 4,
                     options(nostack),
                 );
-                epilogue(&block, row, col, m, w.n, bias, residual, relu6, out);
+                epilogue(block, row, col, m, w.n, bias, residual, relu6, out);
             }
         }
         asm!("tilerelease", options(nostack, nomem));

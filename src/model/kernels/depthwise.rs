@@ -7,6 +7,7 @@
 //! together so that eight independent accumulator chains hide the multiply-add latency.
 
 use super::same_padding;
+use std::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
 use super::simd::{self, Avx2, Avx512, Isa, Level};
@@ -22,15 +23,20 @@ pub struct DepthwiseConv {
     stride: usize,
 }
 
-/// Input and output geometry of one call.
+/// Input and output geometry of one call: the whole map's, and which rows of it the call's
+/// input and output slices hold (a band, or all of them).
 #[derive(Clone, Copy)]
 struct Geometry {
     in_h: usize,
     in_w: usize,
-    out_h: usize,
     out_w: usize,
     pad_top: usize,
     pad_left: usize,
+    /// The first input row the input slice holds.
+    in_first: usize,
+    /// The output rows computed, `out_first..out_end`, which the output slice holds.
+    out_first: usize,
+    out_end: usize,
 }
 
 impl DepthwiseConv {
@@ -68,35 +74,85 @@ impl DepthwiseConv {
         )
     }
 
-    fn geometry(&self, in_h: usize, in_w: usize) -> Geometry {
+    /// The geometry of output rows `out_rows` from an input slice of `in_len` values that
+    /// starts at row `in_first`; panics unless the slices hold every row the band touches.
+    fn geometry(
+        &self,
+        (in_h, in_w): (usize, usize),
+        (in_first, in_len): (usize, usize),
+        out_rows: Range<usize>,
+        out_len: usize,
+    ) -> Geometry {
         let (out_h, pad_top) = same_padding(in_h, self.kernel, self.stride);
         let (out_w, pad_left) = same_padding(in_w, self.kernel, self.stride);
+        let c = self.bias.len();
+        let needed = self.input_rows(out_rows.clone(), in_h);
+        assert!(out_rows.end <= out_h, "output rows past the map");
+        assert!(
+            in_len.is_multiple_of(in_w * c)
+                && in_first <= needed.start
+                && in_first + in_len / (in_w * c) >= needed.end,
+            "input band misses rows"
+        );
+        assert_eq!(
+            out_len,
+            out_rows.len() * out_w * c,
+            "output is its rows x ow x c"
+        );
         Geometry {
             in_h,
             in_w,
-            out_h,
             out_w,
             pad_top,
             pad_left,
+            in_first,
+            out_first: out_rows.start,
+            out_end: out_rows.end,
         }
+    }
+
+    /// The input rows that output rows `out_rows` read (padding excluded), for a map `h`
+    /// rows high.
+    pub fn input_rows(&self, out_rows: Range<usize>, h: usize) -> Range<usize> {
+        if out_rows.is_empty() {
+            return 0..0;
+        }
+        let pad_top = same_padding(h, self.kernel, self.stride).1;
+        let start = (out_rows.start * self.stride).saturating_sub(pad_top);
+        let end = ((out_rows.end - 1) * self.stride + self.kernel).saturating_sub(pad_top);
+        start.min(h)..end.min(h)
     }
 
     /// `out = relu6(dwconv(input) + bias)`, both HWC.
     pub fn apply(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        return self.apply_at(simd::level(), input, h, w, out);
-        #[cfg(not(target_arch = "x86_64"))]
-        self.apply_portable(input, h, w, out);
+        let out_h = self.output_size(h, w).0;
+        self.apply_band(input, h, w, 0, 0..out_h, out);
     }
 
-    /// `apply` with the given instruction set, which the CPU must have (`simd::level` or
-    /// lower; tests run every level the CPU has).
+    /// Output rows `out_rows` of an `h x w` map into `out`, from `input`, which holds the
+    /// map's rows from `first_row` on (at least those [`Self::input_rows`] names): so a
+    /// block can run its layers band by band while the band stays in cache.
+    pub fn apply_band(
+        &self,
+        input: &[f32],
+        h: usize,
+        w: usize,
+        first_row: usize,
+        out_rows: Range<usize>,
+        out: &mut [f32],
+    ) {
+        let g = self.geometry((h, w), (first_row, input.len()), out_rows, out.len());
+        #[cfg(target_arch = "x86_64")]
+        return self.apply_at(simd::level(), input, g, out);
+        #[cfg(not(target_arch = "x86_64"))]
+        self.apply_loops(input, g, out);
+    }
+
+    /// `apply_band` with the given instruction set, which the CPU must have (`simd::level`
+    /// or lower; tests run every level the CPU has).
     #[cfg(target_arch = "x86_64")]
-    fn apply_at(&self, level: Level, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
+    fn apply_at(&self, level: Level, input: &[f32], g: Geometry, out: &mut [f32]) {
         let c = self.bias.len();
-        let g = self.geometry(h, w);
-        assert_eq!(input.len(), h * w * c, "input is h x w x c");
-        assert_eq!(out.len(), g.out_h * g.out_w * c, "output is oh x ow x c");
         macro_rules! by_shape {
             ($run:ident) => {
                 match (self.kernel, self.stride) {
@@ -109,8 +165,8 @@ impl DepthwiseConv {
             };
         }
         // SAFETY: the CPU has the instruction set (AVX-512 implies AVX2 on every CPU that
-        // `simd::level` lets through) and the channels fill whole vectors; the asserts
-        // above size both maps for `g`.
+        // `simd::level` lets through) and the channels fill whole vectors; `geometry`
+        // checked that both slices hold the rows `g` reads and writes.
         unsafe {
             if level == Level::Avx512 && c.is_multiple_of(Avx512::LANES) {
                 by_shape!(run_avx512);
@@ -119,35 +175,42 @@ impl DepthwiseConv {
                 by_shape!(run_avx2);
             }
         }
-        self.apply_portable(input, h, w, out);
+        self.apply_portable_band(input, g, out);
     }
 
     /// Plain loops over pixels, taps and channels, vectorised over channels by the
     /// compiler: with AVX2 and FMA where the CPU has them (chosen at run time, the crate
     /// being built for baseline x86-64).
     pub fn apply_portable(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
+        let out_h = self.output_size(h, w).0;
+        let g = self.geometry((h, w), (0, input.len()), 0..out_h, out.len());
+        self.apply_portable_band(input, g, out);
+    }
+
+    fn apply_portable_band(&self, input: &[f32], g: Geometry, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if super::simd::level() != super::simd::Level::Portable {
             // SAFETY: the CPU has AVX2 and FMA (every level above portable implies them).
-            return unsafe { self.apply_avx2(input, h, w, out) };
+            return unsafe { self.apply_avx2(input, g, out) };
         }
-        self.apply_loops(input, h, w, out)
+        self.apply_loops(input, g, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn apply_avx2(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
-        self.apply_loops(input, h, w, out)
+    unsafe fn apply_avx2(&self, input: &[f32], g: Geometry, out: &mut [f32]) {
+        self.apply_loops(input, g, out)
     }
 
     #[inline(always)]
-    fn apply_loops(&self, input: &[f32], h: usize, w: usize, out: &mut [f32]) {
+    fn apply_loops(&self, input: &[f32], g: Geometry, out: &mut [f32]) {
         let c = self.bias.len();
         let (k, s) = (self.kernel, self.stride);
-        let g = self.geometry(h, w);
-        for oy in 0..g.out_h {
+        let (h, w) = (g.in_h, g.in_w);
+        for oy in g.out_first..g.out_end {
             for ox in 0..g.out_w {
-                let o = &mut out[(oy * g.out_w + ox) * c..(oy * g.out_w + ox + 1) * c];
+                let at = ((oy - g.out_first) * g.out_w + ox) * c;
+                let o = &mut out[at..at + c];
                 o.copy_from_slice(&self.bias);
                 for ky in 0..k {
                     let Some(iy) = (oy * s + ky).checked_sub(g.pad_top).filter(|&y| y < h) else {
@@ -158,7 +221,8 @@ impl DepthwiseConv {
                         else {
                             continue;
                         };
-                        let i = &input[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                        let at = ((iy - g.in_first) * w + ix) * c;
+                        let i = &input[at..at + c];
                         let t = &self.weight[(ky * k + kx) * c..(ky * k + kx + 1) * c];
                         for ((o, i), t) in o.iter_mut().zip(i).zip(t) {
                             *o += i * t;
@@ -205,7 +269,7 @@ impl DepthwiseConv {
         g: Geometry,
     ) {
         let c = self.bias.len();
-        for oy in 0..g.out_h {
+        for oy in g.out_first..g.out_end {
             for cb in (0..c).step_by(I::LANES) {
                 let mut ox = 0;
                 while ox < g.out_w {
@@ -255,7 +319,7 @@ impl DepthwiseConv {
                 let Some(iy) = (oy * S + ky).checked_sub(g.pad_top).filter(|&y| y < g.in_h) else {
                     continue;
                 };
-                let row = input.as_ptr().add(iy * g.in_w * c + cb);
+                let row = input.as_ptr().add((iy - g.in_first) * g.in_w * c + cb);
                 let taps: [I::V; K] = std::array::from_fn(|kx| {
                     I::load(self.weight.as_ptr().add((ky * K + kx) * c + cb))
                 });
@@ -295,7 +359,9 @@ impl DepthwiseConv {
                     }
                 }
             }
-            let dst = out.as_mut_ptr().add((oy * g.out_w + ox) * c + cb);
+            let dst = out
+                .as_mut_ptr()
+                .add(((oy - g.out_first) * g.out_w + ox) * c + cb);
             for (p, acc) in acc.iter().enumerate().take(count) {
                 I::store(dst.add(p * c), I::relu6(*acc));
             }
@@ -365,12 +431,26 @@ mod tests {
             // Each instruction set this CPU has, whichever `apply` picked.
             #[cfg(target_arch = "x86_64")]
             {
+                let g = conv.geometry((h, w), (0, x.len()), 0..oh, oh * ow * c);
                 if is_x86_feature_detected!("avx512f") {
-                    run(&|out| conv.apply_at(Level::Avx512, &x, h, w, out));
+                    run(&|out| conv.apply_at(Level::Avx512, &x, g, out));
                 }
                 if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    run(&|out| conv.apply_at(Level::Avx2, &x, h, w, out));
+                    run(&|out| conv.apply_at(Level::Avx2, &x, g, out));
                 }
+            }
+            // Band by band (bands of 1, 2 and 3 output rows), each from the input rows
+            // it needs only, as a block's fused layers call it.
+            for band in 1..=3 {
+                run(&|out| {
+                    for first in (0..oh).step_by(band) {
+                        let rows = first..(first + band).min(oh);
+                        let input = conv.input_rows(rows.clone(), h);
+                        let out_band = &mut out[first * ow * c..rows.end * ow * c];
+                        let x_band = &x[input.start * w * c..input.end * w * c];
+                        conv.apply_band(x_band, h, w, input.start, rows, out_band);
+                    }
+                });
             }
             for got in &results {
                 let err = got

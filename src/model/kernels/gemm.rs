@@ -47,10 +47,11 @@ impl PointwiseConv {
     }
 
     /// The same convolution with BF16 products (FP32 accumulation and epilogue) on AMX
-    /// tiles. Unchanged where [`super::amx::available`] is false: callers check it first.
+    /// tiles, where they pay ([`super::amx::MIN_INPUTS`]). Unchanged where
+    /// [`super::amx::available`] is false: callers check it first.
     pub fn in_bf16(mut self) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if super::amx::available() {
+        if super::amx::available() && self.k >= super::amx::MIN_INPUTS {
             let n = self.outputs();
             self.bf16 = Some(super::amx::PackedWeights::new(&self.weight, self.k, n));
         }
@@ -348,7 +349,13 @@ mod tests {
             let bias = random(&mut rng, n);
             let residual = random(&mut rng, m * n);
             for (relu6, res) in [(false, None), (true, Some(&residual[..]))] {
-                let conv = PointwiseConv::new(&w, &bias, k, relu6).in_bf16();
+                let mut conv = PointwiseConv::new(&w, &bias, k, relu6);
+                // Packed directly: `in_bf16` leaves the small-k shapes in FP32.
+                conv.bf16 = Some(crate::model::kernels::amx::PackedWeights::new(
+                    &conv.weight,
+                    k,
+                    n,
+                ));
                 let mut got = vec![f32::NAN; m * n];
                 conv.apply(&a, m, res, &mut got);
                 for row in 0..m {
