@@ -1,12 +1,21 @@
 //! Extraction throughput: EfficientNet-Lite0 features (avg-pooled, 1280-d) of a batch of
 //! 32 images at 224x224, model only (decoding excluded), with the global thread pool.
 //! Compare with `benches/peer_extract.py` (PyTorch eager, ONNX Runtime) on the same machine.
+//! The default precision (BF16 where the CPU has AMX); `SNOWSCOPE_PRECISION=f32` for FP32.
+
+#[path = "common/precision.rs"]
+mod precision;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use precision::precision;
 use snowscope::model::{FeatureModel, ModelConfig};
 
 fn extraction(c: &mut Criterion) {
-    let model = FeatureModel::load(&ModelConfig::default()).expect("bundled model loads");
+    let model = FeatureModel::load(&ModelConfig {
+        precision: precision(),
+        ..ModelConfig::default()
+    })
+    .expect("bundled model loads");
     let batch = 32;
     // A deterministic, image-like input (smooth gradients) in the normalised range.
     let len = model.preprocess.len();

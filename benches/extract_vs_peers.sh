@@ -4,7 +4,8 @@
 # 2 threads, batch 32, 224x224, EfficientNet-Lite0 avg-pooled features. The two run in
 # alternating rounds (ROUNDS, default 3) so background load hits both alike; prints each
 # round's medians and the median ratio. Needs a Python with benches/requirements.txt:
-# PYTHON=/path/to/venv/python. SNOWSCOPE_KERNELS=portable measures the non-AVX-512 path.
+# PYTHON=/path/to/venv/python. SNOWSCOPE_KERNELS=portable measures the non-AVX-512 path;
+# SNOWSCOPE_PRECISION=f32 the FP32 products where the default is BF16 (AMX).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

@@ -113,6 +113,11 @@ pub struct RankArgs {
     /// images show one particle on a plain background).
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub profile: ProfileArg,
+    /// Compare every pair, whatever the size: from 50,000 images on, the neighbours are
+    /// otherwise found by an index whose closest matches equal the exact search's for at
+    /// least 99 % of sampled images (measured each run; see `rank --verbose`).
+    #[arg(long, global = true)]
+    pub exact: bool,
     /// The tutorial's exact method: flattened map (VGG16 block5_conv3 when --model vgg16 --weights are given), raw features, squared L2 distance to the closest match.
     #[arg(long, global = true)]
     pub tutorial: bool,
@@ -146,11 +151,6 @@ pub struct RankCmd {
     /// listed and their matches.
     #[arg(long)]
     pub no_explain: bool,
-    /// Compare every pair, whatever the size: from 50,000 images on, the neighbours are
-    /// otherwise found by an index whose closest matches equal the exact search's for at
-    /// least 99 % of sampled images (measured each run; see --verbose).
-    #[arg(long)]
-    pub exact: bool,
     /// Say how the neighbours were found (method, lists probed, measured recall).
     #[arg(long, short)]
     pub verbose: bool,
@@ -167,11 +167,10 @@ pub struct RankCmd {
 }
 
 impl RankCmd {
-    pub fn search(&self) -> snowscope::neighbours::SearchOptions {
+    pub fn search(&self, cfg: &RankConfig) -> snowscope::neighbours::SearchOptions {
         snowscope::neighbours::SearchOptions {
-            exact: self.exact,
             blocks: self.neighbours.clone(),
-            ..Default::default()
+            ..cfg.search()
         }
     }
 }
@@ -262,7 +261,10 @@ impl ExtractArgs {
 impl RankArgs {
     pub fn config(&self) -> RankConfig {
         if self.tutorial {
-            return RankConfig::tutorial();
+            return RankConfig {
+                exact: self.exact,
+                ..RankConfig::tutorial()
+            };
         }
         RankConfig {
             k: self.k.max(1),
@@ -270,6 +272,7 @@ impl RankArgs {
             score: self.score.into(),
             squared: false,
             profile: self.profile.into(),
+            exact: self.exact,
         }
     }
 }

@@ -116,7 +116,7 @@ fn run_rank(
     if let Some(part) = cmd.rows {
         return write_search_block(set, &cmd, part, &cfg);
     }
-    let (mut ranked, searched) = match set.rank_once(&cfg, &cmd.search()) {
+    let (mut ranked, searched) = match set.rank_once(&cfg, &cmd.search(&cfg)) {
         // The features of the cache were damaged, and the file is gone: extract again.
         Err(e) if e.is_damaged_cache() => {
             eprintln!("{}", sanitize(&e.to_string()));
@@ -124,7 +124,7 @@ fn run_rank(
                 return cancelled();
             };
             set = again;
-            set.rank_once(&cfg, &cmd.search())?
+            set.rank_once(&cfg, &cmd.search(&cfg))?
         }
         ranked => ranked?,
     };

@@ -38,6 +38,9 @@ pub struct RankConfig {
     pub squared: bool,
     /// Which features rank the folder (crystals, photos, or chosen per folder).
     pub profile: Profile,
+    /// Compare every pair, whatever the size (otherwise large sets are searched through
+    /// an index: `neighbours::SearchOptions`).
+    pub exact: bool,
 }
 
 /// Defaults chosen by measurement on planted-outlier sets (README, "Ranking quality").
@@ -49,11 +52,20 @@ impl Default for RankConfig {
             score: ScoreKind::Knn,
             squared: false,
             profile: Profile::Auto,
+            exact: false,
         }
     }
 }
 
 impl RankConfig {
+    /// The neighbour search these settings ask for.
+    pub fn search(&self) -> SearchOptions {
+        SearchOptions {
+            exact: self.exact,
+            ..SearchOptions::default()
+        }
+    }
+
     /// The tutorial's geometry: raw CNN features, squared L2, distance to the closest match.
     pub fn tutorial() -> Self {
         Self {
@@ -62,6 +74,7 @@ impl RankConfig {
             score: ScoreKind::Nn,
             squared: true,
             profile: Profile::Photos,
+            exact: false,
         }
     }
 }
@@ -193,7 +206,7 @@ pub fn rank_cached(
     cfg: &RankConfig,
     neighbour_cache: Option<&Path>,
 ) -> Ranking {
-    let search = SearchOptions::default();
+    let search = cfg.search();
     let cache = neighbour_cache.map(|path| ListCache { path, rows: None });
     rank_searched(paths, hashes, data, dim, cfg, cache, &search)
         .expect("without row blocks no file is read that could fail")
@@ -430,6 +443,7 @@ mod tests {
             score: ScoreKind::Nn,
             squared: false,
             profile: Profile::Photos,
+            exact: false,
         };
         let r = rank(&paths(5), &hashes, &data, 2, &cfg);
         let by_index = |i: usize| r.images.iter().find(|x| x.index == i).unwrap();
@@ -485,6 +499,7 @@ mod tests {
             score: ScoreKind::Lof,
             squared: false,
             profile: Profile::Photos,
+            exact: false,
         };
         let r = rank(&paths(11), &hashes, &data, 2, &cfg);
         assert_eq!(r.images[0].index, 10);

@@ -230,7 +230,9 @@ fn hue_variation(image: &RgbImage) -> f32 {
         let (x, y) = (r - g, (r + g) / 2.0 - b);
         sx += x;
         sy += y;
-        weight += x.hypot(y);
+        // Not `hypot`: the values are small integers (no overflow to guard against), and
+        // libm's hypot, per pixel, was 3-4 % of an extraction's time.
+        weight += (x * x + y * y).sqrt();
     }
     if weight < 1e-9 {
         return 0.0;

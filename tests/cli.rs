@@ -332,3 +332,76 @@ fn synth_count_is_the_number_of_images_written() {
         text(&out.stderr)
     );
 }
+
+/// `--precision bf16` where it cannot run (forced here by `SNOWSCOPE_KERNELS=avx2`, which
+/// every CPU is treated as lacking AMX under) is a clear error naming the way out, and the
+/// default then runs in FP32, as the description says.
+#[test]
+fn bf16_without_amx_is_a_clear_error_and_the_default_is_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 3);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_snowscope"))
+            .env("SNOWSCOPE_KERNELS", "avx2")
+            .arg("rank")
+            .arg(dir.path())
+            .args(["--format", "json", "--no-explain", "--cache-dir"])
+            .arg(cache.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--precision", "bf16"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--precision f32"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("on cpu (f32)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// `--exact` is a ranking setting like the score: `eval` (and the explorer) take it too,
+/// and it reaches the search (the JSON config of `rank` records it).
+#[test]
+fn exact_is_accepted_by_eval_and_recorded_by_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 5);
+    let truth = dir.path().join("truth.txt");
+    std::fs::write(&truth, "img04.png\n").unwrap();
+    let out = snowscope(
+        &[
+            "eval",
+            dir.path().to_str().unwrap(),
+            "--exact",
+            "--truth",
+            truth.to_str().unwrap(),
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("AUROC"), "{}", text(&out.stdout));
+    let out = snowscope(
+        &[
+            "rank",
+            dir.path().to_str().unwrap(),
+            "--exact",
+            "--format",
+            "json",
+            "--no-explain",
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["config"]["exact"], true, "{json}");
+    assert_eq!(json["config"]["search"]["method"], "exact", "{json}");
+}

@@ -271,7 +271,7 @@ impl FeatureSet {
     /// Ranks the images of the set, reusing its cached neighbour lists when unchanged. The
     /// folder's profile decides which features (and whether its traits) take part.
     pub fn rank(&self, cfg: &RankConfig) -> Result<Ranking, PipelineError> {
-        let search = SearchOptions::default();
+        let search = cfg.search();
         if let Some(cached) = self.rank_from_cache(cfg, &search) {
             return Ok(cached.0);
         }

@@ -125,7 +125,7 @@ pub(super) fn radial_profile(outline: &[(usize, usize)], cx: f64, cy: f64) -> (f
         let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
         let angle = dy.atan2(dx) + std::f64::consts::PI;
         let bin = ((angle / std::f64::consts::TAU * BINS as f64) as usize).min(BINS - 1);
-        let r = dx.hypot(dy);
+        let r = (dx * dx + dy * dy).sqrt(); // pixel offsets: no overflow, unlike hypot's cost
         if radius[bin].is_nan() || r > radius[bin] {
             radius[bin] = r;
         }

@@ -461,6 +461,7 @@ fn the_table_opens_sorted_by_the_ranking_score_so_ranks_read_1_2_3() {
             score,
             squared: false,
             profile: crate::profile::Profile::Photos,
+            exact: false,
         };
         loaded.ranking = crate::rank::rank(&paths, &testing::SMALL_HASHES, &points, 2, &cfg);
         let app = app_with(loaded, 120, 40, false);

@@ -17,6 +17,7 @@ pub fn ranked_points(points: &[[f32; 2]], hashes: &[&str], dir: &std::path::Path
         score: rank::ScoreKind::Nn,
         squared: false,
         profile: crate::profile::Profile::Photos,
+        exact: false,
     };
     let ranking = rank::rank(&paths, hashes, &data, 2, &cfg);
     Loaded {

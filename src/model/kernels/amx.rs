@@ -15,7 +15,7 @@
 //! Stable Rust has no AMX intrinsics (`x86_amx_intrinsics` is unstable), so the tile
 //! instructions are inline assembly; nothing else in the process touches tile registers.
 
-use super::simd::{Avx512, Isa};
+use super::simd::{self, Avx512, Isa, Level};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
@@ -34,14 +34,16 @@ const K_STEP: usize = 32;
 const BLOCK: usize = 2 * TILE;
 
 /// Whether this process can run the tiles: the CPU has AMX-TILE, AMX-BF16 and AVX512-BF16
-/// (for the conversions), and the kernel granted the tile data state (Linux
-/// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, asked once per process).
+/// (for the conversions), the kernel granted the tile data state (Linux
+/// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, asked once per process), and
+/// `SNOWSCOPE_KERNELS` does not ask for a lower level (to measure what other CPUs get).
 pub fn available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
         let leaf7 = __cpuid_count(7, 0);
-        let cpu = leaf7.edx & (1 << 22) != 0
+        let cpu = simd::level() == Level::Avx512
+            && leaf7.edx & (1 << 22) != 0
             && leaf7.edx & (1 << 24) != 0
             && is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bf16");
