@@ -80,6 +80,7 @@ fn settings() -> Vec<(String, RankConfig)> {
                 score: ScoreKind::Nn,
                 squared: false,
                 profile: Profile::Photos,
+                ..RankConfig::default()
             },
         ));
         for k in [3, 5, 10] {
@@ -91,6 +92,7 @@ fn settings() -> Vec<(String, RankConfig)> {
                     score: ScoreKind::Knn,
                     squared: false,
                     profile: Profile::Photos,
+                    ..RankConfig::default()
                 },
             ));
         }
@@ -103,6 +105,7 @@ fn settings() -> Vec<(String, RankConfig)> {
                     score: ScoreKind::Lof,
                     squared: false,
                     profile: Profile::Photos,
+                    ..RankConfig::default()
                 },
             ));
         }
