@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod profile;
 pub mod rank;
+pub mod resize;
 pub mod rng;
 pub mod sanitize;
 pub mod scan;

@@ -131,11 +131,10 @@ pub fn measure(image: &RgbImage, scale: f32) -> Traits {
     let shrink = (w.max(h) as f32 / MEASURE_SIDE as f32).max(1.0);
     let small;
     let image = if shrink > 1.0 {
-        small = image::imageops::resize(
+        small = crate::resize::triangle(
             image,
             ((w as f32 / shrink).round() as u32).max(1),
             ((h as f32 / shrink).round() as u32).max(1),
-            image::imageops::FilterType::Triangle,
         );
         &small
     } else {

@@ -5,6 +5,7 @@
 use image::{Rgb, RgbImage};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use snowscope::model::{ModelConfig, Precision};
 use snowscope::pipeline::{Event, Progress};
 use snowscope::scan::Skip;
 use snowscope::tui::app::{Action, App, Loaded, PromptKind, update};
@@ -92,7 +93,12 @@ fn load_previews(app: &mut App) {
                     app,
                     Action::Preview(preview::render_request(
                         &graphics,
-                        &mut preview::Heat::new(Default::default()),
+                        // FP32: the snapshot is pixel-exact, and BF16 (the default
+                        // where the CPU has AMX) moves the tint by a shade.
+                        &mut preview::Heat::new(ModelConfig {
+                            precision: Some(Precision::F32),
+                            ..Default::default()
+                        }),
                         &req,
                     )),
                 );

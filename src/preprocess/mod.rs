@@ -3,7 +3,6 @@
 
 pub mod jpeg_dc;
 
-use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use std::path::Path;
 
@@ -208,7 +207,7 @@ pub fn resize_square(image: &RgbImage, size: u32) -> RgbImage {
     if image.width() == size && image.height() == size {
         return image.clone();
     }
-    image::imageops::resize(image, size, size, FilterType::Triangle)
+    crate::resize::triangle(image, size, size)
 }
 
 /// Writes the normalised CHW tensor of a `size` x `size` image into `out`.
