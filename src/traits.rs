@@ -10,7 +10,8 @@
 //! `particles` says 0 (the documented fallback; never NaN or infinity).
 
 use geometry::{
-    box_counting_dimension, components, convex_hull, fill_holes, polygon_measures, radial_profile,
+    border, box_counting_dimension, components, convex_hull, fill_holes, polygon_measures,
+    radial_profile,
 };
 use image::RgbImage;
 
@@ -261,15 +262,6 @@ impl Gray {
             px,
         }
     }
-
-    fn on_border(&self, i: usize) -> bool {
-        let (x, y) = (i % self.w, i / self.w);
-        x == 0 || y == 0 || x + 1 == self.w || y + 1 == self.h
-    }
-
-    fn border(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.w * self.h).filter(|&i| self.on_border(i))
-    }
 }
 
 /// Otsu's threshold: pixels above it are one class. `None` when there is only one level.
@@ -310,8 +302,10 @@ impl Particle {
     fn segment(gray: &Gray) -> Option<Particle> {
         let threshold = otsu(gray)?;
         let above = |i: usize| gray.px[i] > threshold;
-        let border_above = gray.border().filter(|&i| above(i)).count();
-        let border_len = gray.border().count();
+        let border_above = border(gray.w, gray.h)
+            .filter(|&(x, y)| above(y * gray.w + x))
+            .count();
+        let border_len = border(gray.w, gray.h).count();
         let particle_is_above = border_above * 2 < border_len;
         let border_particle = if particle_is_above {
             border_above
@@ -327,14 +321,12 @@ impl Particle {
         let particles = sizes.iter().filter(|&&s| s * 20 >= size && s >= 4).count();
         let particle: Vec<bool> = label.iter().map(|&l| l == largest as u32 + 1).collect();
         let filled = fill_holes(gray.w, gray.h, &particle);
-        let background: Vec<f32> = (0..gray.px.len())
-            .filter(|&i| !filled[i])
-            .map(|i| gray.px[i] as f32)
-            .collect();
-        let background_mean = if background.is_empty() {
+        let background = || (0..gray.px.len()).filter(|&i| !filled[i]);
+        let background_count = background().count();
+        let background_mean = if background_count == 0 {
             (if particle_is_above { 0.0 } else { 255.0 }) as f32
         } else {
-            background.iter().sum::<f32>() / background.len() as f32
+            background().map(|i| gray.px[i] as f32).sum::<f32>() / background_count as f32
         };
         Some(Particle {
             filled,
@@ -347,22 +339,23 @@ impl Particle {
 
     fn traits(&self, gray: &Gray, px: f32) -> [f32; COUNT] {
         let (w, h) = (gray.w, gray.h);
-        let inside = |x: isize, y: isize| {
-            x >= 0
-                && y >= 0
-                && (x as usize) < w
-                && (y as usize) < h
-                && self.filled[y as usize * w + x as usize]
-        };
+        let filled = &self.filled;
         let mut area = 0usize;
         let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0f64, 0f64, 0f64, 0f64, 0f64);
         let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
         let mut cracks = 0usize;
         let mut outline = Vec::new();
+        // The hull of the outline pixels' corners is the hull of each row's outermost
+        // corners (the others lie on the segments between them): 4 points a row, not 4 a
+        // pixel, to sort.
         let mut corners = Vec::new();
+        let (mut sum, mut sum2, mut gradient) = (0f64, 0f64, 0f64);
+        let mut interior = 0usize;
         for y in 0..h {
+            let mut row_outline: Option<(usize, usize)> = None;
             for x in 0..w {
-                if !self.filled[y * w + x] {
+                let i = y * w + x;
+                if !filled[i] {
                     continue;
                 }
                 area += 1;
@@ -373,17 +366,33 @@ impl Particle {
                 syy += fy * fy;
                 sxy += fx * fy;
                 (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-                let (ix, iy) = (x as isize, y as isize);
-                let open = [(1, 0), (-1, 0), (0, 1), (0, -1)]
-                    .iter()
-                    .filter(|(dx, dy)| !inside(ix + dx, iy + dy))
-                    .count();
+                let open = [
+                    x + 1 < w && filled[i + 1],
+                    x > 0 && filled[i - 1],
+                    y + 1 < h && filled[i + w],
+                    y > 0 && filled[i - w],
+                ]
+                .iter()
+                .filter(|&&inside| !inside)
+                .count();
                 if open > 0 {
                     cracks += open;
                     outline.push((x, y));
-                    for (cx, cy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        corners.push(((x + cx) as f64, (y + cy) as f64));
-                    }
+                    row_outline = Some((row_outline.map_or(x, |(first, _)| first), x));
+                }
+                let v = gray.px[i] as f64;
+                sum += v;
+                sum2 += v * v;
+                if x > 0 && y > 0 && x + 1 < w && y + 1 < h {
+                    let gx = gray.px[i + 1] as f64 - gray.px[i - 1] as f64;
+                    let gy = gray.px[i + w] as f64 - gray.px[i - w] as f64;
+                    gradient += (gx * gx + gy * gy).sqrt() / 2.0;
+                    interior += 1;
+                }
+            }
+            if let Some((first, last)) = row_outline {
+                for (cx, cy) in [(first, y), (first, y + 1), (last + 1, y), (last + 1, y + 1)] {
+                    corners.push((cx as f64, cy as f64));
                 }
             }
         }
@@ -408,27 +417,6 @@ impl Particle {
         let (radial_variation, sixfold) = radial_profile(&outline, mx + 0.5, my + 0.5);
         let fractal = box_counting_dimension(w, h, &outline);
 
-        let mut sum = 0f64;
-        let mut sum2 = 0f64;
-        let mut gradient = 0f64;
-        let mut interior = 0usize;
-        for y in 0..h {
-            for x in 0..w {
-                let i = y * w + x;
-                if !self.filled[i] {
-                    continue;
-                }
-                let v = gray.px[i] as f64;
-                sum += v;
-                sum2 += v * v;
-                if x > 0 && y > 0 && x + 1 < w && y + 1 < h {
-                    let gx = gray.px[i + 1] as f64 - gray.px[i - 1] as f64;
-                    let gy = gray.px[i + w] as f64 - gray.px[i - w] as f64;
-                    gradient += (gx * gx + gy * gy).sqrt() / 2.0;
-                    interior += 1;
-                }
-            }
-        }
         let mean = sum / a;
         let spread = (sum2 / a - mean * mean).max(0.0).sqrt();
         let contrast = (mean - self.background_mean as f64).abs();
