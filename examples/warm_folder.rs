@@ -36,17 +36,10 @@ fn main() -> anyhow::Result<()> {
 
     let root = images.canonicalize()?;
     let found = snowscope::scan::scan(&root)?;
-    let stamps: Vec<FileStamp> = found
+    let hashes: Vec<String> = found
         .files
         .par_iter()
-        .map(|f| {
-            Ok(FileStamp {
-                rel: f.rel.clone(),
-                size: f.size,
-                mtime_ns: f.mtime_ns,
-                hash: snowscope::scan::content_hash(&f.path)?,
-            })
-        })
+        .map(|f| snowscope::scan::content_hash(&f.path))
         .collect::<std::io::Result<_>>()?;
     let model = FeatureModel::load(&ModelConfig::default())?;
     let key = snowscope::pipeline::cache_key(&model, None);
@@ -54,8 +47,8 @@ fn main() -> anyhow::Result<()> {
     let dim: usize = model.blocks.iter().map(|b| b.1).sum();
     let features = Clustered::new(dim, 3000, 18);
     let traits = snowscope::traits::COUNT;
-    for start in (0..stamps.len()).step_by(BLOCK) {
-        let block = &stamps[start..(start + BLOCK).min(stamps.len())];
+    for start in (0..hashes.len()).step_by(BLOCK) {
+        let block = &hashes[start..(start + BLOCK).min(hashes.len())];
         let rows: Vec<(Vec<f32>, Vec<f32>)> = (start..start + block.len())
             .into_par_iter()
             .map(|i| {
@@ -65,11 +58,16 @@ fn main() -> anyhow::Result<()> {
                 (row, (0..traits).map(|_| rng.f32()).collect())
             })
             .collect();
-        for (stamp, (row, traits)) in block.iter().zip(rows) {
-            store.insert(&stamp.hash, &row, &traits)?;
+        for (hash, (row, traits)) in block.iter().zip(rows) {
+            store.insert(hash, &row, &traits)?;
         }
     }
-    store.set_files(stamps);
+    store.set_files(found.files.iter().zip(&hashes).map(|(f, hash)| FileStamp {
+        rel: &f.rel,
+        size: f.size,
+        mtime_ns: f.mtime_ns,
+        hash,
+    }));
     store.save()?;
     eprintln!(
         "wrote the feature cache of {} images ({dim} features each) to {}",

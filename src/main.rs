@@ -347,6 +347,14 @@ fn run(cli: Cli) -> Result<u8> {
             .build_global();
     }
     let (extract, ranking) = (&cli.extract, &cli.ranking);
+    if cli.command.is_some() && std::env::var_os("RUST_LOG").is_some() {
+        // The headless commands log to stderr when asked (`RUST_LOG=info`: the time each
+        // stage took); the explorer logs to its file.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
     // The explorer handles its own keys and signals (and restores the terminal); the
     // headless commands stop at the next batch on Ctrl-C, SIGTERM or SIGHUP.
     match cli.command {

@@ -62,7 +62,8 @@ fn feature_cache_files() {
             }
         }
         let width = if store.is_empty() { 4 } else { store.dim() };
-        store.insert("new", &vec![0.5; width], &[]).unwrap();
+        let new = blake3::hash(b"new").to_hex();
+        store.insert(&new, &vec![0.5; width], &[]).unwrap();
     }
 }
 

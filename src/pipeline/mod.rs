@@ -372,16 +372,21 @@ impl FeatureSet {
         cfg: &RankConfig,
         search: &SearchOptions,
     ) -> Option<(Ranking, SearchReport)> {
+        let started = Instant::now();
         let choice = profile::choose(cfg.profile, &self.traits);
         let cache = self.list_cache(cfg, &choice)?;
         cache.rows?;
+        tracing::info!(secs = ?started.elapsed(), "profile chosen");
         let fusion = choice.profile.fusion();
         let block = fusion.layer.map(|layer| self.block(layer));
         let dim = profile::embedding_width(&fusion, block, self.items.len(), &self.traits);
         let paths: Vec<String> = self.items.iter().map(|i| i.rel.clone()).collect();
         let (ranking, report) =
             crate::rank::rank_from_cache(&paths, dim, &Self::fused(cfg), cache, search)?;
-        Some((self.with_profile(ranking, cfg, choice), report))
+        tracing::info!(secs = ?started.elapsed(), "ranked from the cached lists");
+        let ranking = self.with_profile(ranking, cfg, choice);
+        tracing::info!(secs = ?started.elapsed(), "ranking ready");
+        Some((ranking, report))
     }
 
     fn rank_embedding(
@@ -528,7 +533,9 @@ pub fn compute_features_of_shard(
         path: root.to_path_buf(),
         cause,
     })?;
+    let started = Instant::now();
     let mut found = scan::scan(&root)?;
+    tracing::info!(files = found.files.len(), secs = ?started.elapsed(), "folder listed");
     if let Some(shard) = shard {
         found.files.retain(|f| shard.holds(&f.rel));
         found.skipped.retain(|s| shard.holds(&s.path));
@@ -537,31 +544,34 @@ pub fn compute_features_of_shard(
     // Each stored row is the model's features followed by the image's traits.
     let dim: usize = model.blocks.iter().map(|b| b.1).sum();
     let mut store = open_store(&root, &model, shard, &cfg.cache, on_event);
+    tracing::info!(rows = store.len(), secs = ?started.elapsed(), "feature cache opened");
     let mut skipped = found.skipped;
     for skip in &skipped {
         on_event(Event::Skipped(skip.clone()));
     }
 
-    // Content hashes: reused from the cache when size and mtime are unchanged.
-    let hashed: Vec<_> = found
+    // Content hashes (and rows): reused from the cache when size and mtime are unchanged.
+    let known = store.recognise(&found.files);
+    let hashed: Vec<Result<(String, Option<usize>), SkipReason>> = found
         .files
         .par_iter()
-        .map(|f| match store.known_hash(f) {
-            Some(h) => Ok(h.to_string()),
-            None => content_hash(&f.path).map_err(SkipReason::unreadable),
+        .zip(known)
+        .map(|(f, known)| match known {
+            Some(known) => Ok((known.hash, known.row)),
+            None => content_hash(&f.path)
+                .map(|hash| (hash, None))
+                .map_err(SkipReason::unreadable),
         })
         .collect();
-    let mut stamps = Vec::new();
-    let mut files = Vec::new();
+    let mut stamps = Vec::with_capacity(found.files.len());
+    let mut files = Vec::with_capacity(found.files.len());
+    // The row of each of `files` where the cache knows it.
+    let mut rows = Vec::with_capacity(found.files.len());
     for (file, hash) in found.files.into_iter().zip(hashed) {
         match hash {
-            Ok(hash) => {
-                stamps.push(FileStamp {
-                    rel: file.rel.clone(),
-                    size: file.size,
-                    mtime_ns: file.mtime_ns,
-                    hash: hash.clone(),
-                });
+            Ok((hash, row)) => {
+                stamps.push((file.size, file.mtime_ns));
+                rows.push(row);
                 files.push(Item {
                     rel: file.rel,
                     path: file.path,
@@ -578,32 +588,49 @@ pub fn compute_features_of_shard(
             }
         }
     }
-    store.set_files(stamps);
+    store.set_files(
+        files
+            .iter()
+            .zip(&stamps)
+            .map(|(item, &(size, mtime_ns))| FileStamp {
+                rel: &item.rel,
+                size,
+                mtime_ns,
+                hash: &item.hash,
+            }),
+    );
+    // Files hashed anew may hold a content the cache has under another name.
+    for (row, item) in rows.iter_mut().zip(&files) {
+        if row.is_none() {
+            *row = store.row_of(&item.hash);
+        }
+    }
+    tracing::info!(secs = ?started.elapsed(), "files matched to the cache");
 
     // One model run per distinct content not in the cache.
     let mut seen = foldhash::HashSet::default();
     let jobs: Vec<Job> = files
         .iter()
+        .zip(&rows)
         .enumerate()
-        .filter(|(_, f)| store.row_of(&f.hash).is_none() && seen.insert(f.hash.clone()))
-        .map(|(id, f)| Job {
+        .filter(|(_, (f, row))| row.is_none() && seen.insert(f.hash.as_str()))
+        .map(|(id, (f, _))| Job {
             id,
             path: f.path.clone(),
         })
         .collect();
-    let distinct = files
-        .iter()
-        .map(|f| &f.hash)
-        .collect::<foldhash::HashSet<_>>()
-        .len();
+    let mut cached_rows = vec![false; store.len()];
+    rows.iter().flatten().for_each(|&r| cached_rows[r] = true);
+    let cached = cached_rows.iter().filter(|&&c| c).count();
+    let distinct = cached + jobs.len();
     on_event(Event::Planned {
         files: files.len(),
         total: distinct,
-        cached: distinct - jobs.len(),
+        cached,
         model: model.description.clone(),
     });
 
-    let started = Instant::now();
+    let extracting = Instant::now();
     let mut last_save = Instant::now();
     let mut save_cost = Duration::ZERO;
     let mut progress = Progress {
@@ -639,7 +666,7 @@ pub fn compute_features_of_shard(
             progress.done += batch.rows.len() + skipped_now;
             progress.skipped += skipped_now;
             let extracted = progress.done - (distinct - jobs.len());
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            let secs = extracting.elapsed().as_secs_f64().max(1e-9);
             progress.images_per_s = extracted as f64 / secs;
             progress.eta_s =
                 (progress.total - progress.done) as f64 / progress.images_per_s.max(1e-9);
@@ -666,39 +693,44 @@ pub fn compute_features_of_shard(
         )));
     }
 
-    // A file that failed to decode takes its byte-identical copies with it.
-    for item in &files {
-        if let Some(failure) = failed_hashes.get(&item.hash) {
-            let reason = if failure.path == item.rel {
-                failure.reason.clone()
-            } else {
-                SkipReason::CopyOf {
-                    original: failure.path.clone(),
-                    reason: Box::new(failure.reason.clone()),
+    // A file that failed to decode takes its byte-identical copies with it (files with a
+    // cached row did not fail).
+    if !failed_hashes.is_empty() {
+        for (item, _) in files.iter().zip(&rows).filter(|(_, row)| row.is_none()) {
+            if let Some(failure) = failed_hashes.get(&item.hash) {
+                let reason = if failure.path == item.rel {
+                    failure.reason.clone()
+                } else {
+                    SkipReason::CopyOf {
+                        original: failure.path.clone(),
+                        reason: Box::new(failure.reason.clone()),
+                    }
+                };
+                let skip = Skip {
+                    path: item.rel.clone(),
+                    reason,
+                };
+                if skip.path != failure.path {
+                    on_event(Event::Skipped(skip.clone()));
                 }
-            };
-            let skip = Skip {
-                path: item.rel.clone(),
-                reason,
-            };
-            if skip.path != failure.path {
-                on_event(Event::Skipped(skip.clone()));
+                skipped.push(skip);
             }
-            skipped.push(skip);
         }
     }
     let cancelled = cancel.load(std::sync::atomic::Ordering::Relaxed);
-    let mut items = Vec::new();
-    let mut of = Vec::new();
-    let mut traits = Vec::new();
-    for item in files {
-        if let Some(row) = store.row_of(&item.hash) {
+    let mut items = Vec::with_capacity(files.len());
+    let mut of = Vec::with_capacity(files.len());
+    let mut traits = Vec::with_capacity(files.len() * crate::traits::COUNT);
+    for (item, row) in files.into_iter().zip(rows) {
+        // A save during the extraction may have renumbered the rows found before it.
+        if let Some(row) = store.row_of_near(&item.hash, row) {
             of.push(row as u32);
             traits.extend_from_slice(store.traits(row));
             items.push(item);
         }
     }
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    tracing::info!(images = items.len(), secs = ?started.elapsed(), "features ready");
     Ok(FeatureSet {
         root,
         items,

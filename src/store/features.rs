@@ -1,8 +1,10 @@
 //! The feature cache on disk: one safetensors file per (folder, model configuration),
 //! holding two matrices, one row per distinct image content: the model's features and the
-//! image's traits; then a serde manifest of the files and rows with a checksum of each
-//! matrix, as a third tensor of bytes (at a million images it is 200 MB, over what the
-//! safetensors readers accept as a header), whose own checksum the header's metadata holds.
+//! image's traits; then the manifest (the content hash of each row, and the folder's files
+//! with their stamps and rows) as a third tensor of bytes, in columns (`file_table.rs`),
+//! whose counts and checksum the header's metadata holds with the matrices' checksums.
+//! Format 2 kept the manifest as JSON (200 MB at a million files, seconds to parse); such a
+//! file is still read, and written again in format 3 by the next save.
 //!
 //! The file is memory-mapped, not read: a warm start at a million rows (6 GB of features)
 //! reads the manifest and the traits (68 MB, checked at once), and the features only if a
@@ -14,40 +16,27 @@
 //! or the new one, and a mapped file is never changed under its reader (a save renames a
 //! new file over it). A file that fails a check is reported and rebuilt.
 
+use super::file_table::{Digest, FileTable, Malformed, NO_ROW, digest_of, hex_of};
 use super::write_atomic_with;
 use crate::scan::ScannedFile;
 use foldhash::HashMap;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// Version 2: features and traits in two matrices, the file memory-mapped.
-const FORMAT: u32 = 2;
+/// Version 3: the manifest in binary columns (version 2, JSON, is still read).
+const FORMAT: u32 = 3;
+const JSON_FORMAT: u32 = 2;
 const METADATA_KEY: &str = "snowscope";
 const FEATURES: &str = "features";
 const TRAITS: &str = "traits";
 const MANIFEST: &str = "manifest";
 
-/// The header's metadata: which format, and the manifest's checksum.
+/// The header's metadata: which format, what the manifest holds and every checksum.
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
-    format: u32,
-    manifest_checksum: String,
-}
-
-/// What the cache knows about one file: when its size and mtime are unchanged, its content
-/// hash is reused without reading the file again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileStamp {
-    pub rel: String,
-    pub size: u64,
-    pub mtime_ns: u128,
-    pub hash: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
     format: u32,
     root: String,
     model_id: String,
@@ -55,12 +44,62 @@ struct Manifest {
     dim: usize,
     /// Traits per row.
     traits: usize,
-    /// Content hash of each matrix row, in row order.
-    rows: Vec<String>,
-    files: Vec<FileStamp>,
-    /// BLAKE3 of the features' bytes, then of the traits' bytes.
+    rows: usize,
+    files: usize,
+    /// Bytes of the files' paths in the manifest.
+    names: usize,
+    /// BLAKE3 of the features' bytes, of the traits' bytes and of the manifest's.
     checksum: String,
     traits_checksum: String,
+    manifest_checksum: String,
+}
+
+/// The header's metadata in format 2: the manifest is JSON.
+#[derive(Debug, Deserialize)]
+struct JsonHeader {
+    manifest_checksum: String,
+}
+
+/// One file of a format-2 manifest.
+#[derive(Debug, Deserialize)]
+struct JsonStamp {
+    rel: String,
+    size: u64,
+    mtime_ns: u128,
+    hash: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct JsonManifest {
+    format: u32,
+    root: String,
+    model_id: String,
+    dim: usize,
+    traits: usize,
+    rows: Vec<String>,
+    files: Vec<JsonStamp>,
+    checksum: String,
+    traits_checksum: String,
+}
+
+/// What the cache knows about one file, as it is given to [`FeatureStore::set_files`]:
+/// when its size and mtime are unchanged, its content hash is reused without reading the
+/// file again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp<'a> {
+    pub rel: &'a str,
+    pub size: u64,
+    pub mtime_ns: u128,
+    /// The content hash in hex, as `scan::content_hash` gives it.
+    pub hash: &'a str,
+}
+
+/// A scanned file the cache recognises by its stamp: its content hash (hex) and, when its
+/// content has one, its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recognised {
+    pub hash: String,
+    pub row: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +113,8 @@ pub enum StoreError {
     },
     #[error("feature rows of {got} values do not match the cache's {want}")]
     Dim { got: usize, want: usize },
+    #[error("'{0}' is not a content hash (64 hex digits)")]
+    Hash(String),
 }
 
 /// What is wrong with a cache file.
@@ -95,6 +136,8 @@ pub enum Corruption {
     Checksum,
     #[error("matrix size does not match the manifest")]
     MatrixSize,
+    #[error("malformed manifest: {0:?}")]
+    Malformed(Malformed),
 }
 
 impl From<safetensors::SafeTensorError> for Corruption {
@@ -106,6 +149,12 @@ impl From<safetensors::SafeTensorError> for Corruption {
 impl From<serde_json::Error> for Corruption {
     fn from(e: serde_json::Error) -> Self {
         Corruption::Manifest(e.into())
+    }
+}
+
+impl From<Malformed> for Corruption {
+    fn from(e: Malformed) -> Self {
+        Corruption::Malformed(e)
     }
 }
 
@@ -147,6 +196,18 @@ impl Mapped {
     }
 }
 
+/// What a cache file's manifest says, in either format, before the matrices are checked.
+struct Contents {
+    dim: usize,
+    traits: usize,
+    row_hashes: Vec<Digest>,
+    files: FileTable,
+    checksum: String,
+    traits_checksum: String,
+    /// Read from format 2: the next save writes it again in the current format.
+    outdated: bool,
+}
+
 /// Feature rows by content hash, for one folder and one model configuration.
 #[derive(Debug)]
 pub struct FeatureStore {
@@ -161,10 +222,14 @@ pub struct FeatureStore {
     /// The features of the rows after the mapped ones (all of them without a file).
     added: Vec<f32>,
     traits: Vec<f32>,
-    row_of: HashMap<String, usize>,
-    hashes: Vec<String>,
-    files: HashMap<String, FileStamp>,
-    /// Something differs from the file: rows added or dropped, or other file stamps.
+    /// The content hash of each row.
+    hashes: Vec<Digest>,
+    /// The row of each content hash, made when first asked: a warm start finds its rows
+    /// through the file table and never needs it.
+    row_of: OnceLock<HashMap<Digest, u32>>,
+    files: FileTable,
+    /// Something differs from the file: rows added or dropped, other file stamps, or an
+    /// older format.
     changed: bool,
 }
 
@@ -193,9 +258,9 @@ impl FeatureStore {
             mapped: None,
             added: Vec::new(),
             traits: Vec::new(),
-            row_of: HashMap::default(),
             hashes: Vec::new(),
-            files: HashMap::default(),
+            row_of: OnceLock::new(),
+            files: FileTable::default(),
             changed: false,
         }
     }
@@ -238,6 +303,72 @@ impl FeatureStore {
         }
     }
 
+    /// The manifest of a format-3 file.
+    fn contents(&self, header: Header, manifest: &[u8]) -> Result<Contents, Corruption> {
+        if header.root != self.root || header.model_id != self.model_id {
+            return Err(Corruption::Foreign);
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_rayon(manifest);
+        if hasher.finalize().to_hex().as_str() != header.manifest_checksum {
+            return Err(Corruption::Checksum);
+        }
+        let (row_hashes, files) =
+            FileTable::decode(manifest, header.rows, header.files, header.names)?;
+        Ok(Contents {
+            dim: header.dim,
+            traits: header.traits,
+            row_hashes,
+            files,
+            checksum: header.checksum,
+            traits_checksum: header.traits_checksum,
+            outdated: false,
+        })
+    }
+
+    /// The manifest of a format-2 file (JSON), in the current form.
+    fn json_contents(&self, header: JsonHeader, manifest: &[u8]) -> Result<Contents, Corruption> {
+        if blake3::hash(manifest).to_hex().as_str() != header.manifest_checksum {
+            return Err(Corruption::Checksum);
+        }
+        let manifest: JsonManifest = serde_json::from_slice(manifest)?;
+        if manifest.format != JSON_FORMAT
+            || manifest.model_id != self.model_id
+            || manifest.root != self.root
+        {
+            return Err(Corruption::Foreign);
+        }
+        let digest = |hex: &str| digest_of(hex).ok_or(Corruption::Foreign);
+        let row_hashes = manifest
+            .rows
+            .iter()
+            .map(|h| digest(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let row_of: HashMap<Digest, u32> = row_hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (*h, i as u32))
+            .collect();
+        let mut stamps = manifest.files;
+        stamps.sort_by(|a, b| a.rel.cmp(&b.rel));
+        stamps.dedup_by(|a, b| a.rel == b.rel);
+        let mut files = FileTable::default();
+        for f in stamps {
+            let hash = digest(&f.hash)?;
+            let row = row_of.get(&hash).copied().unwrap_or(NO_ROW);
+            files.push(&f.rel, f.size, f.mtime_ns, hash, row);
+        }
+        Ok(Contents {
+            dim: manifest.dim,
+            traits: manifest.traits,
+            row_hashes,
+            files,
+            checksum: manifest.checksum,
+            traits_checksum: manifest.traits_checksum,
+            outdated: true,
+        })
+    }
+
     /// Fills an empty store from a mapped cache file; on any error the store is left
     /// untouched.
     fn load(&mut self, map: memmap2::Mmap) -> Result<(), Corruption> {
@@ -247,34 +378,30 @@ impl FeatureStore {
             .as_ref()
             .and_then(|m| m.get(METADATA_KEY))
             .ok_or(Corruption::NoManifest)?;
-        let header: Header = serde_json::from_str(json)?;
-        if header.format != FORMAT {
-            return Err(Corruption::Foreign);
+        #[derive(Deserialize)]
+        struct Format {
+            format: u32,
         }
+        let format = serde_json::from_str::<Format>(json)?.format;
         let tensors = safetensors::SafeTensors::deserialize(&map)?;
         let manifest = match tensors.tensor(MANIFEST) {
             Ok(view) if view.dtype() == safetensors::Dtype::U8 => view.data(),
             Ok(_) => return Err(Corruption::MatrixType),
             Err(_) => return Err(Corruption::NoManifest),
         };
-        if blake3::hash(manifest).to_hex().as_str() != header.manifest_checksum {
-            return Err(Corruption::Checksum);
-        }
-        let manifest: Manifest = serde_json::from_slice(manifest)?;
-        if manifest.format != FORMAT
-            || manifest.model_id != self.model_id
-            || manifest.root != self.root
-        {
-            return Err(Corruption::Foreign);
-        }
-        let n = manifest.rows.len();
+        let contents = match format {
+            FORMAT => self.contents(serde_json::from_str(json)?, manifest)?,
+            JSON_FORMAT => self.json_contents(serde_json::from_str(json)?, manifest)?,
+            _ => return Err(Corruption::Foreign),
+        };
+        let n = contents.row_hashes.len();
         // The checksums catch damage, not a file made to pass them: the sizes must agree
         // without overflowing, and stored rows must have a width.
         let values = |dim: usize| n.checked_mul(dim).filter(|v| v.checked_mul(4).is_some());
-        let (Some(features), Some(traits)) = (values(manifest.dim), values(manifest.traits)) else {
+        let (Some(features), Some(traits)) = (values(contents.dim), values(contents.traits)) else {
             return Err(Corruption::MatrixSize);
         };
-        if n > 0 && manifest.dim == 0 {
+        if n > 0 && contents.dim == 0 {
             return Err(Corruption::MatrixSize);
         }
         let matrix = |name: &str, dim: usize, values: usize| -> Result<&[u8], Corruption> {
@@ -290,9 +417,11 @@ impl FeatureStore {
                 Err(e) => Err(e.into()),
             }
         };
-        let feature_bytes = matrix(FEATURES, manifest.dim, features)?;
-        let trait_bytes = matrix(TRAITS, manifest.traits, traits)?;
-        if blake3::hash(trait_bytes).to_hex().as_str() != manifest.traits_checksum {
+        let feature_bytes = matrix(FEATURES, contents.dim, features)?;
+        let trait_bytes = matrix(TRAITS, contents.traits, traits)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_rayon(trait_bytes);
+        if hasher.finalize().to_hex().as_str() != contents.traits_checksum {
             return Err(Corruption::Checksum);
         }
         // The features are used in place: they must be aligned f32 values of this machine's
@@ -301,31 +430,21 @@ impl FeatureStore {
         if !feature_bytes.as_ptr().cast::<f32>().is_aligned() || cfg!(target_endian = "big") {
             return Err(Corruption::MatrixType);
         }
-        self.dim = manifest.dim;
-        self.traits_dim = manifest.traits;
+        self.dim = contents.dim;
+        self.traits_dim = contents.traits;
         self.traits = trait_bytes
-            .chunks_exact(4)
+            .par_chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        self.row_of = manifest
-            .rows
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, h)| (h, i))
-            .collect();
-        self.hashes = manifest.rows;
-        self.files = manifest
-            .files
-            .into_iter()
-            .map(|f| (f.rel.clone(), f))
-            .collect();
+        self.hashes = contents.row_hashes;
+        self.files = contents.files;
+        self.changed = contents.outdated;
         self.mapped = Some(Mapped {
             map,
             start,
             rows: n,
-            checksum: manifest.checksum,
-            traits_checksum: manifest.traits_checksum,
+            checksum: contents.checksum,
+            traits_checksum: contents.traits_checksum,
             verified: OnceLock::new(),
         });
         Ok(())
@@ -337,26 +456,95 @@ impl FeatureStore {
     }
 
     /// The remembered content hash of `file`, if its size and mtime are unchanged.
-    pub fn known_hash(&self, file: &ScannedFile) -> Option<&str> {
-        self.files
-            .get(&file.rel)
-            .filter(|s| s.size == file.size && s.mtime_ns == file.mtime_ns)
-            .map(|s| s.hash.as_str())
+    pub fn known_hash(&self, file: &ScannedFile) -> Option<String> {
+        self.recognise(std::slice::from_ref(file))
+            .pop()
+            .flatten()
+            .map(|r| r.hash)
     }
 
-    /// Makes `stamps` the folder's file list. Rows no file refers to are dropped at the next save.
-    pub fn set_files(&mut self, stamps: Vec<FileStamp>) {
-        let same = stamps.len() == self.files.len()
-            && stamps.iter().all(|s| self.files.get(&s.rel) == Some(s));
-        if !same {
-            self.files = stamps.into_iter().map(|f| (f.rel.clone(), f)).collect();
-            self.changed = true;
+    /// What the cache remembers of each of `files` whose size and mtime are unchanged.
+    /// Files sorted by path (as `scan` lists them) are matched in one merge.
+    pub fn recognise(&self, files: &[ScannedFile]) -> Vec<Option<Recognised>> {
+        let mut cursor = 0;
+        let entries: Vec<Option<usize>> = files
+            .iter()
+            .map(|f| {
+                self.files.find(&f.rel, &mut cursor).filter(|&i| {
+                    let entry = self.files.get(i);
+                    entry.size == f.size && entry.mtime_ns == f.mtime_ns
+                })
+            })
+            .collect();
+        entries
+            .into_par_iter()
+            .map(|i| {
+                let entry = self.files.get(i?);
+                let row = match entry.row {
+                    NO_ROW => self.row_of_digest(entry.hash),
+                    row => Some(row as usize),
+                };
+                Some(Recognised {
+                    hash: hex_of(entry.hash),
+                    row,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes `stamps` the folder's file list. Rows no file refers to are dropped at the next
+    /// save. A stamp whose hash is not a content hash is left out (its file is read again
+    /// next time).
+    pub fn set_files<'a>(&mut self, stamps: impl IntoIterator<Item = FileStamp<'a>>) {
+        let mut stamps: Vec<(FileStamp, Digest)> = stamps
+            .into_iter()
+            .filter_map(|s| Some((s, digest_of(s.hash)?)))
+            .collect();
+        if !stamps.is_sorted_by(|a, b| a.0.rel < b.0.rel) {
+            stamps.sort_by(|a, b| a.0.rel.cmp(b.0.rel));
+            stamps.dedup_by(|a, b| a.0.rel == b.0.rel);
         }
+        let same = stamps.len() == self.files.len()
+            && stamps.iter().zip(self.files.iter()).all(|((s, hash), f)| {
+                (s.rel, s.size, s.mtime_ns, hash) == (f.rel, f.size, f.mtime_ns, f.hash)
+            });
+        if same {
+            return;
+        }
+        let mut files = FileTable::default();
+        for (s, hash) in stamps {
+            let row = self.row_of_digest(&hash).map_or(NO_ROW, |r| r as u32);
+            files.push(s.rel, s.size, s.mtime_ns, hash, row);
+        }
+        self.files = files;
+        self.changed = true;
     }
 
-    /// The row that holds the content `hash`.
+    fn index(&self) -> &HashMap<Digest, u32> {
+        self.row_of.get_or_init(|| {
+            let mut map = HashMap::with_capacity_and_hasher(self.hashes.len(), Default::default());
+            map.extend(self.hashes.iter().enumerate().map(|(i, h)| (*h, i as u32)));
+            map
+        })
+    }
+
+    fn row_of_digest(&self, hash: &Digest) -> Option<usize> {
+        self.index().get(hash).map(|&r| r as usize)
+    }
+
+    /// The row that holds the content `hash` (hex).
     pub fn row_of(&self, hash: &str) -> Option<usize> {
-        self.row_of.get(hash).copied()
+        self.row_of_digest(&digest_of(hash)?)
+    }
+
+    /// `row_of`, looking at `guess` first (a row found earlier, which a save since may have
+    /// moved): a million rows found again without a hash map.
+    pub fn row_of_near(&self, hash: &str, guess: Option<usize>) -> Option<usize> {
+        let digest = digest_of(hash)?;
+        match guess {
+            Some(row) if self.hashes.get(row) == Some(&digest) => Some(row),
+            _ => self.row_of_digest(&digest),
+        }
     }
 
     /// The traits of row `row`.
@@ -419,13 +607,14 @@ impl FeatureStore {
         self.hashes.is_empty()
     }
 
-    /// Stores the `features` and `traits` of the content `hash` (kept if already there).
+    /// Stores the `features` and `traits` of the content `hash` (hex; kept if already there).
     pub fn insert(
         &mut self,
         hash: &str,
         features: &[f32],
         traits: &[f32],
     ) -> Result<(), StoreError> {
+        let digest = digest_of(hash).ok_or_else(|| StoreError::Hash(hash.to_string()))?;
         if self.hashes.is_empty() {
             self.dim = features.len();
             self.traits_dim = traits.len();
@@ -435,11 +624,14 @@ impl FeatureStore {
                 want: self.dim + self.traits_dim,
             });
         }
-        if self.row_of.contains_key(hash) {
+        if self.row_of_digest(&digest).is_some() {
             return Ok(());
         }
-        self.row_of.insert(hash.to_string(), self.hashes.len());
-        self.hashes.push(hash.to_string());
+        let row = self.hashes.len() as u32;
+        if let Some(index) = self.row_of.get_mut() {
+            index.insert(digest, row);
+        }
+        self.hashes.push(digest);
         self.added.extend_from_slice(features);
         self.traits.extend_from_slice(traits);
         self.changed = true;
@@ -458,40 +650,53 @@ impl FeatureStore {
             return Ok(());
         }
         let rows = self.verified()?;
-        let live: foldhash::HashSet<&str> = self.files.values().map(|f| f.hash.as_str()).collect();
+        // The rows some file refers to, in row order, and their new numbers.
+        let mut new_row = vec![NO_ROW; self.hashes.len()];
+        for f in self.files.iter() {
+            if let Some(r) = self.row_of_digest(f.hash) {
+                new_row[r] = 0;
+            }
+        }
         let kept: Vec<usize> = (0..self.hashes.len())
-            .filter(|&r| live.contains(self.hashes[r].as_str()))
+            .filter(|&r| new_row[r] != NO_ROW)
             .collect();
+        for (i, &r) in kept.iter().enumerate() {
+            new_row[r] = i as u32;
+        }
+        let files = self
+            .files
+            .renumbered(|hash| Some(new_row[self.row_of_digest(hash)?]));
+        let row_hashes: Vec<Digest> = kept.iter().map(|&r| self.hashes[r]).collect();
+        let manifest = files.encode(&row_hashes);
         let mut features = blake3::Hasher::new();
         let mut traits = blake3::Hasher::new();
         for &r in &kept {
             features.update(&le_bytes(rows.features(r)));
             traits.update(&le_bytes(self.traits(r)));
         }
-        let mut files: Vec<FileStamp> = self.files.values().cloned().collect();
-        files.sort_by(|a, b| a.rel.cmp(&b.rel));
-        let manifest = Manifest {
+        let header = Header {
             format: FORMAT,
             root: self.root.clone(),
             model_id: self.model_id.clone(),
             dim: self.dim,
             traits: self.traits_dim,
-            rows: kept.iter().map(|&r| self.hashes[r].clone()).collect(),
-            files,
+            rows: kept.len(),
+            files: files.len(),
+            names: files.names_len(),
             checksum: features.finalize().to_hex().to_string(),
             traits_checksum: traits.finalize().to_hex().to_string(),
+            manifest_checksum: blake3::hash(&manifest).to_hex().to_string(),
         };
-        let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
-        let header = safetensors_header(&manifest, kept.len(), &manifest_bytes);
+        let header_bytes = safetensors_header(&header, manifest.len());
         write_atomic_with(&path, |out| {
-            out.write_all(&header)?;
+            out.write_all(&header_bytes)?;
             for &r in &kept {
                 out.write_all(&le_bytes(rows.features(r)))?;
             }
             for &r in &kept {
                 out.write_all(&le_bytes(self.traits(r)))?;
             }
-            out.write_all(&manifest_bytes)
+            out.write_all(&manifest)
         })
         .map_err(|cause| StoreError::Write {
             path: path.clone(),
@@ -528,16 +733,12 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// The safetensors header of a cache file of `rows` rows and the serialised `manifest`:
-/// its length, then the JSON that names the three tensors and holds the metadata, padded
-/// with spaces so that the matrices start 8-byte aligned (as the safetensors format
-/// recommends, and as mapping them needs).
-fn safetensors_header(manifest: &Manifest, rows: usize, manifest_bytes: &[u8]) -> Vec<u8> {
-    let metadata = Header {
-        format: FORMAT,
-        manifest_checksum: blake3::hash(manifest_bytes).to_hex().to_string(),
-    };
-    let metadata = serde_json::to_string(&metadata).expect("header serialises");
+/// The safetensors header of a cache file described by `meta` with a manifest of
+/// `manifest_len` bytes: its length, then the JSON that names the three tensors and holds
+/// the metadata, padded with spaces so that the matrices start 8-byte aligned (as the
+/// safetensors format recommends, and as mapping them needs).
+fn safetensors_header(meta: &Header, manifest_len: usize) -> Vec<u8> {
+    let metadata = serde_json::to_string(meta).expect("header serialises");
     let mut header = serde_json::Map::new();
     header.insert(
         "__metadata__".into(),
@@ -552,26 +753,12 @@ fn safetensors_header(manifest: &Manifest, rows: usize, manifest_bytes: &[u8]) -
         );
         offset += bytes;
     };
+    let rows = meta.rows;
     if rows > 0 {
-        tensor(
-            FEATURES,
-            "F32",
-            &[rows, manifest.dim],
-            rows * manifest.dim * 4,
-        );
-        tensor(
-            TRAITS,
-            "F32",
-            &[rows, manifest.traits],
-            rows * manifest.traits * 4,
-        );
+        tensor(FEATURES, "F32", &[rows, meta.dim], rows * meta.dim * 4);
+        tensor(TRAITS, "F32", &[rows, meta.traits], rows * meta.traits * 4);
     }
-    tensor(
-        MANIFEST,
-        "U8",
-        &[manifest_bytes.len()],
-        manifest_bytes.len(),
-    );
+    tensor(MANIFEST, "U8", &[manifest_len], manifest_len);
     let mut json = serde_json::to_vec(&header).expect("header serialises");
     json.resize(json.len().next_multiple_of(8), b' ');
     let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
@@ -583,13 +770,18 @@ fn safetensors_header(manifest: &Manifest, rows: usize, manifest_bytes: &[u8]) -
 mod tests {
     use super::*;
 
-    fn stamp(rel: &str, hash: &str) -> FileStamp {
+    fn stamp<'a>(rel: &'a str, hash: &'a str) -> FileStamp<'a> {
         FileStamp {
-            rel: rel.into(),
+            rel,
             size: 1,
             mtime_ns: 2,
-            hash: hash.into(),
+            hash,
         }
+    }
+
+    /// A content hash (hex) standing for content `n`.
+    fn h(n: u8) -> String {
+        blake3::hash(&[n]).to_hex().to_string()
     }
 
     fn features_of<'a>(store: &'a FeatureStore, hash: &str) -> &'a [f32] {
@@ -603,18 +795,18 @@ mod tests {
         let root = Path::new("/photos");
         let (mut store, err) = FeatureStore::open(cache.path(), root, "m");
         assert!(err.is_none() && store.is_empty());
-        store.insert("h1", &[1.0, 2.0], &[9.0]).unwrap();
-        store.insert("h2", &[3.0, 4.0], &[8.0]).unwrap();
-        assert!(store.insert("h3", &[1.0], &[7.0]).is_err());
-        assert!(store.insert("h3", &[1.0, 2.0], &[]).is_err());
+        store.insert(&h(1), &[1.0, 2.0], &[9.0]).unwrap();
+        store.insert(&h(2), &[3.0, 4.0], &[8.0]).unwrap();
+        assert!(store.insert(&h(3), &[1.0], &[7.0]).is_err());
+        assert!(store.insert(&h(3), &[1.0, 2.0], &[]).is_err());
         assert_eq!(store.fingerprint(), None, "added rows are on no disk yet");
-        store.set_files(vec![stamp("a.png", "h2")]);
+        store.set_files(vec![stamp("a.png", &h(2))]);
         store.save().unwrap();
         let (store, err) = FeatureStore::open(cache.path(), root, "m");
         assert!(err.is_none());
         assert_eq!(store.len(), 1);
-        assert_eq!(features_of(&store, "h2"), [3.0, 4.0]);
-        assert_eq!(store.traits(store.row_of("h2").unwrap()), [8.0]);
+        assert_eq!(features_of(&store, &h(2)), [3.0, 4.0]);
+        assert_eq!(store.traits(store.row_of(&h(2)).unwrap()), [8.0]);
         assert!(store.fingerprint().is_some());
         let file = ScannedFile {
             path: "/photos/a.png".into(),
@@ -622,7 +814,7 @@ mod tests {
             size: 1,
             mtime_ns: 2,
         };
-        assert_eq!(store.known_hash(&file), Some("h2"));
+        assert_eq!(store.known_hash(&file), Some(h(2)));
         let touched = ScannedFile {
             mtime_ns: 3,
             ..file
@@ -637,23 +829,23 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let root = Path::new("/photos");
         let (mut store, _) = FeatureStore::open(cache.path(), root, "m");
-        store.insert("h1", &[1.0, 2.0], &[9.0]).unwrap();
-        store.set_files(vec![stamp("a.png", "h1")]);
+        store.insert(&h(1), &[1.0, 2.0], &[9.0]).unwrap();
+        store.set_files(vec![stamp("a.png", &h(1))]);
         store.save().unwrap();
         let saved = store.fingerprint().unwrap();
         let path = FeatureStore::file_for(cache.path(), root, "m");
         let (mut store, _) = FeatureStore::open(cache.path(), root, "m");
         fs::remove_file(&path).unwrap();
-        store.set_files(vec![stamp("a.png", "h1")]);
+        store.set_files(vec![stamp("a.png", &h(1))]);
         store.save().unwrap();
         assert!(!path.exists(), "nothing changed, nothing written");
-        store.insert("h2", &[3.0, 4.0], &[8.0]).unwrap();
-        store.set_files(vec![stamp("a.png", "h1"), stamp("b.png", "h2")]);
+        store.insert(&h(2), &[3.0, 4.0], &[8.0]).unwrap();
+        store.set_files(vec![stamp("a.png", &h(1)), stamp("b.png", &h(2))]);
         store.save().unwrap();
         let (store, err) = FeatureStore::open(cache.path(), root, "m");
         assert!(err.is_none());
-        assert_eq!(features_of(&store, "h1"), [1.0, 2.0]);
-        assert_eq!(features_of(&store, "h2"), [3.0, 4.0]);
+        assert_eq!(features_of(&store, &h(1)), [1.0, 2.0]);
+        assert_eq!(features_of(&store, &h(2)), [3.0, 4.0]);
         assert_ne!(store.fingerprint().unwrap(), saved);
     }
 
@@ -662,8 +854,8 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let root = Path::new("/photos");
         let (mut store, _) = FeatureStore::open(cache.path(), root, "m");
-        store.insert("h1", &[1.0, 2.0, 3.0, 4.0], &[5.0]).unwrap();
-        store.set_files(vec![stamp("a.png", "h1")]);
+        store.insert(&h(1), &[1.0, 2.0, 3.0, 4.0], &[5.0]).unwrap();
+        store.set_files(vec![stamp("a.png", &h(1))]);
         store.save().unwrap();
         let path = FeatureStore::file_for(cache.path(), root, "m");
         let good = fs::read(&path).unwrap();
@@ -686,7 +878,7 @@ mod tests {
         let (mut store, err) = FeatureStore::open(cache.path(), root, "m");
         assert!(err.is_none() && store.len() == 1);
         assert!(matches!(store.verified(), Err(StoreError::Corrupt { .. })));
-        store.set_files(vec![stamp("b.png", "h1")]);
+        store.set_files(vec![stamp("b.png", &h(1))]);
         assert!(
             store.save().is_err(),
             "a damaged file is not saved under a new checksum"
@@ -695,5 +887,98 @@ mod tests {
         assert!(!path.exists());
         fs::write(&path, &good[..good.len() / 3]).unwrap();
         assert!(FeatureStore::open(cache.path(), root, "m").1.is_some());
+    }
+
+    /// A cache file as format 2 wrote it: the manifest as JSON.
+    fn format_2_file(rows: &[(String, f32)], files: &[(&str, &str)]) -> Vec<u8> {
+        let manifest = serde_json::json!({
+            "format": 2, "root": "/photos", "model_id": "m", "dim": 1, "traits": 1,
+            "rows": rows.iter().map(|r| &r.0).collect::<Vec<_>>(),
+            "files": files.iter().map(|(rel, hash)| serde_json::json!(
+                {"rel": rel, "size": 1, "mtime_ns": 2, "hash": hash})).collect::<Vec<_>>(),
+            "checksum": blake3::hash(&le_bytes(&rows.iter().map(|r| r.1).collect::<Vec<_>>()))
+                .to_hex().to_string(),
+            "traits_checksum": blake3::hash(&le_bytes(&vec![0.0; rows.len()])).to_hex().to_string(),
+        });
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let header = serde_json::json!({"format": 2,
+            "manifest_checksum": blake3::hash(&manifest).to_hex().to_string()});
+        let n = rows.len();
+        let json = serde_json::json!({
+            "__metadata__": {METADATA_KEY: header.to_string()},
+            FEATURES: {"dtype": "F32", "shape": [n, 1], "data_offsets": [0, 4 * n]},
+            TRAITS: {"dtype": "F32", "shape": [n, 1], "data_offsets": [4 * n, 8 * n]},
+            MANIFEST: {"dtype": "U8", "shape": [manifest.len()],
+                "data_offsets": [8 * n, 8 * n + manifest.len()]},
+        });
+        let mut json = serde_json::to_vec(&json).unwrap();
+        json.resize(json.len().next_multiple_of(8), b' ');
+        let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&json);
+        rows.iter().for_each(|r| bytes.extend(r.1.to_le_bytes()));
+        rows.iter().for_each(|_| bytes.extend(0f32.to_le_bytes()));
+        bytes.extend_from_slice(&manifest);
+        bytes
+    }
+
+    #[test]
+    fn a_format_2_cache_is_read_and_written_again_in_format_3() {
+        let cache = tempfile::tempdir().unwrap();
+        let root = Path::new("/photos");
+        let path = FeatureStore::file_for(cache.path(), root, "m");
+        let rows = [(h(1), 1.0), (h(2), 2.0)];
+        // Unsorted, as format 2 could hold them.
+        fs::write(
+            &path,
+            format_2_file(&rows, &[("b.png", &h(2)), ("a.png", &h(1))]),
+        )
+        .unwrap();
+        let (mut store, err) = FeatureStore::open(cache.path(), root, "m");
+        assert!(err.is_none(), "{err:?}");
+        let scanned = |rel: &str| ScannedFile {
+            path: root.join(rel),
+            rel: rel.into(),
+            size: 1,
+            mtime_ns: 2,
+        };
+        let known = store.recognise(&[scanned("a.png"), scanned("b.png"), scanned("c.png")]);
+        let want = |n: u8, row| {
+            Some(Recognised {
+                hash: h(n),
+                row: Some(row),
+            })
+        };
+        assert_eq!(known, [want(1, 0), want(2, 1), None]);
+        assert_eq!(features_of(&store, &h(2)), [2.0]);
+        let fingerprint = store.fingerprint();
+        store.save().unwrap();
+        let bytes = fs::read(&path).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let header: Header =
+            serde_json::from_str(&meta.metadata().as_ref().unwrap()[METADATA_KEY]).unwrap();
+        assert_eq!((header.format, header.rows, header.files), (FORMAT, 2, 2));
+        let (store, err) = FeatureStore::open(cache.path(), root, "m");
+        assert!(err.is_none());
+        assert_eq!(store.fingerprint(), fingerprint, "same rows, same lists");
+        assert_eq!(store.recognise(&[scanned("b.png")]), [want(2, 1)]);
+    }
+
+    #[test]
+    fn rows_found_before_a_save_are_found_again_after_it() {
+        let cache = tempfile::tempdir().unwrap();
+        let root = Path::new("/photos");
+        let (mut store, _) = FeatureStore::open(cache.path(), root, "m");
+        store.insert(&h(1), &[1.0], &[]).unwrap();
+        store.insert(&h(2), &[2.0], &[]).unwrap();
+        assert_eq!(store.row_of_near(&h(2), Some(1)), Some(1));
+        assert!(matches!(
+            store.insert("h3", &[3.0], &[]),
+            Err(StoreError::Hash(_))
+        ));
+        // Content 1 is no file's any more: the save drops its row, and content 2 moves.
+        store.set_files(vec![stamp("b.png", &h(2))]);
+        store.save().unwrap();
+        assert_eq!(store.row_of_near(&h(2), Some(1)), Some(0));
+        assert_eq!(store.row_of_near(&h(1), Some(0)), None);
     }
 }

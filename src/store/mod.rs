@@ -6,12 +6,13 @@
 //! through `fs::write_atomic`.
 
 mod features;
+mod file_table;
 mod fs;
 pub mod knn;
 mod marks;
 pub mod regions;
 
-pub use features::{Corruption, FeatureStore, FileStamp, StoreError, VerifiedRows};
+pub use features::{Corruption, FeatureStore, FileStamp, Recognised, StoreError, VerifiedRows};
 pub use fs::{write_atomic, write_atomic_with};
 pub use marks::{Marks, MarksError};
 
