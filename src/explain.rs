@@ -232,11 +232,13 @@ impl TraitStats {
         if n == 0 {
             return None;
         }
+        // Values equal under `total_cmp` are the same bits: an unstable sort gives the one
+        // order.
         let sorted = traits::FUSED
-            .iter()
+            .par_iter()
             .map(|&j| {
                 let mut column: Vec<f32> = (0..n).map(|i| rows[i * traits::COUNT + j]).collect();
-                column.sort_by(f32::total_cmp);
+                column.par_sort_unstable_by(f32::total_cmp);
                 column
             })
             .collect();

@@ -313,7 +313,7 @@ fn ranking_of(paths: &[String], nn: &Neighbours, groups: &[u32], cfg: &RankConfi
     let finite: Vec<f32> = scores.iter().filter_map(|&s| s).collect();
     let stats = box_stats(&finite);
     let images = order
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(r, &i)| {
             let i = i as usize;
@@ -354,9 +354,13 @@ fn ranking_of(paths: &[String], nn: &Neighbours, groups: &[u32], cfg: &RankConfi
 /// Uses the Euclidean (not squared) distances.
 fn local_outlier_factor(nn: &Neighbours, n: usize) -> Vec<Option<f32>> {
     let row = |i: usize| nn.row(i).map(|(j, d2)| (j, d2.sqrt()));
-    let k_distance: Vec<f32> = (0..n).map(|i| row(i).last().map_or(0.0, |n| n.1)).collect();
+    let k_distance: Vec<f32> = (0..n)
+        .into_par_iter()
+        .map(|i| row(i).last().map_or(0.0, |n| n.1))
+        .collect();
     // Local reachability density; a tiny floor keeps coincident points finite.
     let lrd: Vec<Option<f32>> = (0..n)
+        .into_par_iter()
         .map(|i| {
             let (reach, count) = row(i).fold((0.0f32, 0), |(s, c), (j, d)| {
                 (s + d.max(k_distance[j]), c + 1)
@@ -365,6 +369,7 @@ fn local_outlier_factor(nn: &Neighbours, n: usize) -> Vec<Option<f32>> {
         })
         .collect();
     (0..n)
+        .into_par_iter()
         .map(|i| {
             let own = lrd[i]?;
             let (sum, count) = row(i)

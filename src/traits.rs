@@ -14,6 +14,7 @@ use geometry::{
     radial_profile,
 };
 use image::RgbImage;
+use rayon::prelude::*;
 
 /// Name, unit and meaning of each trait, in the order of [`Traits::values`].
 pub const TRAITS: [(&str, &str, &str); COUNT] = [
@@ -174,19 +175,23 @@ impl Scales {
         if n == 0 {
             return scales;
         }
-        for j in 0..COUNT {
-            let column: Vec<f32> = (0..n).map(|i| scaled(j, rows[i * COUNT + j])).collect();
-            let mut sorted = column.clone();
-            sorted.sort_by(f32::total_cmp);
-            let median = crate::linalg::quantile(&sorted, 0.5);
-            let mut deviations: Vec<f32> = column.iter().map(|v| (v - median).abs()).collect();
-            deviations.sort_by(f32::total_cmp);
-            let mad = 1.4826 * crate::linalg::quantile(&deviations, 0.5);
-            let mean = column.iter().sum::<f32>() / n as f32;
-            let sd = (column.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n as f32).sqrt();
-            let spread = if mad > 1e-6 { mad } else { sd };
+        // Columns side by side, each median found by selection, not by sorting.
+        let columns: Vec<(f32, f32)> = (0..COUNT)
+            .into_par_iter()
+            .map(|j| {
+                let column: Vec<f32> = (0..n).map(|i| scaled(j, rows[i * COUNT + j])).collect();
+                let median = crate::linalg::median(&mut column.clone());
+                let mut deviations: Vec<f32> = column.iter().map(|v| (v - median).abs()).collect();
+                let mad = 1.4826 * crate::linalg::median(&mut deviations);
+                let mean = column.iter().sum::<f32>() / n as f32;
+                let sd = (column.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n as f32).sqrt();
+                let spread = if mad > 1e-6 { mad } else { sd };
+                (median, if spread > 1e-6 { spread } else { 0.0 })
+            })
+            .collect();
+        for (j, (median, spread)) in columns.into_iter().enumerate() {
             scales.median[j] = median;
-            scales.spread[j] = if spread > 1e-6 { spread } else { 0.0 };
+            scales.spread[j] = spread;
         }
         scales
     }

@@ -425,11 +425,11 @@ impl FeatureSet {
     ) -> Ranking {
         ranking.config = *cfg;
         ranking.profile = choice;
-        for image in &mut ranking.images {
+        ranking.images.par_iter_mut().for_each(|image| {
             image.traits = self
                 .traits_of(image.index)
                 .map_or_else(Vec::new, <[f32]>::to_vec);
-        }
+        });
         ranking
     }
 }

@@ -262,11 +262,13 @@ fn work(
     }
     set.apply_marks(&mut ranking, &marks);
     tracing::info!(secs = ?started.elapsed(), "ranking ready");
+    let trait_stats = TraitStats::of(&set.traits);
+    let (files, hashes) = set.items.into_iter().map(|i| (i.path, i.hash)).unzip();
     let loaded = Loaded {
         ranking,
-        files: set.items.iter().map(|i| i.path.clone()).collect(),
-        hashes: set.items.iter().map(|i| i.hash.clone()).collect(),
-        trait_stats: TraitStats::of(&set.traits),
+        files,
+        hashes,
+        trait_stats,
         root: set.root,
         marks,
         model: set.model,
