@@ -1,6 +1,6 @@
 //! The cache loaders must turn any file into either a usable store or an error, never a
-//! panic, abort or runaway allocation: the feature cache (safetensors + JSON manifest) and
-//! the neighbour-list cache beside it.
+//! panic, abort or runaway allocation: the feature cache (safetensors with a binary
+//! manifest, format 3, or a JSON one, format 2) and the neighbour-list cache beside it.
 //!
 //! Random bytes rarely get past a header, a JSON parser and a BLAKE3 checksum, so besides
 //! raw bytes the input can describe a well-formed file whose manifest and matrix are
@@ -47,6 +47,17 @@ enum Input {
         right_checksum: bool,
         /// Drops the tensor from the file.
         no_tensor: bool,
+    },
+    /// A format-3 file: the header's counts and the manifest's bytes fuzzed, every checksum
+    /// right, so that the manifest's own checks are reached.
+    Binary {
+        rows: u16,
+        files: u16,
+        names: u32,
+        dim: u8,
+        traits: u8,
+        manifest: Vec<u8>,
+        data: Vec<u8>,
     },
     /// Any bytes as the neighbour-list cache of a 3-image set.
     KnnRaw(Vec<u8>),
@@ -127,6 +138,36 @@ fn feature_cache(input: Input) -> Option<Vec<u8>> {
             tensor("manifest", "U8", manifest_len, manifest.as_bytes());
             safetensors_file(&header, &body)
         }
+        Input::Binary {
+            rows,
+            files,
+            names,
+            dim,
+            traits,
+            manifest,
+            data,
+        } => {
+            let (rows, dim, traits) = (rows as usize, dim as usize, traits as usize);
+            let trait_data = vec![0u8; rows * traits * 4];
+            let hex = |bytes: &[u8]| blake3::hash(bytes).to_hex().to_string();
+            let metadata = serde_json::json!({
+                "format": 3, "root": ROOT, "model_id": MODEL, "dim": dim, "traits": traits,
+                "rows": rows, "files": files, "names": names,
+                "checksum": hex(&data), "traits_checksum": hex(&trait_data),
+                "manifest_checksum": hex(&manifest),
+            });
+            let features = [0, data.len()];
+            let traits_at = [data.len(), data.len() + trait_data.len()];
+            let manifest_at = [traits_at[1], traits_at[1] + manifest.len()];
+            let header = serde_json::json!({
+                "__metadata__": { "snowscope": metadata.to_string() },
+                "features": {"dtype": "F32", "shape": [rows, dim], "data_offsets": features},
+                "traits": {"dtype": "F32", "shape": [rows, traits], "data_offsets": traits_at},
+                "manifest": {"dtype": "U8", "shape": [manifest.len()], "data_offsets": manifest_at},
+            });
+            let body = [data, trait_data, manifest].concat();
+            safetensors_file(&header, &body)
+        }
         _ => return None,
     })
 }
@@ -166,7 +207,7 @@ fn exercise_store(bytes: &[u8]) {
             size: f.size,
             mtime_ns: f.mtime_ns,
         };
-        if let Some(hash) = store.known_hash(&scanned).map(str::to_string)
+        if let Some(hash) = store.known_hash(&scanned)
             && let (Some(row), Ok(rows)) = (store.row_of(&hash), store.verified())
         {
             let _ = rows.features(row);
@@ -175,23 +216,32 @@ fn exercise_store(bytes: &[u8]) {
     // A new row of the right width is accepted when rows are non-empty.
     let width = if store.is_empty() { 4 } else { dim };
     let traits = if store.is_empty() { 0 } else { store.traits(0).len() };
-    store.insert("fuzz-new-row", &vec![0.5; width], &vec![0.25; traits]).unwrap();
+    let new_row = blake3::hash(b"fuzz-new-row").to_hex();
+    store.insert(&new_row, &vec![0.5; width], &vec![0.25; traits]).unwrap();
     store.set_files(vec![FileStamp {
-        rel: "new.png".into(),
+        rel: "new.png",
         size: 1,
         mtime_ns: 1,
-        hash: "fuzz-new-row".into(),
+        hash: &new_row,
     }]);
     store.save().unwrap();
     let (again, err) = FeatureStore::open(dir.path(), root, MODEL);
     assert!(err.is_none(), "a saved cache reopens: {err:?}");
     assert_eq!(again.len(), 1);
-    let row = again.row_of("fuzz-new-row").expect("the new row is kept");
+    let row = again.row_of(&new_row).expect("the new row is kept");
     assert_eq!(again.verified().unwrap().features(row).len(), width);
 }
 
-/// The row hashes and file stamps the manifest names, if it parses.
-fn read_manifest(bytes: &[u8]) -> Option<(Vec<String>, Vec<FileStamp>)> {
+/// A file of a JSON manifest.
+#[derive(serde::Deserialize)]
+struct JsonStamp {
+    rel: String,
+    size: u64,
+    mtime_ns: u128,
+}
+
+/// The row hashes and file stamps a JSON manifest (format 2) names, if it parses.
+fn read_manifest(bytes: &[u8]) -> Option<(Vec<String>, Vec<JsonStamp>)> {
     let tensors = safetensors::SafeTensors::deserialize(bytes).ok()?;
     let manifest = tensors.tensor("manifest").ok()?;
     let value: serde_json::Value = serde_json::from_slice(manifest.data()).ok()?;
