@@ -336,7 +336,6 @@ fn resizing_to_1x1_and_back_while_previews_are_on_their_way() {
 /// which is far larger and has little six-fold symmetry.
 fn with_traits(loaded: &mut Loaded) {
     use snowscope::traits::{COUNT, index};
-    let mut rows = Vec::new();
     for image in &mut loaded.ranking.images {
         let mut t = [0.5f32; COUNT];
         let odd = image.path == "flake10.png";
@@ -352,9 +351,7 @@ fn with_traits(loaded: &mut Loaded) {
             0.8 + 0.01 * image.index as f32
         };
         image.traits = t.to_vec();
-        rows.extend(t);
     }
-    loaded.trait_stats = snowscope::explain::TraitStats::of(&rows);
 }
 
 /// Preview cells drawn mostly red (the heat tint), from their colours.
@@ -423,7 +420,11 @@ fn marks_filter_and_export_the_marked_rows() {
 #[test]
 fn the_detail_view_lists_the_most_unusual_traits() {
     let mut f = explorer_with(120, 36, with_traits);
-    act(&mut f.app, [Action::OpenDetail]);
+    // The worker sends the folder's trait statistics just after the table.
+    let images = &f.app.explorer.as_ref().unwrap().table.ranking.images;
+    let rows: Vec<f32> = images.iter().flat_map(|i| i.traits.clone()).collect();
+    let stats = snowscope::explain::TraitStats::of(&rows).map(Box::new);
+    act(&mut f.app, [Action::TraitStats(stats), Action::OpenDetail]);
     let s = screen(&mut f.app);
     insta::assert_snapshot!("detail_traits", s);
 }

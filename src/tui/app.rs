@@ -65,6 +65,8 @@ pub enum Action {
     Worker(Event),
     Ranking(usize),
     Loaded(Box<Loaded>),
+    /// The folder's trait statistics, made after the table is shown.
+    TraitStats(Option<Box<crate::explain::TraitStats>>),
     WorkerFailed(String),
     WorkerCancelled,
     Preview(PreviewResult),
@@ -272,6 +274,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.explorer = Some(Explorer::new(*loaded));
             if app.overlay == Overlay::Skips {
                 app.overlay = Overlay::None;
+            }
+        }
+        Action::TraitStats(stats) => {
+            if let Some(ex) = app.explorer.as_mut() {
+                ex.trait_stats = stats.map(|s| *s);
             }
         }
         Action::WorkerFailed(e) => app.fatal = Some(e),

@@ -429,7 +429,6 @@ fn an_empty_folder_gives_an_empty_table() {
         hashes: Vec::new(),
         root: std::path::PathBuf::from("/empty"),
         marks: crate::store::Marks::in_memory(),
-        trait_stats: None,
         model: "m".into(),
         skipped: Vec::new(),
     };

@@ -24,8 +24,6 @@ pub struct Loaded {
     pub root: PathBuf,
     /// The folder's marks; `ranking` already shows them.
     pub marks: Marks,
-    /// The folder's traits, for the detail view's percentiles; `None` when unknown.
-    pub trait_stats: Option<TraitStats>,
     pub model: String,
     pub skipped: Vec<Skip>,
 }
@@ -81,6 +79,8 @@ pub struct Explorer {
     hashes: Vec<String>,
     pub root: PathBuf,
     pub marks: Marks,
+    /// The folder's traits, for the detail view's percentiles; `None` when unknown, and
+    /// until the worker sends them (`Action::TraitStats`), just after the table.
     pub trait_stats: Option<TraitStats>,
     /// The previews show where the pair differs (a heat tint per feature-map cell).
     pub heat: bool,
@@ -121,7 +121,7 @@ impl Explorer {
             hashes: loaded.hashes,
             root: loaded.root,
             marks: loaded.marks,
-            trait_stats: loaded.trait_stats,
+            trait_stats: None,
             heat: false,
             model: loaded.model,
             skipped: loaded.skipped,

@@ -31,6 +31,7 @@ pub enum Msg {
     Worker(Event),
     Ranking(usize),
     Loaded(Box<Loaded>),
+    TraitStats(Option<Box<TraitStats>>),
     Failed(String),
     Cancelled,
     Preview(preview::PreviewResult),
@@ -262,19 +263,20 @@ fn work(
     }
     set.apply_marks(&mut ranking, &marks);
     tracing::info!(secs = ?started.elapsed(), "ranking ready");
-    let trait_stats = TraitStats::of(&set.traits);
     let (files, hashes) = set.items.into_iter().map(|i| (i.path, i.hash)).unzip();
     let loaded = Loaded {
         ranking,
         files,
         hashes,
-        trait_stats,
         root: set.root,
         marks,
         model: set.model,
         skipped: set.skipped,
     };
     let _ = tx.send(Msg::Loaded(Box::new(loaded)));
+    // The trait statistics follow the table: sorting every trait column of a million rows
+    // takes a second, and only the detail pane's notes need them.
+    let _ = tx.send(Msg::TraitStats(TraitStats::of(&set.traits).map(Box::new)));
 }
 
 fn update_and_run(
@@ -405,6 +407,7 @@ fn event_loop(
                     test_panic("ui");
                     Some(Action::Loaded(l))
                 }
+                Msg::TraitStats(stats) => Some(Action::TraitStats(stats)),
                 Msg::Failed(e) => Some(Action::WorkerFailed(e)),
                 Msg::Cancelled => Some(Action::WorkerCancelled),
                 Msg::Preview(r) => {

@@ -25,7 +25,6 @@ pub fn ranked_points(points: &[[f32; 2]], hashes: &[&str], dir: &std::path::Path
         hashes: hashes.iter().map(|h| h.to_string()).collect(),
         root: dir.to_path_buf(),
         marks: crate::store::Marks::in_memory(),
-        trait_stats: None,
         ranking,
         model: "fixture points".into(),
         skipped: Vec::new(),
@@ -117,7 +116,6 @@ pub fn synthetic(n: usize) -> Loaded {
         files: paths.iter().map(PathBuf::from).collect(),
         root: PathBuf::from("/synthetic"),
         marks: crate::store::Marks::in_memory(),
-        trait_stats: None,
         model: "synthetic".into(),
         skipped: Vec::new(),
     }
