@@ -250,8 +250,8 @@ pub fn search_rows_block(
 
 /// `rank_cached` with the neighbour search's options, and how it went. Fails only where
 /// the options name row blocks that do not make up this search.
-pub fn rank_searched(
-    paths: &[String],
+pub fn rank_searched<P: AsRef<str> + Sync>(
+    paths: &[P],
     hashes: &[&str],
     data: &[f32],
     dim: usize,
@@ -268,8 +268,8 @@ pub fn rank_searched(
 /// The ranking `rank_searched` would give for the rows, `dim` wide, that `cache.rows`
 /// stands for, made from the lists it remembers without the rows; `None` when it does
 /// not remember them.
-pub fn rank_from_cache(
-    paths: &[String],
+pub fn rank_from_cache<P: AsRef<str> + Sync>(
+    paths: &[P],
     dim: usize,
     cfg: &RankConfig,
     cache: ListCache,
@@ -281,7 +281,13 @@ pub fn rank_from_cache(
 
 /// Scores, fences and ranks of the images `paths` from their neighbour lists and
 /// duplicate groups.
-fn ranking_of(paths: &[String], nn: &Neighbours, groups: &[u32], cfg: &RankConfig) -> Ranking {
+fn ranking_of<P: AsRef<str> + Sync>(
+    paths: &[P],
+    nn: &Neighbours,
+    groups: &[u32],
+    cfg: &RankConfig,
+) -> Ranking {
+    let path = |i: usize| paths[i].as_ref();
     let n = paths.len();
     // A group's id is one of its rows.
     let mut group_size = vec![0usize; n];
@@ -307,7 +313,7 @@ fn ranking_of(paths: &[String], nn: &Neighbours, groups: &[u32], cfg: &RankConfi
     order.par_sort_unstable_by(|&a, &b| {
         key(b)
             .total_cmp(&key(a))
-            .then_with(|| paths[a as usize].cmp(&paths[b as usize]))
+            .then_with(|| path(a as usize).cmp(path(b as usize)))
             .then(a.cmp(&b))
     });
     let finite: Vec<f32> = scores.iter().filter_map(|&s| s).collect();
@@ -323,11 +329,11 @@ fn ranking_of(paths: &[String], nn: &Neighbours, groups: &[u32], cfg: &RankConfi
             RankedImage {
                 rank: r + 1,
                 index: i,
-                path: paths[i].clone(),
+                path: path(i).to_string(),
                 score,
                 nn_distance: neighbours.first().map(|n| n.1),
                 closest: neighbours.first().map(|n| n.0),
-                closest_path: neighbours.first().map(|n| paths[n.0].clone()),
+                closest_path: neighbours.first().map(|n| path(n.0).to_string()),
                 knn_mean: knn_mean(i),
                 lof: lof[i],
                 duplicates: group_size[groups[i] as usize],

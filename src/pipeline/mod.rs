@@ -380,7 +380,7 @@ impl FeatureSet {
         let fusion = choice.profile.fusion();
         let block = fusion.layer.map(|layer| self.block(layer));
         let dim = profile::embedding_width(&fusion, block, self.items.len(), &self.traits);
-        let paths: Vec<String> = self.items.iter().map(|i| i.rel.clone()).collect();
+        let paths: Vec<&str> = self.items.iter().map(|i| i.rel.as_str()).collect();
         let (ranking, report) =
             crate::rank::rank_from_cache(&paths, dim, &Self::fused(cfg), cache, search)?;
         tracing::info!(secs = ?started.elapsed(), "ranked from the cached lists");
@@ -407,7 +407,7 @@ impl FeatureSet {
             let why = "no images".to_string();
             return Ok((ranking, SearchReport::Exact { why }));
         }
-        let paths: Vec<String> = self.items.iter().map(|i| i.rel.clone()).collect();
+        let paths: Vec<&str> = self.items.iter().map(|i| i.rel.as_str()).collect();
         let hashes: Vec<&str> = self.items.iter().map(|i| i.hash.as_str()).collect();
         let cache = self.list_cache(cfg, &choice);
         let (ranking, report) =
