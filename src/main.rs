@@ -347,9 +347,10 @@ fn run(cli: Cli) -> Result<u8> {
             .build_global();
     }
     let (extract, ranking) = (&cli.extract, &cli.ranking);
-    if cli.command.is_some() && std::env::var_os("RUST_LOG").is_some() {
+    let headless = !matches!(cli.command, None | Some(Command::Explore(_)));
+    if headless && std::env::var_os("RUST_LOG").is_some() {
         // The headless commands log to stderr when asked (`RUST_LOG=info`: the time each
-        // stage took); the explorer logs to its file.
+        // stage took); the explorer logs to its file, never to the screen it draws.
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
