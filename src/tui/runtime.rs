@@ -57,7 +57,8 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
     // Start the work first: the terminal query below can wait up to 2 s for an answer
     // (typical over SSH), and a cached folder is ranked meanwhile.
     let cancel = Arc::new(AtomicBool::new(false));
-    let worker = spawn_worker(&opts, tx.clone(), cancel.clone());
+    let shown = Arc::new(AtomicBool::new(false));
+    let worker = spawn_worker(&opts, tx.clone(), cancel.clone(), shown.clone());
     let mut app = App::new(
         opts.dir.display().to_string(),
         opts.pipeline.model.describe(),
@@ -103,6 +104,7 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
         &rx,
         &signalled,
         &cancel,
+        &shown,
         &preview_tx,
         kitty.as_mut(),
     );
@@ -193,6 +195,9 @@ fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
         .expect("spawn input thread")
 }
 
+/// How long the trait statistics wait for the table to be on screen at most.
+const SHOWN_WAIT: Duration = Duration::from_secs(10);
+
 /// How long a lost terminal waits for the worker to save finished features: a batch in
 /// flight plus the cache write.
 const WORKER_SAVE_WAIT: Duration = Duration::from_secs(15);
@@ -202,6 +207,7 @@ fn spawn_worker(
     opts: &TuiOptions,
     tx: Sender<Msg>,
     cancel: Arc<AtomicBool>,
+    shown: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     let dir = opts.dir.clone();
     let cfg = opts.pipeline.clone();
@@ -210,7 +216,23 @@ fn spawn_worker(
         .name("pipeline".into())
         .spawn(move || {
             let fail = tx.clone();
-            let job = std::panic::AssertUnwindSafe(|| work(&dir, &cfg, &rank_cfg, &cancel, &tx));
+            let job = std::panic::AssertUnwindSafe(|| {
+                let Some(traits) = work(&dir, &cfg, &rank_cfg, &cancel, &tx) else {
+                    return;
+                };
+                // The trait statistics follow the table once it is on screen: sorting
+                // every trait column of a million rows takes a second of both cores, and
+                // only the detail pane's notes need them.
+                let waiting = Instant::now();
+                while !shown.load(Ordering::Relaxed)
+                    && !cancel.load(Ordering::Relaxed)
+                    && waiting.elapsed() < SHOWN_WAIT
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let stats = TraitStats::of(&traits).map(Box::new);
+                let _ = tx.send(Msg::TraitStats(stats));
+            });
             if let Err(payload) = std::panic::catch_unwind(job) {
                 let _ = fail.send(Msg::Failed(format!(
                     "internal error while preparing the ranking: {}",
@@ -221,14 +243,15 @@ fn spawn_worker(
         .expect("spawn pipeline thread")
 }
 
-/// The worker's job: features (from the cache where possible), then the ranking.
+/// The worker's job: features (from the cache where possible), then the ranking; the
+/// folder's traits once the ranking is sent.
 fn work(
     dir: &Path,
     cfg: &PipelineConfig,
     rank_cfg: &RankConfig,
     cancel: &AtomicBool,
     tx: &Sender<Msg>,
-) {
+) -> Option<Vec<f32>> {
     let started = Instant::now();
     let result = pipeline::rank_folder(dir, cfg, rank_cfg, cancel, &mut |e| match e {
         Event::Ranking(n) => {
@@ -249,13 +272,13 @@ fn work(
                 "cannot extract features of {}: {e}",
                 sanitize(&dir.display().to_string())
             )));
-            return;
+            return None;
         }
     };
     let Some(mut ranking) = ranking else {
         tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "cancelled");
         let _ = tx.send(Msg::Cancelled);
-        return;
+        return None;
     };
     let (marks, problem) = cfg.cache.marks(&set.root);
     if let Some(problem) = problem {
@@ -274,9 +297,7 @@ fn work(
         skipped: set.skipped,
     };
     let _ = tx.send(Msg::Loaded(Box::new(loaded)));
-    // The trait statistics follow the table: sorting every trait column of a million rows
-    // takes a second, and only the detail pane's notes need them.
-    let _ = tx.send(Msg::TraitStats(TraitStats::of(&set.traits).map(Box::new)));
+    Some(set.traits)
 }
 
 fn update_and_run(
@@ -334,12 +355,15 @@ fn export(app: &App, format: Format) -> anyhow::Result<String> {
 /// responsive; a single key press waits this long for its pictures.
 const SETTLE: Duration = Duration::from_millis(120);
 
+// The threads' shared flags and channels, each used once here.
+#[allow(clippy::too_many_arguments)]
 fn event_loop(
     terminal: &mut Term,
     app: &mut App,
     rx: &Receiver<Msg>,
     signalled: &Termination,
     cancel: &AtomicBool,
+    shown_flag: &AtomicBool,
     previews: &Option<Sender<Vec<preview::PreviewRequest>>>,
     mut kitty: Option<&mut kitty_direct::Screen>,
 ) -> anyhow::Result<()> {
@@ -357,6 +381,7 @@ fn event_loop(
                 // How long a start takes, to the first screen of the table (README).
                 tracing::info!(secs = ?started.elapsed(), "explorer shown");
                 shown = true;
+                shown_flag.store(true, Ordering::Relaxed);
             }
         }
         if app.exit.is_some() || app.fatal.is_some() {
