@@ -4,6 +4,18 @@
 /// so nothing from a file name can drive the terminal.
 pub fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    sanitize_into(&mut out, text);
+    out
+}
+
+/// Appends `text`, sanitised, to `out`.
+pub fn sanitize_into(out: &mut String, text: &str) {
+    // Most names hold no control character: copied whole. Every C1 character's UTF-8
+    // encoding starts with 0xC2, so a text without that byte, C0 or DEL has none.
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '\n' => out.push_str("\\n"),
@@ -13,7 +25,6 @@ pub fn sanitize(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -25,5 +36,7 @@ mod tests {
         assert_eq!(sanitize("a\x1b[2Jb\n"), "a\\x1b[2Jb\\n");
         assert_eq!(sanitize("\u{9b}31m"), "\\x9b31m");
         assert_eq!(sanitize("snow❄.png"), "snow❄.png");
+        // 0xC2 also starts printable characters, which stay as they are.
+        assert_eq!(sanitize("\u{a0}é¢\u{85}"), "\u{a0}é¢\\x85");
     }
 }

@@ -534,17 +534,34 @@ pub fn compute_features_of_shard(
         cause,
     })?;
     let started = Instant::now();
-    let mut found = scan::scan(&root)?;
-    tracing::info!(files = found.files.len(), secs = ?started.elapsed(), "folder listed");
+    // The model is loaded and its cache opened while the folder is listed: the listing
+    // waits on the kernel, and at a million files the cache takes a quarter of a second.
+    let (found, opened) = std::thread::scope(|s| {
+        let opening = s.spawn(|| {
+            let model = FeatureModel::load(&cfg.model)?;
+            let (store, problem) = open_store(&root, &model, shard, &cfg.cache);
+            tracing::info!(rows = store.len(), secs = ?started.elapsed(), "feature cache opened");
+            Ok::<_, PipelineError>((model, store, problem))
+        });
+        let found = scan::scan(&root);
+        let files = found.as_ref().map_or(0, |f| f.files.len());
+        tracing::info!(files, secs = ?started.elapsed(), "folder listed");
+        let opened = opening
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (found, opened)
+    });
+    let mut found = found?;
+    let (model, mut store, problem) = opened?;
+    if let Some(problem) = problem {
+        on_event(Event::Notice(problem.to_string()));
+    }
     if let Some(shard) = shard {
         found.files.retain(|f| shard.holds(&f.rel));
         found.skipped.retain(|s| shard.holds(&s.path));
     }
-    let model = FeatureModel::load(&cfg.model)?;
     // Each stored row is the model's features followed by the image's traits.
     let dim: usize = model.blocks.iter().map(|b| b.1).sum();
-    let mut store = open_store(&root, &model, shard, &cfg.cache, on_event);
-    tracing::info!(rows = store.len(), secs = ?started.elapsed(), "feature cache opened");
     let mut skipped = found.skipped;
     for skip in &skipped {
         on_event(Event::Skipped(skip.clone()));
@@ -552,6 +569,7 @@ pub fn compute_features_of_shard(
 
     // Content hashes (and rows): reused from the cache when size and mtime are unchanged.
     let known = store.recognise(&found.files);
+    let unchanged = store.lists_exactly(&known);
     let hashed: Vec<Result<(String, Option<usize>), SkipReason>> = found
         .files
         .par_iter()
@@ -588,17 +606,19 @@ pub fn compute_features_of_shard(
             }
         }
     }
-    store.set_files(
-        files
-            .iter()
-            .zip(&stamps)
-            .map(|(item, &(size, mtime_ns))| FileStamp {
-                rel: &item.rel,
-                size,
-                mtime_ns,
-                hash: &item.hash,
-            }),
-    );
+    if !unchanged {
+        store.set_files(
+            files
+                .iter()
+                .zip(&stamps)
+                .map(|(item, &(size, mtime_ns))| FileStamp {
+                    rel: &item.rel,
+                    size,
+                    mtime_ns,
+                    hash: &item.hash,
+                }),
+        );
+    }
     // Files hashed anew may hold a content the cache has under another name.
     for (row, item) in rows.iter_mut().zip(&files) {
         if row.is_none() {
@@ -759,20 +779,16 @@ pub fn cache_key(model: &FeatureModel, shard: Option<scan::Shard>) -> String {
     key
 }
 
+/// The feature cache of `root` for `model`, and what was wrong with the one on disk.
 fn open_store(
     root: &Path,
     model: &FeatureModel,
     shard: Option<scan::Shard>,
     mode: &CacheMode,
-    on_event: &mut dyn FnMut(Event),
-) -> FeatureStore {
+) -> (FeatureStore, Option<StoreError>) {
     let key = cache_key(model, shard);
-    let Some(dir) = mode.dir() else {
-        return FeatureStore::in_memory(root, &key);
-    };
-    let (store, problem) = FeatureStore::open(&dir, root, &key);
-    if let Some(problem) = problem {
-        on_event(Event::Notice(problem.to_string()));
+    match mode.dir() {
+        Some(dir) => FeatureStore::open(&dir, root, &key),
+        None => (FeatureStore::in_memory(root, &key), None),
     }
-    store
 }

@@ -492,6 +492,14 @@ impl FeatureStore {
             .collect()
     }
 
+    /// Whether `known`, what `recognise` made of a scan, recognises every file the list
+    /// holds and nothing else: the folder is as the list has it, which `set_files` would
+    /// only find again (at a million files, in a quarter of a second).
+    pub fn lists_exactly(&self, known: &[Option<Recognised>]) -> bool {
+        // The scan's paths are distinct, so the files recognised are distinct entries.
+        known.len() == self.files.len() && known.iter().all(Option::is_some)
+    }
+
     /// Makes `stamps` the folder's file list. Rows no file refers to are dropped at the next
     /// save. A stamp whose hash is not a content hash is left out (its file is read again
     /// next time).
@@ -949,6 +957,10 @@ mod tests {
             })
         };
         assert_eq!(known, [want(1, 0), want(2, 1), None]);
+        assert!(!store.lists_exactly(&known), "c.png is new");
+        let both = store.recognise(&[scanned("a.png"), scanned("b.png")]);
+        assert!(store.lists_exactly(&both));
+        assert!(!store.lists_exactly(&both[1..]), "a.png is gone");
         assert_eq!(features_of(&store, &h(2)), [2.0]);
         let fingerprint = store.fingerprint();
         store.save().unwrap();

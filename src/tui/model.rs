@@ -7,6 +7,7 @@ pub use super::paths::Pattern;
 use crate::rank::{RankedImage, Ranking, ScoreKind};
 use crate::sanitize::sanitize;
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// A table column. `Lof` is shown only when the ranking's score is LOF.
@@ -211,8 +212,8 @@ pub struct Table {
     pub ranking: Ranking,
     /// Sanitised relative path of each row (row = position in `ranking.images`).
     pub paths: Paths,
-    /// `paths`, lower-cased, for case-insensitive matching.
-    lower: Paths,
+    /// `paths`, lower-cased, for case-insensitive matching; made by the first filter.
+    lower: OnceLock<Paths>,
     /// Each row's score (NaN where it has none) and its `flags`: what the filters read,
     /// packed, so that a filter over a million rows touches 5 MB, not every `RankedImage`.
     scores: Vec<f32>,
@@ -220,14 +221,12 @@ pub struct Table {
     /// Whether the rows are in the ranking's order, scores falling (as `rank` makes
     /// them): the ascending scores are then the rows backwards, read in memory order.
     by_score: bool,
-    /// Sanitised closest-match path of each row ("-" when there is none).
-    pub closest: Vec<String>,
     /// Table row of each feature-set row (`RankedImage::index`).
     pub row_of_index: Vec<u32>,
     /// `orders[column]`: rows in that column's order, ascending and descending, ties by
     /// rank. Each is made the first time it is asked for: at a million rows the names'
     /// orders take seconds, and most sessions never sort by most columns.
-    orders: Vec<OnceLock<[Vec<u32>; 2]>>,
+    orders: Vec<[OnceLock<Vec<u32>>; 2]>,
 }
 
 /// Maps an optional float to a u32 whose unsigned order is the float's total order;
@@ -300,6 +299,15 @@ fn ordinals(strings: &[&str]) -> Vec<u32> {
 
 /// Rows ordered by `key`, ties by row (= rank); `descending` reverses the key only.
 fn order_by(key: &[u32], descending: bool) -> Vec<u32> {
+    // Rows already in order (the score column of a ranking, the explorer's first view)
+    // are not sorted: a million rows take 0.1 s.
+    let in_order = match descending {
+        true => key.windows(2).all(|w| w[0] >= w[1]),
+        false => key.is_sorted(),
+    };
+    if in_order {
+        return (0..key.len() as u32).collect();
+    }
     let mut packed: Vec<u64> = key
         .iter()
         .enumerate()
@@ -315,15 +323,7 @@ fn order_by(key: &[u32], descending: bool) -> Vec<u32> {
 impl Table {
     pub fn new(ranking: Ranking) -> Self {
         let images = &ranking.images;
-        // Each row's text on every core: a million rows take seconds on one.
-        let shown: Vec<String> = images.par_iter().map(|i| sanitize(&i.path)).collect();
-        let lower: Vec<String> = shown.par_iter().map(|p| p.to_lowercase()).collect();
-        let lower = Paths::new(lower);
-        let paths = Paths::new(shown);
-        let closest: Vec<String> = images
-            .par_iter()
-            .map(|i| i.closest_path.as_deref().map_or("-".to_string(), sanitize))
-            .collect();
+        let paths = Paths::sanitized(images.iter().map(|i| i.path.as_str()));
         let n_index = images.iter().map(|i| i.index + 1).max().unwrap_or(0);
         let mut row_of_index = vec![u32::MAX; n_index];
         for (row, image) in images.iter().enumerate() {
@@ -337,13 +337,12 @@ impl Table {
         Table {
             ranking,
             paths,
-            lower,
+            lower: OnceLock::new(),
             scores,
             flags,
             by_score,
-            closest,
             row_of_index,
-            orders: Column::ALL.iter().map(|_| OnceLock::new()).collect(),
+            orders: Column::ALL.iter().map(|_| Default::default()).collect(),
         }
     }
 
@@ -381,7 +380,25 @@ impl Table {
 
     /// Whether row `row`'s path matches `pattern`.
     pub fn path_matches(&self, pattern: &Pattern, row: u32) -> bool {
-        pattern.matches(&self.paths[row as usize], &self.lower[row as usize])
+        pattern.matches(&self.paths[row as usize], &self.lower()[row as usize])
+    }
+
+    fn lower(&self) -> &Paths {
+        self.lower.get_or_init(|| self.paths.lowercased())
+    }
+
+    /// Row `row`'s closest match as shown: that image's own row text, or "-".
+    pub fn closest_text(&self, row: u32) -> Cow<'_, str> {
+        let image = self.image(row);
+        match image.closest {
+            None => Cow::Borrowed("-"),
+            Some(i) => match self.row_of_index.get(i) {
+                Some(&r) if r != u32::MAX => Cow::Borrowed(&self.paths[r as usize]),
+                // A closest match that is not a row of its own (not in a ranking made
+                // here, but a view need not know that).
+                _ => Cow::Owned(image.closest_path.as_deref().map_or("-".into(), sanitize)),
+            },
+        }
     }
 
     pub fn image(&self, row: u32) -> &RankedImage {
@@ -395,7 +412,7 @@ impl Table {
             image.marked = marked;
             self.flags[row as usize] = flags_of(image);
         }
-        self.orders[Column::Mark.slot()] = OnceLock::new();
+        self.orders[Column::Mark.slot()] = Default::default();
     }
 
     /// Whether any row is marked.
@@ -404,11 +421,8 @@ impl Table {
     }
 
     pub fn order(&self, sort: Sort) -> &[u32] {
-        let both = self.orders[sort.column.slot()].get_or_init(|| {
-            let k = self.keys(sort.column);
-            [order_by(&k, false), order_by(&k, true)]
-        });
-        &both[usize::from(sort.descending)]
+        self.orders[sort.column.slot()][usize::from(sort.descending)]
+            .get_or_init(|| order_by(&self.keys(sort.column), sort.descending))
     }
 
     /// The scores of the rows `mask` keeps (all when `None`), ascending, from the score
@@ -440,7 +454,7 @@ impl Table {
         let paths = filter
             .path
             .as_ref()
-            .map(|p| self.paths.matching(&self.lower, p));
+            .map(|p| self.paths.matching(self.lower(), p));
         (0..self.len())
             .into_par_iter()
             .with_min_len(1 << 14)
@@ -507,6 +521,18 @@ mod tests {
         let mut v = vec!["f10.png", "f2.png", "f1.png", "a/f3.png", "f02.png"];
         v.sort_by(|a, b| natural_cmp(a, b).then_with(|| a.cmp(b)));
         assert_eq!(v, ["a/f3.png", "f1.png", "f02.png", "f2.png", "f10.png"]);
+    }
+
+    #[test]
+    fn orders_break_ties_by_row() {
+        // Falling keys with ties: the rows as they are, descending; ascending, each tie
+        // still by row.
+        let falling = [5, 5, 3, 3, 3, 0];
+        assert_eq!(order_by(&falling, true), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(order_by(&falling, false), [5, 2, 3, 4, 0, 1]);
+        assert_eq!(order_by(&[1, 2, 2, 7], false), [0, 1, 2, 3]);
+        assert_eq!(order_by(&[1, 2, 2, 7], true), [3, 1, 2, 0]);
+        assert_eq!(order_by(&[2, 1, 2], true), [0, 2, 1]);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! them one by one, so after a few adjacent matches the paths are taken one by one until
 //! the first that fails.
 
+use crate::sanitize::sanitize_into;
 use rayon::prelude::*;
 use regex_automata::Input;
 use regex_automata::meta::{self, Regex};
@@ -105,6 +106,34 @@ impl Paths {
             ends.push(text.len());
         }
         Paths { text, ends }
+    }
+
+    /// `strings`, each made safe to print (`sanitize`), written straight into the text: at
+    /// a million paths, a string each first costs more than the rest of the table.
+    pub fn sanitized<'a>(strings: impl IntoIterator<Item = &'a str>) -> Self {
+        let strings = strings.into_iter();
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(strings.size_hint().0);
+        for s in strings {
+            if !ends.is_empty() {
+                text.push('\n');
+            }
+            sanitize_into(&mut text, s);
+            ends.push(text.len());
+        }
+        Paths { text, ends }
+    }
+
+    /// The same strings lower-cased. ASCII text keeps its lengths, so it is lower-cased in
+    /// one pass; other text string by string (a letter may change its length).
+    pub fn lowercased(&self) -> Self {
+        if self.text.is_ascii() {
+            return Paths {
+                text: self.text.to_ascii_lowercase(),
+                ends: self.ends.clone(),
+            };
+        }
+        Paths::new((0..self.len()).map(|i| self[i].to_lowercase()))
     }
 
     pub fn len(&self) -> usize {
@@ -281,6 +310,22 @@ mod tests {
                 "PNG", "\\Ab", "(?-m)^b", "a\\nb", "0+[1-9]",
             ],
         );
+    }
+
+    #[test]
+    fn sanitised_and_lowercased_as_one_by_one() {
+        for strings in [
+            &["Batch/A.PNG", "b.png", "C\x1b[2J.png"][..],
+            &["ÉTÉ/Flocon.png", "İ.png", "snow❄.PNG"][..],
+        ] {
+            let paths = Paths::sanitized(strings.iter().copied());
+            let lower = paths.lowercased();
+            for (i, s) in strings.iter().enumerate() {
+                let shown = crate::sanitize::sanitize(s);
+                assert_eq!(&paths[i], shown);
+                assert_eq!(&lower[i], shown.to_lowercase());
+            }
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn draw(frame: &mut Frame, _app: &App, ex: &Explorer, area: Rect) {
                     }
                 }
                 Column::Closest => Cell::from(Span::styled(
-                    truncate_left(&ex.table.closest[row as usize], w),
+                    truncate_left(&ex.table.closest_text(row), w),
                     dim(),
                 )),
                 Column::Distance => Cell::from(Line::from(num(image.nn_distance)).right_aligned()),
