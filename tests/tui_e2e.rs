@@ -592,3 +592,50 @@ fn a_mark_made_in_the_explorer_is_in_the_next_rank_json() {
     assert_eq!(csv.lines().count(), 2, "{csv}");
     assert!(csv.lines().nth(1).unwrap().starts_with("2,"), "{csv}");
 }
+
+/// The explorer shows the ranking its cache remembers at once, then checks the folder:
+/// unchanged, the table stays; changed, the new ranking replaces it, and the user is told.
+#[test]
+fn a_remembered_ranking_is_shown_then_checked_against_the_folder() {
+    let Some((bin, images, cache)) = eight_images() else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let run = |name: &str, want: &str| -> String {
+        let log = logs.path().join(format!("{name}.log"));
+        let args = explore_args(
+            images.path(),
+            cache.path(),
+            &["--log-file", &shell_quote(&log)],
+        );
+        let tmux = Tmux::launch(name, &bin, &args, &[]);
+        let screen = tmux.wait_for(want, 300);
+        // Wait for the check to finish before leaving.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut text = String::new();
+        while Instant::now() < deadline {
+            text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("folder checked") || text.contains("runtime: ranking ready") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        tmux.keys(&["q"]);
+        let (code, after) = tmux.exit_code(20);
+        assert_eq!(code, 0, "{after}");
+        tmux.assert_restored(&after);
+        text + &screen
+    };
+    // A first start has nothing to remember.
+    let first = run("first", "8/8 shown");
+    assert!(!first.contains("remembered ranking sent"), "{first}");
+    let second = run("second", "8/8 shown");
+    assert!(second.contains("remembered ranking sent"), "{second}");
+    assert!(second.contains("folder checked: unchanged"), "{second}");
+    // A ninth image: the table that was remembered is replaced.
+    let ninth = images.path().join("flake09.png");
+    std::fs::copy(images.path().join("flake08.png"), &ninth).unwrap();
+    let log = run("third", "9/9 shown");
+    assert!(log.contains("remembered ranking sent"), "{log}");
+    assert!(log.contains("the folder changed since"), "{log}");
+}

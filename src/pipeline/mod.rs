@@ -268,6 +268,32 @@ impl FeatureSet {
         Ok((choice, data, dim))
     }
 
+    /// The ranking from the neighbour lists cached for this set, if there are any: never
+    /// a search.
+    pub fn rank_cached(&self, cfg: &RankConfig) -> Option<Ranking> {
+        self.rank_from_cache(cfg, &cfg.search()).map(|r| r.0)
+    }
+
+    /// What the set's images are, in 128 bits: equal for two sets of the same files, in
+    /// the same order, with the same contents. (A fast hash, not a cryptographic one: it
+    /// tells the explorer whether the folder changed, which needs no defence against
+    /// crafted file names, and it costs 20 ms at a million images.)
+    pub fn images_digest(&self) -> u128 {
+        use std::hash::{BuildHasher, Hasher};
+        let [mut low, mut high] =
+            [1u64, 2].map(|seed| foldhash::quality::FixedState::with_seed(seed).build_hasher());
+        for hasher in [&mut low, &mut high] {
+            hasher.write(self.root.as_os_str().as_encoded_bytes());
+            for item in &self.items {
+                // Lengths first, so that no two lists of names run together alike.
+                hasher.write_usize(item.rel.len());
+                hasher.write(item.rel.as_bytes());
+                hasher.write(item.hash.as_bytes());
+            }
+        }
+        u128::from(high.finish()) << 64 | u128::from(low.finish())
+    }
+
     /// Ranks the images of the set, reusing its cached neighbour lists when unchanged. The
     /// folder's profile decides which features (and whether its traits) take part.
     pub fn rank(&self, cfg: &RankConfig) -> Result<Ranking, PipelineError> {
@@ -473,20 +499,22 @@ const SAVE_EVERY: Duration = Duration::from_secs(3);
 /// whole file, which grows with the folder).
 const SAVE_SHARE: u32 = 10;
 
-/// The features of `root` (from the cache where possible), then their ranking: what
-/// `snowscope rank` prints and the explorer shows. The ranking is `None` when the run was
-/// cancelled; the set then holds what was finished.
+/// The features of `root` (from the cache where possible), then their ranking: what the
+/// explorer shows. The ranking is `None` when the run was cancelled (the set then holds
+/// what was finished), or when the set's `images_digest` is `shown`: the caller already
+/// has that ranking.
 pub fn rank_folder(
     root: &Path,
     cfg: &PipelineConfig,
     rank_cfg: &RankConfig,
+    shown: Option<u128>,
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(FeatureSet, Option<Ranking>), PipelineError> {
     let mut rebuilt = false;
     loop {
         let set = compute_features(root, cfg, cancel, on_event)?;
-        if set.cancelled {
+        if set.cancelled || shown.is_some_and(|d| d == set.images_digest()) {
             return Ok((set, None));
         }
         on_event(Event::Ranking(set.items.len()));
@@ -757,6 +785,55 @@ pub fn compute_features_of_shard(
         dim,
         skipped,
         cancelled,
+        model: model.description,
+        model_id: model.id,
+        neighbour_cache: store.path().map(crate::store::knn::file_beside),
+        blocks: model.blocks,
+        traits,
+        rows: Rows::Cached {
+            store: Box::new(store),
+            of,
+        },
+    })
+}
+
+/// The folder's features as its cache last saw it, without listing the folder: each file
+/// the cache's list holds whose content has a row, in the order a scan would give them.
+/// `None` where there is no such list (no cache, a damaged one, another model). What
+/// the folder holds now may differ: the explorer shows this set's cached ranking at once
+/// and then checks it against `compute_features` (`FeatureSet::images_digest`).
+pub fn remembered(root: &Path, cfg: &PipelineConfig) -> Option<FeatureSet> {
+    let root = root.canonicalize().ok()?;
+    let model = FeatureModel::load(&cfg.model).ok()?;
+    let (store, problem) = open_store(&root, &model, None, &cfg.cache);
+    if problem.is_some() || store.path().is_none() {
+        return None;
+    }
+    let mut items = Vec::new();
+    let mut of = Vec::new();
+    let mut traits = Vec::new();
+    // Files whose content has no row failed to decode last time: the check finds them.
+    for (rel, known) in store.listed() {
+        if let Some(row) = known.row {
+            items.push(Item {
+                rel: rel.to_string(),
+                path: root.join(rel),
+                hash: known.hash,
+            });
+            of.push(row as u32);
+            traits.extend_from_slice(store.traits(row));
+        }
+    }
+    if items.is_empty() {
+        return None;
+    }
+    let dim = model.blocks.iter().map(|b| b.1).sum();
+    Some(FeatureSet {
+        root,
+        items,
+        dim,
+        skipped: Vec::new(),
+        cancelled: false,
         model: model.description,
         model_id: model.id,
         neighbour_cache: store.path().map(crate::store::knn::file_beside),

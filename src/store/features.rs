@@ -478,18 +478,30 @@ impl FeatureStore {
             .collect();
         entries
             .into_par_iter()
-            .map(|i| {
-                let entry = self.files.get(i?);
-                let row = match entry.row {
-                    NO_ROW => self.row_of_digest(entry.hash),
-                    row => Some(row as usize),
-                };
-                Some(Recognised {
-                    hash: hex_of(entry.hash),
-                    row,
-                })
-            })
+            .map(|i| Some(self.remembered(i?)))
             .collect()
+    }
+
+    /// The files the list holds, in path order, each as `recognise` would find it: the
+    /// folder as the cache last saw it.
+    pub fn listed(&self) -> Vec<(&str, Recognised)> {
+        (0..self.files.len())
+            .into_par_iter()
+            .map(|i| (self.files.get(i).rel, self.remembered(i)))
+            .collect()
+    }
+
+    /// What the cache remembers of the list's file `i`.
+    fn remembered(&self, i: usize) -> Recognised {
+        let entry = self.files.get(i);
+        let row = match entry.row {
+            NO_ROW => self.row_of_digest(entry.hash),
+            row => Some(row as usize),
+        };
+        Recognised {
+            hash: hex_of(entry.hash),
+            row,
+        }
     }
 
     /// Whether `known`, what `recognise` made of a scan, recognises every file the list
@@ -961,6 +973,11 @@ mod tests {
         let both = store.recognise(&[scanned("a.png"), scanned("b.png")]);
         assert!(store.lists_exactly(&both));
         assert!(!store.lists_exactly(&both[1..]), "a.png is gone");
+        let listed: Vec<(&str, Recognised)> = vec![
+            ("a.png", want(1, 0).unwrap()),
+            ("b.png", want(2, 1).unwrap()),
+        ];
+        assert_eq!(store.listed(), listed);
         assert_eq!(features_of(&store, &h(2)), [2.0]);
         let fingerprint = store.fingerprint();
         store.save().unwrap();

@@ -65,6 +65,9 @@ pub enum Action {
     Worker(Event),
     Ranking(usize),
     Loaded(Box<Loaded>),
+    /// The folder holds what the remembered ranking on screen was made of; the files it
+    /// skipped.
+    Checked(Vec<crate::scan::Skip>),
     /// The folder's trait statistics, made after the table is shown.
     TraitStats(Option<Box<crate::explain::TraitStats>>),
     WorkerFailed(String),
@@ -257,6 +260,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             | Action::HoldPreviews(_)
             | Action::Notify(_)
             | Action::Ranking(_)
+            | Action::Loaded(_)
+            | Action::Checked(_)
+            | Action::TraitStats(_)
+            | Action::WorkerFailed(_)
+            | Action::WorkerCancelled
             | Action::Resize(..)
     );
     if is_key {
@@ -271,6 +279,12 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Worker(event) => app.progress.apply(event),
         Action::Ranking(n) => app.progress.apply(Event::Ranking(n)),
         Action::Loaded(loaded) => {
+            if app.explorer.as_ref().is_some_and(|ex| ex.checking) {
+                app.message = Some(
+                    "the folder changed since it was last ranked: the table is up to date now"
+                        .into(),
+                );
+            }
             app.explorer = Some(Explorer::new(*loaded));
             if app.overlay == Overlay::Skips {
                 app.overlay = Overlay::None;
@@ -281,7 +295,20 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 ex.trait_stats = stats.map(|s| *s);
             }
         }
-        Action::WorkerFailed(e) => app.fatal = Some(e),
+        Action::Checked(skipped) => {
+            if let Some(ex) = app.explorer.as_mut() {
+                ex.checking = false;
+                ex.skipped = skipped;
+            }
+        }
+        // A failed check leaves the remembered ranking on screen, and says so.
+        Action::WorkerFailed(e) => match app.explorer.as_mut() {
+            Some(ex) if ex.checking => {
+                ex.checking = false;
+                app.message = Some(format!("{e}; the table is as last ranked"));
+            }
+            _ => app.fatal = Some(e),
+        },
         Action::WorkerCancelled => app.exit = Some(ExitStatus::Cancelled.code()),
         Action::Preview(result) => app.previews.accept(result),
         Action::HoldPreviews(hold) => app.hold_previews = hold,
@@ -425,6 +452,10 @@ fn explorer_action(app: &mut App, action: Action, effects: &mut Vec<Effect>) {
                 }
                 Err(e) => app.message = Some(e),
             }
+        }
+        // An export is of the folder as it is, not as it was.
+        Action::Export(_) if app.explorer.as_ref().is_some_and(|ex| ex.checking) => {
+            app.message = Some("the folder is still being checked; export once it is done".into());
         }
         Action::Export(format) => effects.push(Effect::Export(format)),
         _ => {}

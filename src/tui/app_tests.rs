@@ -431,6 +431,7 @@ fn an_empty_folder_gives_an_empty_table() {
         marks: crate::store::Marks::in_memory(),
         model: "m".into(),
         skipped: Vec::new(),
+        checking: false,
     };
     let mut app = app_with(loaded, 100, 30, true);
     for a in [
@@ -493,4 +494,49 @@ fn held_keys_hold_previews_until_they_settle() {
     };
     let wanted: Vec<_> = app.wanted_previews().into_iter().map(|w| w.key).collect();
     assert_eq!(reqs.iter().map(|r| r.key).collect::<Vec<_>>(), wanted);
+}
+
+#[test]
+fn a_remembered_ranking_is_checked_before_it_is_exported() {
+    let checking = || super::app::Loaded {
+        checking: true,
+        ..testing::small()
+    };
+    let mut app = app_with(checking(), 120, 40, false);
+    let effects = update(&mut app, Action::Export(crate::export::Format::Csv));
+    assert!(effects.is_empty(), "no export of a folder not yet checked");
+    assert!(
+        app.message
+            .as_deref()
+            .unwrap()
+            .contains("still being checked")
+    );
+    // Unchanged: the same table, now with the files the check skipped.
+    let skip = crate::scan::Skip {
+        path: "broken.png".into(),
+        reason: crate::scan::SkipReason::NotRegular,
+    };
+    update(&mut app, Action::Checked(vec![skip]));
+    let ex = app.explorer.as_ref().unwrap();
+    assert!(!ex.checking);
+    assert_eq!(ex.skipped.len(), 1);
+    let effects = update(&mut app, Action::Export(crate::export::Format::Csv));
+    assert_eq!(effects, vec![Effect::Export(crate::export::Format::Csv)]);
+
+    // Changed: the new ranking replaces the table, and the user is told.
+    let mut app = app_with(checking(), 120, 40, false);
+    update(&mut app, Action::Loaded(Box::new(testing::small())));
+    assert!(!app.explorer.as_ref().unwrap().checking);
+    // What the worker sends next is no key: the message stays.
+    update(&mut app, Action::TraitStats(None));
+    assert!(app.message.as_deref().unwrap().contains("folder changed"));
+
+    // A check that fails leaves the table, and says so; a failed start is fatal.
+    let mut app = app_with(checking(), 120, 40, false);
+    update(&mut app, Action::WorkerFailed("cannot list".into()));
+    assert!(app.fatal.is_none());
+    assert!(app.message.as_deref().unwrap().contains("as last ranked"));
+    let mut app = App::new("/data".into(), "model".into(), None);
+    update(&mut app, Action::WorkerFailed("cannot list".into()));
+    assert!(app.fatal.is_some());
 }

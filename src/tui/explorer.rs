@@ -26,6 +26,9 @@ pub struct Loaded {
     pub marks: Marks,
     pub model: String,
     pub skipped: Vec<Skip>,
+    /// The ranking the feature cache remembers, shown while the folder is checked: a
+    /// `Checked` or a new `Loaded` follows.
+    pub checking: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,8 @@ pub struct Explorer {
     pub heat: bool,
     pub model: String,
     pub skipped: Vec<Skip>,
+    /// Whether the table is the remembered ranking and the folder is still being checked.
+    pub checking: bool,
     pub columns: Vec<Column>,
     pub sort: Sort,
     pub filter: Filter,
@@ -125,6 +130,7 @@ impl Explorer {
             heat: false,
             model: loaded.model,
             skipped: loaded.skipped,
+            checking: loaded.checking,
             columns,
             sort,
             filter: Filter::default(),

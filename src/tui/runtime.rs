@@ -12,8 +12,8 @@ use super::{TuiOptions, keys, preview};
 use crate::exit::ExitStatus;
 use crate::explain::TraitStats;
 use crate::export::{self, Format};
-use crate::pipeline::{self, Event, PipelineConfig};
-use crate::rank::RankConfig;
+use crate::pipeline::{self, Event, FeatureSet, PipelineConfig};
+use crate::rank::{RankConfig, Ranking};
 use crate::sanitize::sanitize;
 use crate::signals::Termination;
 use anyhow::{Context, bail};
@@ -31,6 +31,8 @@ pub enum Msg {
     Worker(Event),
     Ranking(usize),
     Loaded(Box<Loaded>),
+    /// The folder holds what the ranking on screen was made of; the files it skipped.
+    Checked(Vec<crate::scan::Skip>),
     TraitStats(Option<Box<TraitStats>>),
     Failed(String),
     Cancelled,
@@ -113,21 +115,32 @@ pub fn run(opts: TuiOptions) -> anyhow::Result<u8> {
         // their placements.
         let _ = screen.release(terminal.backend_mut());
     }
-    if result.is_err() {
-        // The terminal is gone (SSH dropped, tmux killed): cancel the extraction and give
-        // the worker a moment to save what it finished, as Ctrl-C would.
+    let wait_for_worker = || {
         cancel.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + WORKER_SAVE_WAIT;
         while !worker.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
+    };
+    if result.is_err() {
+        // The terminal is gone (SSH dropped, tmux killed): cancel the extraction and give
+        // the worker a moment to save what it finished, as Ctrl-C would.
+        wait_for_worker();
     }
+    // A check of the folder cut short by quitting may be extracting new images: they are
+    // saved as Ctrl-C saves them. A check still listing the folder is simply left.
+    let extracting = app.explorer.as_ref().is_some_and(|ex| ex.checking)
+        && app.progress.total > app.progress.cached;
     // Not joined: when the terminal hangs up (SSH dropped, tmux killed), crossterm's poll
     // can spin inside the call without returning, and joining would keep the process alive.
     stop_input.store(true, Ordering::Relaxed);
     drop(input);
     drop(preview_tx);
     restore_terminal();
+    if extracting {
+        // After the terminal is given back: the user has left already.
+        wait_for_worker();
+    }
     result?;
     if let Some(e) = app.fatal {
         bail!(e);
@@ -244,7 +257,9 @@ fn spawn_worker(
 }
 
 /// The worker's job: features (from the cache where possible), then the ranking; the
-/// folder's traits once the ranking is sent.
+/// folder's traits once the ranking is sent. Where the cache remembers the folder and its
+/// ranking, that ranking is shown first, and the folder checked after: at a million
+/// files, listing and matching them takes longer than the rest of a start together.
 fn work(
     dir: &Path,
     cfg: &PipelineConfig,
@@ -253,7 +268,11 @@ fn work(
     tx: &Sender<Msg>,
 ) -> Option<Vec<f32>> {
     let started = Instant::now();
-    let result = pipeline::rank_folder(dir, cfg, rank_cfg, cancel, &mut |e| match e {
+    let shown = show_remembered(dir, cfg, rank_cfg, tx);
+    if shown.is_some() {
+        tracing::info!(secs = ?started.elapsed(), "remembered ranking sent");
+    }
+    let mut on_event = |e| match e {
         Event::Ranking(n) => {
             tracing::info!(images = n, secs = ?started.elapsed(), "features ready");
             let _ = tx.send(Msg::Ranking(n));
@@ -264,7 +283,8 @@ fn work(
             }
             let _ = tx.send(Msg::Worker(e));
         }
-    });
+    };
+    let result = pipeline::rank_folder(dir, cfg, rank_cfg, shown, cancel, &mut on_event);
     let (set, ranking) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -275,17 +295,53 @@ fn work(
             return None;
         }
     };
-    let Some(mut ranking) = ranking else {
+    if set.cancelled {
         tracing::info!(images = set.items.len(), secs = ?started.elapsed(), "cancelled");
         let _ = tx.send(Msg::Cancelled);
         return None;
+    }
+    let Some(ranking) = ranking else {
+        // The folder holds what the ranking on screen was made of.
+        tracing::info!(secs = ?started.elapsed(), "folder checked: unchanged");
+        let _ = tx.send(Msg::Checked(set.skipped));
+        return Some(set.traits);
     };
+    tracing::info!(secs = ?started.elapsed(), "ranking ready");
+    let (loaded, traits) = hand_over(set, ranking, cfg, false, tx);
+    let _ = tx.send(Msg::Loaded(Box::new(loaded)));
+    Some(traits)
+}
+
+/// Sends the ranking the feature cache remembers for `dir`, made from its cached neighbour
+/// lists, if it has one; returns what its images are (`FeatureSet::images_digest`).
+fn show_remembered(
+    dir: &Path,
+    cfg: &PipelineConfig,
+    rank_cfg: &RankConfig,
+    tx: &Sender<Msg>,
+) -> Option<u128> {
+    let set = pipeline::remembered(dir, cfg)?;
+    let ranking = set.rank_cached(rank_cfg)?;
+    let digest = set.images_digest();
+    let (loaded, _) = hand_over(set, ranking, cfg, true, tx);
+    let _ = tx.send(Msg::Loaded(Box::new(loaded)));
+    Some(digest)
+}
+
+/// What the explorer is given of `set` and its `ranking` (marked as the folder's marks
+/// say), and the set's traits, kept for the statistics that follow.
+fn hand_over(
+    set: FeatureSet,
+    mut ranking: Ranking,
+    cfg: &PipelineConfig,
+    checking: bool,
+    tx: &Sender<Msg>,
+) -> (Loaded, Vec<f32>) {
     let (marks, problem) = cfg.cache.marks(&set.root);
     if let Some(problem) = problem {
         let _ = tx.send(Msg::Worker(Event::Notice(problem.to_string())));
     }
     set.apply_marks(&mut ranking, &marks);
-    tracing::info!(secs = ?started.elapsed(), "ranking ready");
     let (files, hashes) = set.items.into_iter().map(|i| (i.path, i.hash)).unzip();
     let loaded = Loaded {
         ranking,
@@ -295,9 +351,9 @@ fn work(
         marks,
         model: set.model,
         skipped: set.skipped,
+        checking,
     };
-    let _ = tx.send(Msg::Loaded(Box::new(loaded)));
-    Some(set.traits)
+    (loaded, set.traits)
 }
 
 fn update_and_run(
@@ -433,6 +489,7 @@ fn event_loop(
                     Some(Action::Loaded(l))
                 }
                 Msg::TraitStats(stats) => Some(Action::TraitStats(stats)),
+                Msg::Checked(skipped) => Some(Action::Checked(skipped)),
                 Msg::Failed(e) => Some(Action::WorkerFailed(e)),
                 Msg::Cancelled => Some(Action::WorkerCancelled),
                 Msg::Preview(r) => {

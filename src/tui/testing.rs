@@ -28,6 +28,7 @@ pub fn ranked_points(points: &[[f32; 2]], hashes: &[&str], dir: &std::path::Path
         ranking,
         model: "fixture points".into(),
         skipped: Vec::new(),
+        checking: false,
     }
 }
 
@@ -118,5 +119,6 @@ pub fn synthetic(n: usize) -> Loaded {
         marks: crate::store::Marks::in_memory(),
         model: "synthetic".into(),
         skipped: Vec::new(),
+        checking: false,
     }
 }

@@ -36,6 +36,9 @@ pub fn draw(frame: &mut Frame, app: &App, ex: &Explorer, area: Rect) {
         ex.sort.column.title(),
         ex.filter.describe(),
     );
+    if ex.checking {
+        left += " │ checking the folder for changes";
+    }
     if let Some(s) = &ex.search {
         left += &format!(" │ search: /{}/", sanitize(&s.text));
     }
