@@ -803,6 +803,7 @@ pub fn compute_features_of_shard(
 /// the folder holds now may differ: the explorer shows this set's cached ranking at once
 /// and then checks it against `compute_features` (`FeatureSet::images_digest`).
 pub fn remembered(root: &Path, cfg: &PipelineConfig) -> Option<FeatureSet> {
+    let started = Instant::now();
     let root = root.canonicalize().ok()?;
     let model = FeatureModel::load(&cfg.model).ok()?;
     let (store, problem) = open_store(&root, &model, None, &cfg.cache);
@@ -824,6 +825,7 @@ pub fn remembered(root: &Path, cfg: &PipelineConfig) -> Option<FeatureSet> {
             traits.extend_from_slice(store.traits(row));
         }
     }
+    tracing::info!(images = items.len(), secs = ?started.elapsed(), "remembered set read");
     if items.is_empty() {
         return None;
     }
