@@ -780,21 +780,42 @@ pub fn compute_features_of_shard(
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     tracing::info!(images = items.len(), secs = ?started.elapsed(), "features ready");
     Ok(FeatureSet {
-        root,
-        items,
-        dim,
         skipped,
         cancelled,
-        model: model.description,
-        model_id: model.id,
-        neighbour_cache: store.path().map(crate::store::knn::file_beside),
-        blocks: model.blocks,
-        traits,
-        rows: Rows::Cached {
-            store: Box::new(store),
-            of,
-        },
+        ..FeatureSet::in_cache(root, model, store, items, of, traits)
     })
+}
+
+impl FeatureSet {
+    /// The set of `items` whose features are the feature cache's rows `of` (the model's
+    /// `store`), with their `traits`; nothing skipped.
+    fn in_cache(
+        root: PathBuf,
+        model: FeatureModel,
+        store: FeatureStore,
+        items: Vec<Item>,
+        of: Vec<u32>,
+        traits: Vec<f32>,
+    ) -> Self {
+        // Each stored row is the model's features followed by the image's traits.
+        let dim = model.blocks.iter().map(|b| b.1).sum();
+        FeatureSet {
+            root,
+            items,
+            dim,
+            skipped: Vec::new(),
+            cancelled: false,
+            model: model.description,
+            model_id: model.id,
+            neighbour_cache: store.path().map(crate::store::knn::file_beside),
+            blocks: model.blocks,
+            traits,
+            rows: Rows::Cached {
+                store: Box::new(store),
+                of,
+            },
+        }
+    }
 }
 
 /// The folder's features as its cache last saw it, without listing the folder: each file
@@ -829,23 +850,7 @@ pub fn remembered(root: &Path, cfg: &PipelineConfig) -> Option<FeatureSet> {
     if items.is_empty() {
         return None;
     }
-    let dim = model.blocks.iter().map(|b| b.1).sum();
-    Some(FeatureSet {
-        root,
-        items,
-        dim,
-        skipped: Vec::new(),
-        cancelled: false,
-        model: model.description,
-        model_id: model.id,
-        neighbour_cache: store.path().map(crate::store::knn::file_beside),
-        blocks: model.blocks,
-        traits,
-        rows: Rows::Cached {
-            store: Box::new(store),
-            of,
-        },
-    })
+    Some(FeatureSet::in_cache(root, model, store, items, of, traits))
 }
 
 /// What tells the feature caches of one folder apart: the model (everything that changes

@@ -279,13 +279,17 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Worker(event) => app.progress.apply(event),
         Action::Ranking(n) => app.progress.apply(Event::Ranking(n)),
         Action::Loaded(loaded) => {
-            if app.explorer.as_ref().is_some_and(|ex| ex.checking) {
+            let mut explorer = Explorer::new(*loaded);
+            if let Some(shown) = &app.explorer {
+                // The folder changed while the remembered ranking was checked.
                 app.message = Some(
                     "the folder changed since it was last ranked: the table is up to date now"
                         .into(),
                 );
+                explorer.ranking_number = shown.ranking_number + 1;
+                app.previews = Previews::default();
             }
-            app.explorer = Some(Explorer::new(*loaded));
+            app.explorer = Some(explorer);
             if app.overlay == Overlay::Skips {
                 app.overlay = Overlay::None;
             }

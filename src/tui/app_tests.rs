@@ -531,6 +531,16 @@ fn a_remembered_ranking_is_checked_before_it_is_exported() {
     update(&mut app, Action::TraitStats(None));
     assert!(app.message.as_deref().unwrap().contains("folder changed"));
 
+    // Pictures asked for the remembered ranking are never shown for the new one, whose
+    // rows may be other files.
+    let mut app = app_with(checking(), 120, 40, true);
+    let before = app.wanted_previews();
+    assert!(!before.is_empty());
+    update(&mut app, Action::Loaded(Box::new(testing::small())));
+    let after = app.wanted_previews();
+    assert!(after.iter().all(|r| r.key.ranking == 1));
+    assert!(after.iter().all(|r| !before.iter().any(|b| b.key == r.key)));
+
     // A check that fails leaves the table, and says so; a failed start is fatal.
     let mut app = app_with(checking(), 120, 40, false);
     update(&mut app, Action::WorkerFailed("cannot list".into()));

@@ -91,6 +91,8 @@ pub struct Explorer {
     pub skipped: Vec<Skip>,
     /// Whether the table is the remembered ranking and the folder is still being checked.
     pub checking: bool,
+    /// How many rankings this run showed before this one (`PreviewKey::ranking`).
+    pub ranking_number: u32,
     pub columns: Vec<Column>,
     pub sort: Sort,
     pub filter: Filter,
@@ -131,6 +133,7 @@ impl Explorer {
             model: loaded.model,
             skipped: loaded.skipped,
             checking: loaded.checking,
+            ranking_number: 0,
             columns,
             sort,
             filter: Filter::default(),
@@ -153,6 +156,7 @@ impl Explorer {
     /// the picture depends on the partner too.
     pub fn preview_key(&self, row: u32, partner: Option<u32>, slot: Rect) -> PreviewKey {
         PreviewKey {
+            ranking: self.ranking_number,
             index: self.table.image(row).index,
             width: slot.width,
             height: slot.height,

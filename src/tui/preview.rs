@@ -17,6 +17,10 @@ use std::sync::Arc;
 /// One encoded preview: an image (feature-set row) at a size in cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PreviewKey {
+    /// Which ranking `index` and `against` are rows of: a ranking that replaces the one on
+    /// screen (the folder changed while it was checked) numbers its images anew, so a
+    /// picture made for the old one is never shown for the new.
+    pub ranking: u32,
     pub index: usize,
     pub width: u16,
     pub height: u16,
