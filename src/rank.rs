@@ -388,21 +388,31 @@ fn local_outlier_factor(nn: &Neighbours, n: usize) -> Vec<Option<f32>> {
 
 /// Boxplot statistics of `values`; `None` when there are none.
 pub fn box_stats(values: &[f32]) -> Option<BoxStats> {
-    let mut sorted: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    // The explorer passes a million scores already sorted: they are read, not copied.
+    let copy: Vec<f32>;
+    let sorted = if values.iter().all(|v| v.is_finite()) && values.is_sorted() {
+        values
+    } else {
+        copy = {
+            let mut c: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+            c.sort_by(f32::total_cmp);
+            c
+        };
+        &copy
+    };
     if sorted.is_empty() {
         return None;
     }
-    sorted.sort_by(f32::total_cmp);
     let (q1, median, q3) = (
-        quantile(&sorted, 0.25),
-        quantile(&sorted, 0.5),
-        quantile(&sorted, 0.75),
+        quantile(sorted, 0.25),
+        quantile(sorted, 0.5),
+        quantile(sorted, 0.75),
     );
     let iqr = q3 - q1;
     let (lower_fence, upper_fence) = (q1 - 1.5 * iqr, q3 + 1.5 * iqr);
-    let inside = sorted
-        .iter()
-        .filter(|&&v| v >= lower_fence && v <= upper_fence);
+    // The whiskers: the extreme values within the fences (the median always is).
+    let lowest = sorted.partition_point(|&v| v < lower_fence);
+    let highest = sorted.partition_point(|&v| v <= upper_fence) - 1;
     Some(BoxStats {
         count: sorted.len(),
         min: sorted[0],
@@ -412,8 +422,8 @@ pub fn box_stats(values: &[f32]) -> Option<BoxStats> {
         max: sorted[sorted.len() - 1],
         lower_fence,
         upper_fence,
-        lower_whisker: inside.clone().copied().fold(f32::INFINITY, f32::min),
-        upper_whisker: inside.copied().fold(f32::NEG_INFINITY, f32::max),
+        lower_whisker: sorted[lowest],
+        upper_whisker: sorted[highest],
     })
 }
 
@@ -437,6 +447,31 @@ mod tests {
         assert!(box_stats(&[]).is_none());
         let one = box_stats(&[2.5]).unwrap();
         assert_eq!((one.q1, one.q3, one.upper_whisker), (2.5, 2.5, 2.5));
+    }
+
+    #[test]
+    fn box_stats_read_sorted_values_as_they_are() {
+        // Sorted input is read in place; it must give what the same values shuffled give,
+        // and values that are not finite are left out either way.
+        let sorted = [-50.0, 1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0, 7.0, 40.0];
+        let shuffled = [
+            3.0,
+            40.0,
+            f32::NAN,
+            1.0,
+            7.0,
+            -50.0,
+            3.0,
+            6.0,
+            2.0,
+            5.0,
+            4.0,
+        ];
+        assert_eq!(box_stats(&sorted), box_stats(&shuffled));
+        let s = box_stats(&sorted).unwrap();
+        assert_eq!((s.lower_whisker, s.upper_whisker), (1.0, 7.0));
+        let with_inf = [1.0, 2.0, 3.0, f32::INFINITY];
+        assert_eq!(box_stats(&with_inf).unwrap().max, 3.0);
     }
 
     fn paths(n: usize) -> Vec<String> {

@@ -189,7 +189,8 @@ impl Explorer {
             self.shown_dist = if self.filter.is_empty() {
                 self.all_dist.clone()
             } else {
-                Distribution::of(&self.table.sorted_scores(Some(&self.mask)))
+                let shown = self.table.shown_scores(self.sort, &self.view, &self.mask);
+                Distribution::of(&shown)
             };
         }
         self.selected = keep

@@ -9,10 +9,8 @@
 //! is a match of that path alone (`^` and `$` then stand for its ends, and `\n` is not a
 //! word character, as the text's ends are not); a match that crosses a `\n` (`\s`,
 //! `[^a]`) is checked against its first path alone. The search then resumes at the next
-//! path, so every path is either found or skipped because no match starts in it. Where
-//! paths match in runs, a search per path through the joined text is dearer than matching
-//! them one by one, so after a few adjacent matches the paths are taken one by one until
-//! the first that fails.
+//! path, so every path is either found or skipped because no match starts in it. (Taking
+//! runs of matching paths one by one instead measured no faster on 2 cores.)
 
 use crate::sanitize::sanitize_into;
 use rayon::prelude::*;
@@ -22,12 +20,10 @@ use regex_automata::util::syntax;
 use regex_syntax::hir::{Class, Hir, HirKind};
 use std::ops::Index;
 
-/// Fewest paths searched per parallel piece. Pieces are few and large (about one per
-/// thread) because each gets its own regex caches, whose lazy DFA states are built anew.
+/// Fewest paths searched per parallel piece. Pieces are few and large (four per thread, so
+/// that a thread whose pieces match densely is helped by the others) because each gets
+/// its own regex caches, whose lazy DFA states are built anew.
 const PIECE: usize = 16_384;
-
-/// Matches found in adjacent paths before the search goes path by path.
-const DENSE: usize = 4;
 
 /// A regex typed by the user, case-insensitive unless it contains an upper-case letter.
 #[derive(Debug, Clone)]
@@ -154,7 +150,7 @@ impl Paths {
         let paths = if pattern.lowercase { lower } else { self };
         let size = paths
             .len()
-            .div_ceil(rayon::current_num_threads())
+            .div_ceil(4 * rayon::current_num_threads())
             .max(PIECE);
         let pieces: Vec<usize> = (0..paths.len()).step_by(size).collect();
         pieces
@@ -189,44 +185,43 @@ impl Paths {
     ) -> Vec<bool> {
         let mut found = vec![false; rows.len()];
         let end = self.ends[rows.end - 1];
-        // The string holding offset `at`: the first whose end is at or after it.
-        let string_at =
-            |at: usize| self.ends[rows.clone()].partition_point(|&e| e < at) + rows.start;
-        // The next string not yet decided, and how many matches in a row were found in the
-        // very string the search started at: where runs of paths match, one search per
-        // path through the joined text costs more than matching them one by one.
-        let (mut next, mut adjacent) = (rows.start, 0);
+        // The first string not yet decided.
+        let mut next = rows.start;
         while next < rows.end {
-            if adjacent >= DENSE {
-                // Path by path while they match; the first that does not sends the search
-                // back to the joined text.
-                let hit = matches_one(pattern, one, &self[next]);
-                found[next - rows.start] = hit;
-                next += 1;
-                adjacent = if hit { adjacent } else { 0 };
-                continue;
-            }
             let input = Input::new(&self.text).range(self.start(next)..end);
             let i = if pattern.crosses {
                 let Some(m) = re.search_with(cache, &input) else {
                     break;
                 };
-                let i = string_at(m.start());
+                let i = self.string_at(next, m.start());
                 let within = m.end() <= self.ends[i];
                 found[i - rows.start] = within || matches_one(pattern, one, &self[i]);
                 i
             } else {
-                let Some(m) = re.search_half_with(cache, &input) else {
+                // The first match to end is in the first string that has one.
+                let Some(m) = re.search_half_with(cache, &input.earliest(true)) else {
                     break;
                 };
-                let i = string_at(m.offset());
+                let i = self.string_at(next, m.offset());
                 found[i - rows.start] = true;
                 i
             };
-            adjacent = if i == next { adjacent + 1 } else { 0 };
             next = i + 1;
         }
         found
+    }
+
+    /// The string holding offset `at` of the text, at or after string `from`: the first
+    /// whose end is at or after `at`. Searched outward from `from` (a match is usually in
+    /// a near string), then halved.
+    fn string_at(&self, from: usize, at: usize) -> usize {
+        let ends = &self.ends[from..];
+        let mut bound = 1;
+        while bound < ends.len() && ends[bound - 1] < at {
+            bound *= 2;
+        }
+        let low = bound / 2;
+        from + low + ends[low..bound.min(ends.len())].partition_point(|&e| e < at)
     }
 }
 
@@ -252,7 +247,7 @@ fn may_hold_newline(hir: &Hir) -> bool {
 /// Whether `pattern` matches the one string `text`.
 fn matches_one(pattern: &Pattern, cache: &mut meta::Cache, text: &str) -> bool {
     let input = Input::new(text).earliest(true);
-    pattern.one.search_with(cache, &input).is_some()
+    pattern.one.search_half_with(cache, &input).is_some()
 }
 
 impl Pattern {
