@@ -42,6 +42,7 @@ fn features(dir: &Path, pooling: Pooling) -> FeatureSet {
         batch_size: 32,
         threads: 2,
         cache: CacheMode::Default,
+        cache_precision: Default::default(),
     };
     compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).expect("features")
 }
@@ -58,7 +59,7 @@ fn ranked_flags(
     let features = set.features().expect("features of a fresh cache");
     let data: Vec<f32> = rows
         .iter()
-        .flat_map(|&r| features.row(r).iter().copied())
+        .flat_map(|&r| features.row(r).into_owned())
         .collect();
     let ranking = rank(&paths, &hashes, &data, set.dim, cfg);
     ranking

@@ -42,6 +42,7 @@ fn features_with(dir: &Path, model: ModelConfig) -> FeatureSet {
         batch_size: 32,
         threads: 2,
         cache: CacheMode::Default,
+        cache_precision: Default::default(),
     };
     compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).expect("features")
 }
@@ -100,8 +101,11 @@ fn average_positions(map: &FeatureSet, channels: usize) -> FeatureSet {
     let rows = map.features().expect("features of a fresh cache");
     let data = rows
         .iter(map.items.len())
-        .flat_map(|row| row.chunks_exact(positions))
-        .map(|c| c.iter().sum::<f32>() / positions as f32)
+        .flat_map(|row| {
+            row.chunks_exact(positions)
+                .map(|c| c.iter().sum::<f32>() / positions as f32)
+                .collect::<Vec<_>>()
+        })
         .collect();
     FeatureSet::in_memory(
         map.root.clone(),
@@ -232,7 +236,7 @@ fn ranked_flags(
     let features = set.features().expect("features of a fresh cache");
     let data: Vec<f32> = rows
         .iter()
-        .flat_map(|&r| features.row(r).iter().copied())
+        .flat_map(|&r| features.row(r).into_owned())
         .collect();
     let block = fusion.layer.map(|layer| match layer {
         "stage6+head" | "all" => (0, set.dim),

@@ -9,6 +9,9 @@
 //! snowscope /tmp/warm/images --cache-dir /tmp/warm/cache                # the explorer
 //! ```
 //!
+//! A fourth argument `f16` writes the cache `--cache-precision f16` opens instead; images
+//! already there are kept, so both caches can be made for one folder.
+//!
 //! The images sit 1,000 to a subfolder. The cache is the one `snowscope` itself would
 //! open for the folder (default model, `pipeline::cache_key`), written through
 //! `FeatureStore`, so only the feature values are made up.
@@ -16,7 +19,7 @@
 use rayon::prelude::*;
 use snowscope::model::{FeatureModel, ModelConfig};
 use snowscope::rng::{Clustered, Rng};
-use snowscope::store::{FeatureStore, FileStamp};
+use snowscope::store::{CachePrecision, FeatureStore, FileStamp};
 use std::path::{Path, PathBuf};
 
 const PER_FOLDER: usize = 1000;
@@ -24,8 +27,12 @@ const BLOCK: usize = 8192;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [n, images, cache] = args.as_slice() else {
-        anyhow::bail!("usage: warm_folder IMAGES_COUNT IMAGES_DIR CACHE_DIR");
+    let (precision, args) = match args.as_slice() {
+        [rest @ .., last] if last == "f16" => (CachePrecision::F16, rest),
+        all => (CachePrecision::F32, all),
+    };
+    let [n, images, cache] = args else {
+        anyhow::bail!("usage: warm_folder IMAGES_COUNT IMAGES_DIR CACHE_DIR [f16]");
     };
     let n: usize = n.parse()?;
     let (images, cache) = (Path::new(images), Path::new(cache));
@@ -42,8 +49,8 @@ fn main() -> anyhow::Result<()> {
         .map(|f| snowscope::scan::content_hash(&f.path))
         .collect::<std::io::Result<_>>()?;
     let model = FeatureModel::load(&ModelConfig::default())?;
-    let key = snowscope::pipeline::cache_key(&model, None);
-    let (mut store, _) = FeatureStore::open(cache, &root, &key);
+    let key = snowscope::pipeline::cache_key(&model, None, precision);
+    let (mut store, _) = FeatureStore::open_as(cache, &root, &key, precision);
     let dim: usize = model.blocks.iter().map(|b| b.1).sum();
     let features = Clustered::new(dim, 3000, 18);
     let traits = snowscope::traits::COUNT;
@@ -80,12 +87,16 @@ fn main() -> anyhow::Result<()> {
 /// Image `i`: 2 x 2 pixels whose colours spell `i`, so that every file is distinct.
 fn write_image(images: &Path, i: usize) -> anyhow::Result<()> {
     let folder: PathBuf = images.join(format!("{:04}", i / PER_FOLDER));
+    let path = folder.join(format!("{i:07}.png"));
+    if path.exists() {
+        return Ok(());
+    }
     std::fs::create_dir_all(&folder)?;
     let bytes = (i as u32).to_le_bytes();
     let pixels = [
         bytes[0], bytes[1], bytes[2], bytes[3], 0, 0, 0, 0, 0, 0, 0, 0,
     ];
     let image = image::RgbImage::from_raw(2, 2, pixels.to_vec()).expect("2 x 2 x 3 bytes");
-    image.save(folder.join(format!("{i:07}.png")))?;
+    image.save(path)?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use snowscope::model::{Arch, DeviceKind, ModelConfig, Pooling, Precision};
 use snowscope::pipeline::{CacheMode, PipelineConfig};
 use snowscope::profile::Profile;
 use snowscope::rank::{RankConfig, ScoreKind};
+use snowscope::store::CachePrecision;
 use snowscope::tui::{GraphicsProtocol, PreviewMode};
 use std::path::PathBuf;
 
@@ -94,6 +95,10 @@ pub struct ExtractArgs {
     /// Neither read nor write the feature cache.
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// How the feature cache holds the features: f16 halves its disk and page cache
+    /// (rounded features: a cache of its own, apart from the f32 one).
+    #[arg(long, value_enum, default_value = "f32", global = true)]
+    pub cache_precision: CachePrecisionArg,
 }
 
 #[derive(Args, Clone)]
@@ -254,6 +259,7 @@ impl ExtractArgs {
                 (Some(dir), false) => CacheMode::Dir(dir.clone()),
                 (None, false) => CacheMode::Default,
             },
+            cache_precision: self.cache_precision.into(),
         }
     }
 }
@@ -347,6 +353,22 @@ impl From<PrecisionArg> for Precision {
         match p {
             PrecisionArg::F32 => Precision::F32,
             PrecisionArg::Bf16 => Precision::Bf16,
+        }
+    }
+}
+
+/// `--cache-precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CachePrecisionArg {
+    F32,
+    F16,
+}
+
+impl From<CachePrecisionArg> for CachePrecision {
+    fn from(p: CachePrecisionArg) -> Self {
+        match p {
+            CachePrecisionArg::F32 => CachePrecision::F32,
+            CachePrecisionArg::F16 => CachePrecision::F16,
         }
     }
 }

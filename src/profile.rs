@@ -140,10 +140,10 @@ pub fn embedding(
 }
 
 /// `embedding` of CNN rows handed over one at a time (from the memory-mapped feature cache).
-pub fn embedding_of_rows<'a>(
+pub fn embedding_of_rows<R: AsRef<[f32]>>(
     fusion: &Fusion,
     block: Option<(usize, usize)>,
-    rows: impl ExactSizeIterator<Item = &'a [f32]>,
+    rows: impl ExactSizeIterator<Item = R>,
     traits_rows: &[f32],
     normalise: bool,
 ) -> (Vec<f32>, usize) {
@@ -156,7 +156,7 @@ pub fn embedding_of_rows<'a>(
     let mut cnn: Vec<f32> = Vec::with_capacity(n * width);
     if width > 0 {
         for row in rows {
-            cnn.extend_from_slice(&row[offset..offset + width]);
+            cnn.extend_from_slice(&row.as_ref()[offset..offset + width]);
         }
     }
     if normalise && width > 0 {

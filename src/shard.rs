@@ -75,7 +75,7 @@ pub fn write(set: &FeatureSet, shard: Shard, npy: &Path) -> Result<(), ShardErro
     let features = set.features()?;
     let mut rows = Vec::with_capacity(set.items.len() * cols);
     for i in 0..set.items.len() {
-        rows.extend_from_slice(features.row(i));
+        rows.extend_from_slice(&features.row(i));
         match set.traits_of(i) {
             Some(t) => rows.extend_from_slice(t),
             None => rows.extend(std::iter::repeat_n(0.0, traits)),

@@ -405,3 +405,54 @@ fn exact_is_accepted_by_eval_and_recorded_by_rank() {
     assert_eq!(json["config"]["exact"], true, "{json}");
     assert_eq!(json["config"]["search"]["method"], "exact", "{json}");
 }
+
+/// The sizes of the `.safetensors` feature caches in `cache`, smallest first.
+fn feature_cache_sizes(cache: &Path) -> Vec<u64> {
+    let mut sizes: Vec<u64> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    sizes.sort();
+    sizes
+}
+
+#[test]
+fn an_f16_cache_is_its_own_half_sized_file_and_ranks_alike_cold_and_warm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_images(dir.path(), 6);
+    let d = dir.path().to_str().unwrap();
+    let rank = |extra: &[&str]| {
+        let mut args = vec!["rank", d, "--format", "csv", "--top", "0"];
+        args.extend_from_slice(extra);
+        let out = snowscope(&args, cache.path());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let half = ["--cache-precision", "f16"];
+    let (f32_csv, _) = rank(&[]);
+    let (cold, stderr) = rank(&half);
+    assert!(
+        stderr.contains("0 from the cache"),
+        "its own cache: {stderr}"
+    );
+    let (warm, stderr) = rank(&half);
+    assert!(stderr.contains("6 from the cache"), "{stderr}");
+    // The first run ranks the rounded rows it saves, so the warm run agrees to the byte.
+    assert_eq!(cold, warm);
+    // Rounding moves the distances a little, never the order of these distinct images.
+    let paths = |csv: &str| -> Vec<String> {
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(paths(&cold), paths(&f32_csv));
+    // Two files: the f16 one holds the 6 x features in 2 bytes a value, not 4.
+    let sizes = feature_cache_sizes(cache.path());
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    let features = 6 * 1472;
+    assert!(sizes[1] - sizes[0] > features as u64 * 2 - 64, "{sizes:?}");
+}

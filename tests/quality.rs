@@ -20,6 +20,7 @@ fn ranked_with_defaults(dir: &Path) -> (FeatureSet, Ranking) {
         batch_size: 32,
         threads: 2,
         cache: CacheMode::Off,
+        cache_precision: Default::default(),
     };
     let set = compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let ranking = set

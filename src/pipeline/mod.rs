@@ -11,8 +11,11 @@ use crate::npy::NpyError;
 use crate::profile;
 use crate::rank::{RankConfig, Ranking, rank_searched};
 use crate::scan::{self, Skip, SkipReason, content_hash};
-use crate::store::{FeatureStore, FileStamp, Marks, MarksError, StoreError, VerifiedRows};
+use crate::store::{
+    CachePrecision, FeatureStore, FileStamp, Marks, MarksError, StoreError, VerifiedRows,
+};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -52,6 +55,8 @@ pub struct PipelineConfig {
     pub batch_size: usize,
     pub threads: usize,
     pub cache: CacheMode,
+    /// How the feature cache holds the features (`--cache-precision`).
+    pub cache_precision: CachePrecision,
 }
 
 /// Progress of one run, sent as it happens.
@@ -135,16 +140,16 @@ pub enum FeatureRows<'a> {
 }
 
 impl<'a> FeatureRows<'a> {
-    /// The features of the set's image `i`.
-    pub fn row(&self, i: usize) -> &'a [f32] {
+    /// The features of the set's image `i` (converted where the cache holds f16).
+    pub fn row(&self, i: usize) -> Cow<'a, [f32]> {
         match *self {
-            FeatureRows::Loaded(data, dim) => &data[i * dim..(i + 1) * dim],
+            FeatureRows::Loaded(data, dim) => Cow::Borrowed(&data[i * dim..(i + 1) * dim]),
             FeatureRows::Cached(store, of) => store.features(of[i] as usize),
         }
     }
 
     /// Every row, in the set's order.
-    pub fn iter(self, n: usize) -> impl ExactSizeIterator<Item = &'a [f32]> {
+    pub fn iter(self, n: usize) -> impl ExactSizeIterator<Item = Cow<'a, [f32]>> {
         (0..n).map(move |i| self.row(i))
     }
 }
@@ -567,7 +572,7 @@ pub fn compute_features_of_shard(
     let (found, opened) = std::thread::scope(|s| {
         let opening = s.spawn(|| {
             let model = FeatureModel::load(&cfg.model)?;
-            let (store, problem) = open_store(&root, &model, shard, &cfg.cache);
+            let (store, problem) = open_store(&root, &model, shard, cfg);
             tracing::info!(rows = store.len(), secs = ?started.elapsed(), "feature cache opened");
             Ok::<_, PipelineError>((model, store, problem))
         });
@@ -827,7 +832,7 @@ pub fn remembered(root: &Path, cfg: &PipelineConfig) -> Option<FeatureSet> {
     let started = Instant::now();
     let root = root.canonicalize().ok()?;
     let model = FeatureModel::load(&cfg.model).ok()?;
-    let (store, problem) = open_store(&root, &model, None, &cfg.cache);
+    let (store, problem) = open_store(&root, &model, None, cfg);
     if problem.is_some() || store.path().is_none() {
         return None;
     }
@@ -854,11 +859,19 @@ pub fn remembered(root: &Path, cfg: &PipelineConfig) -> Option<FeatureSet> {
 }
 
 /// What tells the feature caches of one folder apart: the model (everything that changes
-/// its features), the traits' version (the rows hold them too) and the shard.
-pub fn cache_key(model: &FeatureModel, shard: Option<scan::Shard>) -> String {
+/// its features), the traits' version (the rows hold them too), the shard and how the
+/// features are stored (f16 rows are rounded: they are other features).
+pub fn cache_key(
+    model: &FeatureModel,
+    shard: Option<scan::Shard>,
+    precision: CachePrecision,
+) -> String {
     let mut key = format!("{}-traits{}", model.id, crate::traits::VERSION);
     if let Some(shard) = shard {
         key += &format!("-shard{}of{}", shard.index, shard.count);
+    }
+    if precision == CachePrecision::F16 {
+        key += "-cachef16";
     }
     key
 }
@@ -868,11 +881,16 @@ fn open_store(
     root: &Path,
     model: &FeatureModel,
     shard: Option<scan::Shard>,
-    mode: &CacheMode,
+    cfg: &PipelineConfig,
 ) -> (FeatureStore, Option<StoreError>) {
-    let key = cache_key(model, shard);
-    match mode.dir() {
-        Some(dir) => FeatureStore::open(&dir, root, &key),
+    // Without a cache file there is nothing to halve: the rows stay as the model gave them.
+    let precision = match cfg.cache {
+        CacheMode::Off => CachePrecision::F32,
+        _ => cfg.cache_precision,
+    };
+    let key = cache_key(model, shard, precision);
+    match cfg.cache.dir() {
+        Some(dir) => FeatureStore::open_as(&dir, root, &key, precision),
         None => (FeatureStore::in_memory(root, &key), None),
     }
 }

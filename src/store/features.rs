@@ -20,8 +20,11 @@ use super::file_table::{Digest, FileTable, Malformed, NO_ROW, digest_of, hex_of}
 use super::write_atomic_with;
 use crate::scan::ScannedFile;
 use foldhash::HashMap;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -80,6 +83,33 @@ struct JsonManifest {
     files: Vec<JsonStamp>,
     checksum: String,
     traits_checksum: String,
+}
+
+/// How a cache file holds the features: as the model gives them (f32), or as IEEE half
+/// floats (f16: half the disk and the page cache; 11 significant bits). Traits are always
+/// f32. Rows stored as f16 are rounded when they are added, so a ranking made before the
+/// save reads the values every later one will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CachePrecision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl CachePrecision {
+    fn bytes(self) -> usize {
+        match self {
+            CachePrecision::F32 => 4,
+            CachePrecision::F16 => 2,
+        }
+    }
+
+    fn dtype(self) -> safetensors::Dtype {
+        match self {
+            CachePrecision::F32 => safetensors::Dtype::F32,
+            CachePrecision::F16 => safetensors::Dtype::F16,
+        }
+    }
 }
 
 /// What the cache knows about one file, as it is given to [`FeatureStore::set_files`]:
@@ -162,8 +192,9 @@ impl From<Malformed> for Corruption {
 #[derive(Debug)]
 struct Mapped {
     map: memmap2::Mmap,
-    /// Byte range of the features in the map (f32, little-endian, 4-byte aligned).
+    /// Where the features start in the map (little-endian, aligned to their type).
     start: usize,
+    precision: CachePrecision,
     rows: usize,
     checksum: String,
     traits_checksum: String,
@@ -172,7 +203,9 @@ struct Mapped {
 }
 
 impl Mapped {
+    /// The features of an f32 file.
     fn features(&self) -> &[f32] {
+        debug_assert_eq!(self.precision, CachePrecision::F32);
         let bytes = &self.map[self.start..];
         // SAFETY: `open` checked that the range holds `rows * dim` f32 values inside the
         // map, 4-byte aligned, on a little-endian machine; every bit pattern is an f32. The
@@ -181,10 +214,20 @@ impl Mapped {
         unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), bytes.len() / 4) }
     }
 
+    /// The features of an f16 file.
+    fn half_features(&self) -> &[f16] {
+        debug_assert_eq!(self.precision, CachePrecision::F16);
+        let bytes = &self.map[self.start..];
+        // SAFETY: as in `features`, for 2-byte aligned f16 values (a `u16` each, every bit
+        // pattern valid).
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f16>(), bytes.len() / 2) }
+    }
+
     fn verify(&self, values: usize) -> Result<(), Corruption> {
         self.verified
             .get_or_init(|| {
-                let bytes = &self.map[self.start..self.start + values * 4];
+                let size = values * self.precision.bytes();
+                let bytes = &self.map[self.start..self.start + size];
                 let mut hasher = blake3::Hasher::new();
                 hasher.update_rayon(bytes);
                 match hasher.finalize().to_hex().as_str() == self.checksum {
@@ -215,6 +258,8 @@ pub struct FeatureStore {
     path: Option<PathBuf>,
     root: String,
     model_id: String,
+    /// How the file holds the features (added rows are rounded to it).
+    precision: CachePrecision,
     dim: usize,
     traits_dim: usize,
     /// Rows `0..mapped.rows` as the file holds them.
@@ -240,8 +285,9 @@ pub struct VerifiedRows<'a> {
 }
 
 impl<'a> VerifiedRows<'a> {
-    /// The features of store row `row`.
-    pub fn features(&self, row: usize) -> &'a [f32] {
+    /// The features of store row `row`: borrowed from the file where it holds f32,
+    /// converted where it holds f16.
+    pub fn features(&self, row: usize) -> Cow<'a, [f32]> {
         self.store.features_unchecked(row)
     }
 }
@@ -253,6 +299,7 @@ impl FeatureStore {
             path: None,
             root: root.to_string_lossy().into_owned(),
             model_id: model_id.to_string(),
+            precision: CachePrecision::F32,
             dim: 0,
             traits_dim: 0,
             mapped: None,
@@ -276,8 +323,20 @@ impl FeatureStore {
     /// corrupt one gives an empty store and the error that says so (for the user). The
     /// features are checked on first use ([`Self::verified`]), everything else here.
     pub fn open(cache_dir: &Path, root: &Path, model_id: &str) -> (Self, Option<StoreError>) {
+        Self::open_as(cache_dir, root, model_id, CachePrecision::F32)
+    }
+
+    /// [`Self::open`] for a cache that holds the features at `precision` (which the
+    /// caller's `model_id` must tell apart: a file of the other precision is refused).
+    pub fn open_as(
+        cache_dir: &Path,
+        root: &Path,
+        model_id: &str,
+        precision: CachePrecision,
+    ) -> (Self, Option<StoreError>) {
         let path = Self::file_for(cache_dir, root, model_id);
         let mut store = Self::in_memory(root, model_id);
+        store.precision = precision;
         store.path = Some(path.clone());
         let file = match fs::File::open(&path) {
             Ok(file) => file,
@@ -398,16 +457,21 @@ impl FeatureStore {
         // The checksums catch damage, not a file made to pass them: the sizes must agree
         // without overflowing, and stored rows must have a width.
         let values = |dim: usize| n.checked_mul(dim).filter(|v| v.checked_mul(4).is_some());
+        let precision = self.precision;
         let (Some(features), Some(traits)) = (values(contents.dim), values(contents.traits)) else {
             return Err(Corruption::MatrixSize);
         };
         if n > 0 && contents.dim == 0 {
             return Err(Corruption::MatrixSize);
         }
-        let matrix = |name: &str, dim: usize, values: usize| -> Result<&[u8], Corruption> {
+        let matrix = |name: &str,
+                      dim: usize,
+                      values: usize,
+                      precision: CachePrecision|
+         -> Result<&[u8], Corruption> {
             match tensors.tensor(name) {
-                Ok(view) if view.dtype() == safetensors::Dtype::F32 && view.shape() == [n, dim] => {
-                    match view.data().len() == values * 4 {
+                Ok(view) if view.dtype() == precision.dtype() && view.shape() == [n, dim] => {
+                    match view.data().len() == values * precision.bytes() {
                         true => Ok(view.data()),
                         false => Err(Corruption::MatrixSize),
                     }
@@ -417,17 +481,17 @@ impl FeatureStore {
                 Err(e) => Err(e.into()),
             }
         };
-        let feature_bytes = matrix(FEATURES, contents.dim, features)?;
-        let trait_bytes = matrix(TRAITS, contents.traits, traits)?;
+        let feature_bytes = matrix(FEATURES, contents.dim, features, precision)?;
+        let trait_bytes = matrix(TRAITS, contents.traits, traits, CachePrecision::F32)?;
         let mut hasher = blake3::Hasher::new();
         hasher.update_rayon(trait_bytes);
         if hasher.finalize().to_hex().as_str() != contents.traits_checksum {
             return Err(Corruption::Checksum);
         }
-        // The features are used in place: they must be aligned f32 values of this machine's
+        // The features are used in place: they must be aligned values of this machine's
         // byte order (this program writes them so).
         let start = feature_bytes.as_ptr() as usize - map.as_ptr() as usize;
-        if !feature_bytes.as_ptr().cast::<f32>().is_aligned() || cfg!(target_endian = "big") {
+        if !start.is_multiple_of(precision.bytes()) || cfg!(target_endian = "big") {
             return Err(Corruption::MatrixType);
         }
         self.dim = contents.dim;
@@ -442,6 +506,7 @@ impl FeatureStore {
         self.mapped = Some(Mapped {
             map,
             start,
+            precision,
             rows: n,
             checksum: contents.checksum,
             traits_checksum: contents.traits_checksum,
@@ -604,13 +669,34 @@ impl FeatureStore {
         }
     }
 
-    fn features_unchecked(&self, row: usize) -> &[f32] {
-        let (values, row) = match &self.mapped {
-            Some(m) if row < m.rows => (m.features(), row),
-            Some(m) => (&self.added[..], row - m.rows),
-            None => (&self.added[..], row),
-        };
-        &values[row * self.dim..(row + 1) * self.dim]
+    fn features_unchecked(&self, row: usize) -> Cow<'_, [f32]> {
+        let columns = |row: usize| row * self.dim..(row + 1) * self.dim;
+        match &self.mapped {
+            Some(m) if row < m.rows => match m.precision {
+                CachePrecision::F32 => Cow::Borrowed(&m.features()[columns(row)]),
+                CachePrecision::F16 => Cow::Owned(m.half_features()[columns(row)].to_f32_vec()),
+            },
+            Some(m) => Cow::Borrowed(&self.added[columns(row - m.rows)]),
+            None => Cow::Borrowed(&self.added[columns(row)]),
+        }
+    }
+
+    /// Row `row`'s features as the file holds them, in little-endian bytes.
+    fn stored_bytes(&self, row: usize) -> Vec<u8> {
+        match self.precision {
+            CachePrecision::F32 => le_bytes(&self.features_unchecked(row)),
+            CachePrecision::F16 => match &self.mapped {
+                Some(m) if row < m.rows => {
+                    let start = m.start + row * self.dim * 2;
+                    m.map[start..start + self.dim * 2].to_vec()
+                }
+                _ => self
+                    .features_unchecked(row)
+                    .iter()
+                    .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+                    .collect(),
+            },
+        }
     }
 
     /// Features per row.
@@ -652,7 +738,12 @@ impl FeatureStore {
             index.insert(digest, row);
         }
         self.hashes.push(digest);
-        self.added.extend_from_slice(features);
+        match self.precision {
+            CachePrecision::F32 => self.added.extend_from_slice(features),
+            CachePrecision::F16 => self
+                .added
+                .extend(features.iter().map(|&v| f16::from_f32(v).to_f32())),
+        }
         self.traits.extend_from_slice(traits);
         self.changed = true;
         Ok(())
@@ -669,7 +760,7 @@ impl FeatureStore {
         if !self.changed {
             return Ok(());
         }
-        let rows = self.verified()?;
+        self.verified()?;
         // The rows some file refers to, in row order, and their new numbers.
         let mut new_row = vec![NO_ROW; self.hashes.len()];
         for f in self.files.iter() {
@@ -691,7 +782,7 @@ impl FeatureStore {
         let mut features = blake3::Hasher::new();
         let mut traits = blake3::Hasher::new();
         for &r in &kept {
-            features.update(&le_bytes(rows.features(r)));
+            features.update(&self.stored_bytes(r));
             traits.update(&le_bytes(self.traits(r)));
         }
         let header = Header {
@@ -707,11 +798,11 @@ impl FeatureStore {
             traits_checksum: traits.finalize().to_hex().to_string(),
             manifest_checksum: blake3::hash(&manifest).to_hex().to_string(),
         };
-        let header_bytes = safetensors_header(&header, manifest.len());
+        let header_bytes = safetensors_header(&header, self.precision, manifest.len());
         write_atomic_with(&path, |out| {
             out.write_all(&header_bytes)?;
             for &r in &kept {
-                out.write_all(&le_bytes(rows.features(r)))?;
+                out.write_all(&self.stored_bytes(r))?;
             }
             for &r in &kept {
                 out.write_all(&le_bytes(self.traits(r)))?;
@@ -724,7 +815,7 @@ impl FeatureStore {
         })?;
         // Read back what was written: the rows are mapped again and the memory that held
         // the added ones is freed.
-        let (reopened, problem) = Self::reopen(&path, &self.root, &self.model_id);
+        let (reopened, problem) = Self::reopen(&path, &self.root, &self.model_id, self.precision);
         match problem {
             None => *self = reopened,
             Some(why) => return Err(StoreError::Corrupt { path, why }),
@@ -732,8 +823,14 @@ impl FeatureStore {
         Ok(())
     }
 
-    fn reopen(path: &Path, root: &str, model_id: &str) -> (Self, Option<Corruption>) {
+    fn reopen(
+        path: &Path,
+        root: &str,
+        model_id: &str,
+        precision: CachePrecision,
+    ) -> (Self, Option<Corruption>) {
         let mut store = Self::in_memory(Path::new(root), model_id);
+        store.precision = precision;
         store.path = Some(path.to_path_buf());
         let loaded = fs::File::open(path)
             // SAFETY: see `Mapped::features`.
@@ -757,7 +854,7 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
 /// `manifest_len` bytes: its length, then the JSON that names the three tensors and holds
 /// the metadata, padded with spaces so that the matrices start 8-byte aligned (as the
 /// safetensors format recommends, and as mapping them needs).
-fn safetensors_header(meta: &Header, manifest_len: usize) -> Vec<u8> {
+fn safetensors_header(meta: &Header, precision: CachePrecision, manifest_len: usize) -> Vec<u8> {
     let metadata = serde_json::to_string(meta).expect("header serialises");
     let mut header = serde_json::Map::new();
     header.insert(
@@ -775,7 +872,11 @@ fn safetensors_header(meta: &Header, manifest_len: usize) -> Vec<u8> {
     };
     let rows = meta.rows;
     if rows > 0 {
-        tensor(FEATURES, "F32", &[rows, meta.dim], rows * meta.dim * 4);
+        let (dtype, size) = match precision {
+            CachePrecision::F32 => ("F32", 4),
+            CachePrecision::F16 => ("F16", 2),
+        };
+        tensor(FEATURES, dtype, &[rows, meta.dim], rows * meta.dim * size);
         tensor(TRAITS, "F32", &[rows, meta.traits], rows * meta.traits * 4);
     }
     tensor(MANIFEST, "U8", &[manifest_len], manifest_len);
@@ -804,9 +905,9 @@ mod tests {
         blake3::hash(&[n]).to_hex().to_string()
     }
 
-    fn features_of<'a>(store: &'a FeatureStore, hash: &str) -> &'a [f32] {
+    fn features_of(store: &FeatureStore, hash: &str) -> Vec<f32> {
         let row = store.row_of(hash).unwrap();
-        store.verified().unwrap().features(row)
+        store.verified().unwrap().features(row).into_owned()
     }
 
     #[test]
@@ -867,6 +968,54 @@ mod tests {
         assert_eq!(features_of(&store, &h(1)), [1.0, 2.0]);
         assert_eq!(features_of(&store, &h(2)), [3.0, 4.0]);
         assert_ne!(store.fingerprint().unwrap(), saved);
+    }
+
+    #[test]
+    fn half_precision_rows_are_rounded_once_and_kept_through_saves() {
+        let cache = tempfile::tempdir().unwrap();
+        let root = Path::new("/photos");
+        let half = CachePrecision::F16;
+        let open = || FeatureStore::open_as(cache.path(), root, "m-f16", half);
+        let (mut store, _) = open();
+        // 0.1 is not a half float: the row reads its rounding at once, before any save.
+        let rounded = [f16::from_f32(0.1).to_f32(), 2.0, -3.5];
+        assert_ne!(rounded[0], 0.1);
+        store.insert(&h(1), &[0.1, 2.0, -3.5], &[9.0]).unwrap();
+        assert_eq!(features_of(&store, &h(1)), rounded);
+        store.set_files(vec![stamp("a.png", &h(1))]);
+        store.save().unwrap();
+        let path = FeatureStore::file_for(cache.path(), root, "m-f16");
+        // A second row added to the mapped f16 file, saved again: both come back as added.
+        let (mut store, err) = open();
+        assert!(err.is_none());
+        assert_eq!(features_of(&store, &h(1)), rounded);
+        store
+            .insert(&h(2), &[1.0, 1.0 / 3.0, 1e-3], &[8.0])
+            .unwrap();
+        store.set_files(vec![stamp("a.png", &h(1)), stamp("b.png", &h(2))]);
+        store.save().unwrap();
+        let (store, err) = open();
+        assert!(err.is_none());
+        assert_eq!(features_of(&store, &h(1)), rounded);
+        let second = features_of(&store, &h(2));
+        assert!((second[1] - 1.0 / 3.0).abs() < 1e-3 && second[1] != 1.0 / 3.0);
+        assert_eq!(store.traits(store.row_of(&h(2)).unwrap()), [8.0]);
+        // The file holds two bytes a value.
+        let bytes = fs::read(&path).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let features = file.tensor(FEATURES).unwrap();
+        assert_eq!(features.dtype(), safetensors::Dtype::F16);
+        assert_eq!(features.data().len(), 2 * 3 * 2);
+        // The same file opened as f32 is refused (and would be rebuilt), not misread.
+        let (store, err) = FeatureStore::open(cache.path(), root, "m-f16");
+        assert!(store.is_empty());
+        assert!(matches!(
+            err,
+            Some(StoreError::Corrupt {
+                why: Corruption::MatrixType,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub mod knn;
 mod marks;
 pub mod regions;
 
-pub use features::{Corruption, FeatureStore, FileStamp, Recognised, StoreError, VerifiedRows};
+pub use features::{
+    CachePrecision, Corruption, FeatureStore, FileStamp, Recognised, StoreError, VerifiedRows,
+};
 pub use fs::{write_atomic, write_atomic_with};
 pub use marks::{Marks, MarksError};
 
