@@ -23,7 +23,7 @@ mod mean;
 mod precision;
 
 use mean::Mean;
-use precision::precision;
+use precision::{cache_precision, precision};
 use snowscope::eval::{is_listed, read_truth};
 use snowscope::model::{Arch, ModelConfig, Pooling};
 use snowscope::pipeline::{CacheMode, FeatureSet, PipelineConfig, compute_features};
@@ -42,7 +42,7 @@ fn features_with(dir: &Path, model: ModelConfig) -> FeatureSet {
         batch_size: 32,
         threads: 2,
         cache: CacheMode::Default,
-        cache_precision: Default::default(),
+        cache_precision: cache_precision(),
     };
     compute_features(dir, &cfg, &AtomicBool::new(false), &mut |_| {}).expect("features")
 }

@@ -12,7 +12,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use snowscope::neighbours::knn_cached;
 use snowscope::scan::ScannedFile;
-use snowscope::store::{FeatureStore, FileStamp};
+use snowscope::store::{CachePrecision, FeatureStore, FileStamp};
 use std::path::Path;
 
 const ROOT: &str = "/photos";
@@ -58,6 +58,8 @@ enum Input {
         traits: u8,
         manifest: Vec<u8>,
         data: Vec<u8>,
+        /// Features declared F16 (as `--cache-precision f16` writes them), else F32.
+        half: bool,
     },
     /// Any bytes as the neighbour-list cache of a 3-image set.
     KnnRaw(Vec<u8>),
@@ -146,8 +148,10 @@ fn feature_cache(input: Input) -> Option<Vec<u8>> {
             traits,
             manifest,
             data,
+            half,
         } => {
             let (rows, dim, traits) = (rows as usize, dim as usize, traits as usize);
+            let dtype = if half { "F16" } else { "F32" };
             let trait_data = vec![0u8; rows * traits * 4];
             let hex = |bytes: &[u8]| blake3::hash(bytes).to_hex().to_string();
             let metadata = serde_json::json!({
@@ -161,7 +165,7 @@ fn feature_cache(input: Input) -> Option<Vec<u8>> {
             let manifest_at = [traits_at[1], traits_at[1] + manifest.len()];
             let header = serde_json::json!({
                 "__metadata__": { "snowscope": metadata.to_string() },
-                "features": {"dtype": "F32", "shape": [rows, dim], "data_offsets": features},
+                "features": {"dtype": dtype, "shape": [rows, dim], "data_offsets": features},
                 "traits": {"dtype": "F32", "shape": [rows, traits], "data_offsets": traits_at},
                 "manifest": {"dtype": "U8", "shape": [manifest.len()], "data_offsets": manifest_at},
             });
@@ -180,14 +184,21 @@ fn dump(bytes: &[u8]) {
     }
 }
 
-/// Opens a cache file and uses the store the way the pipeline does.
+/// Opens a cache file as an f32 and as an f16 cache and uses the store the way the
+/// pipeline does.
 fn exercise_store(bytes: &[u8]) {
     dump(bytes);
+    for precision in [CachePrecision::F32, CachePrecision::F16] {
+        exercise_store_as(bytes, precision);
+    }
+}
+
+fn exercise_store_as(bytes: &[u8], precision: CachePrecision) {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(ROOT);
     let path = FeatureStore::file_for(dir.path(), root, MODEL);
     std::fs::write(&path, bytes).unwrap();
-    let (mut store, err) = FeatureStore::open(dir.path(), root, MODEL);
+    let (mut store, err) = FeatureStore::open_as(dir.path(), root, MODEL, precision);
     if err.is_some() {
         assert!(store.is_empty(), "a rejected cache leaves an empty store");
         return;
@@ -225,7 +236,7 @@ fn exercise_store(bytes: &[u8]) {
         hash: &new_row,
     }]);
     store.save().unwrap();
-    let (again, err) = FeatureStore::open(dir.path(), root, MODEL);
+    let (again, err) = FeatureStore::open_as(dir.path(), root, MODEL, precision);
     assert!(err.is_none(), "a saved cache reopens: {err:?}");
     assert_eq!(again.len(), 1);
     let row = again.row_of(&new_row).expect("the new row is kept");
