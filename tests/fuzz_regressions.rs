@@ -64,6 +64,17 @@ fn feature_cache_files() {
         let width = if store.is_empty() { 4 } else { store.dim() };
         let new = blake3::hash(b"new").to_hex();
         store.insert(&new, &vec![0.5; width], &[]).unwrap();
+        // What was accepted is saved and read back (an empty file once failed here).
+        store.set_files(vec![snowscope::store::FileStamp {
+            rel: "new.png",
+            size: 1,
+            mtime_ns: 1,
+            hash: &new,
+        }]);
+        store.save().unwrap();
+        let (again, err) = FeatureStore::open(cache.path(), root, "fuzz-model");
+        assert!(err.is_none(), "{}: {err:?}", file.display());
+        assert_eq!(again.len(), 1, "{}", file.display());
     }
 }
 

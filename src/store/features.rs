@@ -489,8 +489,12 @@ impl FeatureStore {
             return Err(Corruption::Checksum);
         }
         // The features are used in place: they must be aligned values of this machine's
-        // byte order (this program writes them so).
-        let start = feature_bytes.as_ptr() as usize - map.as_ptr() as usize;
+        // byte order (this program writes them so). A file of no rows has no matrix: its
+        // empty slice lies outside the map, and nothing is read from it.
+        let start = match feature_bytes.is_empty() {
+            true => 0,
+            false => feature_bytes.as_ptr() as usize - map.as_ptr() as usize,
+        };
         if !start.is_multiple_of(precision.bytes()) || cfg!(target_endian = "big") {
             return Err(Corruption::MatrixType);
         }
@@ -1016,6 +1020,29 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_saved_cache_of_no_rows_is_opened_and_grown() {
+        // A folder whose files all failed: the file lists them, holds no matrix (a found
+        // crash: the features' place was then taken from an empty slice outside the map).
+        for precision in [CachePrecision::F32, CachePrecision::F16] {
+            let cache = tempfile::tempdir().unwrap();
+            let root = Path::new("/photos");
+            let open = || FeatureStore::open_as(cache.path(), root, "m", precision);
+            let (mut store, _) = open();
+            store.set_files(vec![stamp("broken.png", &h(9))]);
+            store.save().unwrap();
+            let (mut store, err) = open();
+            assert!(err.is_none() && store.is_empty(), "{err:?}");
+            assert!(store.verified().is_ok());
+            store.insert(&h(1), &[1.0, 2.0], &[9.0]).unwrap();
+            store.set_files(vec![stamp("a.png", &h(1))]);
+            store.save().unwrap();
+            let (store, err) = open();
+            assert!(err.is_none());
+            assert_eq!(features_of(&store, &h(1)), [1.0, 2.0]);
+        }
     }
 
     #[test]
