@@ -216,6 +216,11 @@ fn bf16_features_point_where_the_fp32_ones_do() {
         let full = efficientnet(layer, None);
         let bf16 = efficientnet_at(layer, None, Precision::Bf16);
         assert_ne!(full.id, bf16.id, "BF16 features are cached apart");
+        let version = format!(
+            "-bf16v{}",
+            snowscope::model::kernels::BF16_ARITHMETIC_VERSION
+        );
+        assert!(bf16.id.ends_with(&version), "{}", bf16.id);
         let worst = lowest_cosine(&full, &bf16);
         println!("{layer}: lowest cosine BF16 vs FP32 {worst:.6}");
         assert!(worst >= 0.999, "{layer}: {worst}");

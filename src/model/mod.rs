@@ -345,13 +345,16 @@ impl FeatureModel {
             blocks,
             backbone,
             pooling: cfg.pooling,
-            // FP32 keeps the ids it always had, so existing caches stay valid.
+            // FP32 keeps the ids it always had, so existing caches stay valid; BF16 ids
+            // carry the version of its arithmetic, whose features it decides.
             id: format!(
                 "{name}-w{weights_hash}-{layer}-{pooling}-{}{}",
                 preprocess.id(),
                 match precision {
-                    Precision::F32 => "",
-                    Precision::Bf16 => "-bf16",
+                    Precision::F32 => String::new(),
+                    Precision::Bf16 => {
+                        format!("-bf16v{}", kernels::BF16_ARITHMETIC_VERSION)
+                    }
                 }
             ),
             description: describe(name, &layer, cfg.pooling, cfg.device, precision),

@@ -866,7 +866,7 @@ fn safetensors_header(meta: &Header, precision: CachePrecision, manifest_len: us
         serde_json::json!({ METADATA_KEY: metadata }),
     );
     let mut offset = 0;
-    let mut tensor = |name: &str, dtype: &str, shape: &[usize], bytes: usize| {
+    let mut tensor = |name: &str, dtype: safetensors::Dtype, shape: &[usize], bytes: usize| {
         let range = [offset, offset + bytes];
         header.insert(
             name.into(),
@@ -876,14 +876,18 @@ fn safetensors_header(meta: &Header, precision: CachePrecision, manifest_len: us
     };
     let rows = meta.rows;
     if rows > 0 {
-        let (dtype, size) = match precision {
-            CachePrecision::F32 => ("F32", 4),
-            CachePrecision::F16 => ("F16", 2),
-        };
-        tensor(FEATURES, dtype, &[rows, meta.dim], rows * meta.dim * size);
-        tensor(TRAITS, "F32", &[rows, meta.traits], rows * meta.traits * 4);
+        let features = rows * meta.dim * precision.bytes();
+        tensor(FEATURES, precision.dtype(), &[rows, meta.dim], features);
+        let traits = CachePrecision::F32;
+        let trait_bytes = rows * meta.traits * traits.bytes();
+        tensor(TRAITS, traits.dtype(), &[rows, meta.traits], trait_bytes);
     }
-    tensor(MANIFEST, "U8", &[manifest_len], manifest_len);
+    tensor(
+        MANIFEST,
+        safetensors::Dtype::U8,
+        &[manifest_len],
+        manifest_len,
+    );
     let mut json = serde_json::to_vec(&header).expect("header serialises");
     json.resize(json.len().next_multiple_of(8), b' ');
     let mut bytes = (json.len() as u64).to_le_bytes().to_vec();

@@ -16,6 +16,12 @@ pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd;
 
+/// Bumped whenever the BF16 path's arithmetic changes (what is rounded, in which order
+/// products are summed), since that changes the features it gives: it is part of the BF16
+/// model id, so caches of the old features are rebuilt rather than ranked beside new ones.
+/// Version 2: the band-by-band AMX products (session 10).
+pub const BF16_ARITHMETIC_VERSION: u32 = 2;
+
 /// TensorFlow "SAME" padding as used by EfficientNet-Lite: output = ceil(input / stride),
 /// with the odd pixel of padding at the bottom/right. Returns (out, pad_before).
 pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
