@@ -10,7 +10,7 @@
 //! `particles` says 0 (the documented fallback; never NaN or infinity).
 
 use geometry::{
-    border, box_counting_dimension, components, convex_hull, fill_holes, polygon_measures,
+    Components, border, box_counting_dimension, convex_hull, fill_holes, polygon_measures,
     radial_profile,
 };
 use image::RgbImage;
@@ -229,19 +229,23 @@ pub fn standardise(rows: &[f32]) -> Vec<f32> {
 /// (R + G) / 2 - B): 0 for grey images and for images in one tint (false-coloured probes),
 /// towards 1 for photographs of many colours.
 fn hue_variation(image: &RgbImage) -> f32 {
-    let (mut sx, mut sy, mut weight) = (0f64, 0f64, 0f64);
-    for p in image.pixels() {
-        let [r, g, b] = p.0.map(f64::from);
-        let (x, y) = (r - g, (r + g) / 2.0 - b);
-        sx += x;
-        sy += y;
+    // Twice the opponent coordinates are integers: their sums are kept exact, and the
+    // lengths summed in four lanes so the square roots are not one serial chain.
+    let (mut sx2, mut sy2, mut weight) = (0i64, 0i64, [0f64; 4]);
+    for (k, p) in image.pixels().enumerate() {
+        let [r, g, b] = p.0.map(i64::from);
+        let (x2, y2) = (2 * (r - g), r + g - 2 * b);
+        sx2 += x2;
+        sy2 += y2;
         // Not `hypot`: the values are small integers (no overflow to guard against), and
         // libm's hypot, per pixel, was 3-4 % of an extraction's time.
-        weight += (x * x + y * y).sqrt();
+        weight[k % 4] += ((x2 * x2 + y2 * y2) as f64).sqrt() / 2.0;
     }
+    let weight: f64 = weight.iter().sum();
     if weight < 1e-9 {
         return 0.0;
     }
+    let (sx, sy) = (sx2 as f64 / 2.0, sy2 as f64 / 2.0);
     (1.0 - sx.hypot(sy) / weight) as f32
 }
 
@@ -271,8 +275,9 @@ impl Gray {
 
 /// Otsu's threshold: pixels above it are one class. `None` when there is only one level.
 fn otsu(gray: &Gray) -> Option<u8> {
-    let mut hist = [0f64; 256];
-    gray.px.iter().for_each(|&v| hist[v as usize] += 1.0);
+    let mut counts = [0u32; 256];
+    gray.px.iter().for_each(|&v| counts[v as usize] += 1);
+    let hist = counts.map(f64::from);
     let total = gray.px.len() as f64;
     let sum_all: f64 = (0..256).map(|v| v as f64 * hist[v]).sum();
     let (mut weight, mut sum, mut best) = (0.0, 0.0, None);
@@ -321,17 +326,22 @@ impl Particle {
         let foreground: Vec<bool> = (0..gray.px.len())
             .map(|i| above(i) == particle_is_above)
             .collect();
-        let (label, sizes) = components(gray.w, gray.h, &foreground);
+        let components = Components::of(gray.w, gray.h, &foreground);
+        let sizes = &components.sizes;
         let (largest, &size) = sizes.iter().enumerate().max_by_key(|(_, s)| **s)?;
         let particles = sizes.iter().filter(|&&s| s * 20 >= size && s >= 4).count();
-        let particle: Vec<bool> = label.iter().map(|&l| l == largest as u32 + 1).collect();
+        let particle = components.mask(gray.w, gray.h, largest);
         let filled = fill_holes(gray.w, gray.h, &particle);
-        let background = || (0..gray.px.len()).filter(|&i| !filled[i]);
-        let background_count = background().count();
+        let (mut background_count, mut background_sum) = (0u64, 0u64);
+        for (&v, &inside) in gray.px.iter().zip(&filled) {
+            let outside = u64::from(!inside);
+            background_count += outside;
+            background_sum += outside * v as u64;
+        }
         let background_mean = if background_count == 0 {
             (if particle_is_above { 0.0 } else { 255.0 }) as f32
         } else {
-            background().map(|i| gray.px[i] as f32).sum::<f32>() / background_count as f32
+            background_sum as f32 / background_count as f32
         };
         Some(Particle {
             filled,
@@ -345,8 +355,10 @@ impl Particle {
     fn traits(&self, gray: &Gray, px: f32) -> [f32; COUNT] {
         let (w, h) = (gray.w, gray.h);
         let filled = &self.filled;
-        let mut area = 0usize;
-        let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0f64, 0f64, 0f64, 0f64, 0f64);
+        // Sums of coordinates and grey levels are integers, kept exact (they fit a u64 and,
+        // for images of at most MEASURE_SIDE pixels a side, an f64's 53 bits).
+        let (mut area, mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0u64, 0, 0, 0, 0, 0);
+        let (mut sum, mut sum2) = (0u64, 0u64);
         let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
         let mut cracks = 0usize;
         let mut outline = Vec::new();
@@ -354,53 +366,67 @@ impl Particle {
         // corners (the others lie on the segments between them): 4 points a row, not 4 a
         // pixel, to sort.
         let mut corners = Vec::new();
-        let (mut sum, mut sum2, mut gradient) = (0f64, 0f64, 0f64);
+        // Four partial sums, so the square roots are not one serial chain of additions.
+        let mut gradient = [0f64; 4];
         let mut interior = 0usize;
+        let (sum_to, squares_to) = (
+            |n: u64| n * n.saturating_sub(1) / 2,
+            |n: u64| n * n.saturating_sub(1) * (2 * n).saturating_sub(1) / 6,
+        );
         for y in 0..h {
-            let mut row_outline: Option<(usize, usize)> = None;
-            for x in 0..w {
-                let i = y * w + x;
-                if !filled[i] {
-                    continue;
+            let row = &filled[y * w..(y + 1) * w];
+            let pixels = &gray.px[y * w..(y + 1) * w];
+            let filled_at =
+                |x: usize, y: Option<usize>| y.is_some_and(|y| y < h && filled[y * w + x]);
+            let mut row_span: Option<(usize, usize)> = None;
+            // The row goes run by run of particle pixels: coordinate sums in closed form,
+            // and only the pixels with a neighbour outside looked at one by one.
+            for run in geometry::row_runs(row, true) {
+                let (start, end) = (run.start as u64, run.end as u64);
+                let len = end - start;
+                let yy = y as u64;
+                let run_sx = sum_to(end) - sum_to(start);
+                area += len;
+                sx += run_sx;
+                sxx += squares_to(end) - squares_to(start);
+                sy += yy * len;
+                syy += yy * yy * len;
+                sxy += yy * run_sx;
+                row_span = Some((row_span.map_or(run.start, |(first, _)| first), run.end - 1));
+                for x in run.clone() {
+                    let open = usize::from(x == run.start)
+                        + usize::from(x + 1 == run.end)
+                        + usize::from(!filled_at(x, y.checked_sub(1)))
+                        + usize::from(!filled_at(x, Some(y + 1)));
+                    if open > 0 {
+                        cracks += open;
+                        outline.push((x, y));
+                    }
                 }
-                area += 1;
-                let (fx, fy) = (x as f64, y as f64);
-                sx += fx;
-                sy += fy;
-                sxx += fx * fx;
-                syy += fy * fy;
-                sxy += fx * fy;
-                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-                let open = [
-                    x + 1 < w && filled[i + 1],
-                    x > 0 && filled[i - 1],
-                    y + 1 < h && filled[i + w],
-                    y > 0 && filled[i - w],
-                ]
-                .iter()
-                .filter(|&&inside| !inside)
-                .count();
-                if open > 0 {
-                    cracks += open;
-                    outline.push((x, y));
-                    row_outline = Some((row_outline.map_or(x, |(first, _)| first), x));
-                }
-                let v = gray.px[i] as f64;
-                sum += v;
-                sum2 += v * v;
-                if x > 0 && y > 0 && x + 1 < w && y + 1 < h {
-                    let gx = gray.px[i + 1] as f64 - gray.px[i - 1] as f64;
-                    let gy = gray.px[i + w] as f64 - gray.px[i - w] as f64;
-                    gradient += (gx * gx + gy * gy).sqrt() / 2.0;
-                    interior += 1;
+                let values = &pixels[run.clone()];
+                sum += values.iter().map(|&v| v as u64).sum::<u64>();
+                sum2 += values.iter().map(|&v| v as u64 * v as u64).sum::<u64>();
+                if y > 0 && y + 1 < h {
+                    let (up, down) = (&gray.px[(y - 1) * w..y * w], &gray.px[(y + 1) * w..]);
+                    let inner = run.start.max(1)..run.end.min(w - 1);
+                    interior += inner.len();
+                    for (k, x) in inner.enumerate() {
+                        let gx = pixels[x + 1] as i32 - pixels[x - 1] as i32;
+                        let gy = down[x] as i32 - up[x] as i32;
+                        gradient[k % 4] += ((gx * gx + gy * gy) as f64).sqrt() / 2.0;
+                    }
                 }
             }
-            if let Some((first, last)) = row_outline {
+            if let Some((first, last)) = row_span {
+                (x0, y0, x1, y1) = (x0.min(first), y0.min(y), x1.max(last), y1.max(y));
                 for (cx, cy) in [(first, y), (first, y + 1), (last + 1, y), (last + 1, y + 1)] {
                     corners.push((cx as f64, cy as f64));
                 }
             }
         }
+        let gradient: f64 = gradient.iter().sum();
+        let [sx, sy, sxx, syy, sxy, sum, sum2] =
+            [sx, sy, sxx, syy, sxy, sum, sum2].map(|v| v as f64);
         let a = area as f64;
         let (mx, my) = (sx / a, sy / a);
         let (cxx, cyy, cxy) = (sxx / a - mx * mx, syy / a - my * my, sxy / a - mx * my);

@@ -1,68 +1,149 @@
 //! Pixel-geometry helpers of the morphology: components, hole filling, convex hull,
 //! polygon measures, the radial profile and the box-counting dimension.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
-/// 8-connected components of `mask`: a label per pixel (0 = background, else 1-based) and
-/// the size of each component.
-pub(super) fn components(w: usize, h: usize, mask: &[bool]) -> (Vec<u32>, Vec<usize>) {
-    let mut label = vec![0u32; mask.len()];
-    let mut sizes = Vec::new();
-    // Coordinates, not indices, on the stack: a division per pixel to recover them was most
-    // of the fill's time.
-    let mut stack: Vec<(usize, usize)> = Vec::new();
-    for start in 0..mask.len() {
-        if !mask[start] || label[start] != 0 {
-            continue;
+/// The maximal runs of `value` in one mask row, left to right.
+pub(super) fn row_runs(row: &[bool], value: bool) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut x = 0;
+    std::iter::from_fn(move || {
+        x += row.get(x..)?.iter().position(|&m| m == value)?;
+        let start = x;
+        x += row[x..]
+            .iter()
+            .position(|&m| m != value)
+            .unwrap_or(row.len() - x);
+        Some(start..x)
+    })
+}
+
+/// A maximal run of equal mask values in row `y`: columns `start..end`.
+#[derive(Clone, Copy)]
+struct Run {
+    y: usize,
+    start: usize,
+    end: usize,
+}
+
+/// The runs of `value` in a `w` x `h` mask, in raster order, joined into connected regions
+/// (8-connected when `diagonal`, else 4-connected). Labelling runs rather than flooding
+/// pixels touches each pixel once, where a flood fill looked at each one's 8 neighbours.
+struct Regions {
+    runs: Vec<Run>,
+    /// Per run, the index of its region's first run in raster order (so regions come in
+    /// the order of their first pixel, as a raster-order flood fill numbers them).
+    root: Vec<usize>,
+}
+
+impl Regions {
+    fn of(w: usize, h: usize, mask: &[bool], value: bool, diagonal: bool) -> Self {
+        let mut runs = Vec::new();
+        // Where each row's runs begin in `runs`.
+        let mut row_start = Vec::with_capacity(h + 1);
+        for (y, row) in mask.chunks_exact(w.max(1)).take(h).enumerate() {
+            row_start.push(runs.len());
+            runs.extend(row_runs(row, value).map(|x| Run {
+                y,
+                start: x.start,
+                end: x.end,
+            }));
         }
-        let id = sizes.len() as u32 + 1;
-        let mut size = 0;
-        label[start] = id;
-        stack.push((start % w, start / w));
-        while let Some((x, y)) = stack.pop() {
-            size += 1;
-            for ny in y.saturating_sub(1)..(y + 2).min(h) {
-                for nx in x.saturating_sub(1)..(x + 2).min(w) {
-                    let j = ny * w + nx;
-                    if mask[j] && label[j] == 0 {
-                        label[j] = id;
-                        stack.push((nx, ny));
-                    }
+        row_start.push(runs.len());
+        // Union-find whose root is always the region's earliest run.
+        let mut parent: Vec<usize> = (0..runs.len()).collect();
+        let find = |parent: &mut Vec<usize>, mut i: usize| {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        };
+        let reach = usize::from(diagonal);
+        for y in 1..row_start.len().saturating_sub(1) {
+            let (mut a, a_end) = (row_start[y - 1], row_start[y]);
+            let (mut b, b_end) = (row_start[y], row_start[y + 1]);
+            while a < a_end && b < b_end {
+                let (above, below) = (runs[a], runs[b]);
+                if above.start < below.end + reach && below.start < above.end + reach {
+                    let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                    parent[ra.max(rb)] = ra.min(rb);
+                }
+                // The run that ends first can touch nothing further along the other row.
+                if above.end < below.end {
+                    a += 1
+                } else {
+                    b += 1
                 }
             }
         }
-        sizes.push(size);
+        let root = (0..runs.len()).map(|i| find(&mut parent, i)).collect();
+        Regions { runs, root }
     }
-    (label, sizes)
+
+    fn pixels(run: &Run) -> usize {
+        run.end - run.start
+    }
+
+    /// Sets the pixels of the runs `keep` selects (by root) in the row-major `mask`.
+    fn paint(&self, w: usize, mask: &mut [bool], keep: impl Fn(usize) -> bool) {
+        for (run, &root) in self.runs.iter().zip(&self.root) {
+            if keep(root) {
+                mask[run.y * w + run.start..run.y * w + run.end].fill(true);
+            }
+        }
+    }
+}
+
+/// The 8-connected components of `mask`, in the order of their first pixel.
+pub(super) struct Components {
+    regions: Regions,
+    /// Per component, its root run.
+    roots: Vec<usize>,
+    /// Per component, its pixel count.
+    pub sizes: Vec<usize>,
+}
+
+impl Components {
+    pub fn of(w: usize, h: usize, mask: &[bool]) -> Self {
+        let regions = Regions::of(w, h, mask, true, true);
+        let (mut roots, mut sizes) = (Vec::new(), Vec::new());
+        let mut component = vec![usize::MAX; regions.runs.len()];
+        for (i, run) in regions.runs.iter().enumerate() {
+            let root = regions.root[i];
+            if root == i {
+                component[i] = roots.len();
+                roots.push(i);
+                sizes.push(0);
+            }
+            sizes[component[root]] += Regions::pixels(run);
+        }
+        Components {
+            regions,
+            roots,
+            sizes,
+        }
+    }
+
+    /// The pixel mask of component `index` (an index into `sizes`).
+    pub fn mask(&self, w: usize, h: usize, index: usize) -> Vec<bool> {
+        let mut mask = vec![false; w * h];
+        let root = self.roots[index];
+        self.regions.paint(w, &mut mask, |r| r == root);
+        mask
+    }
 }
 
 /// `mask` with every region of background not 4-connected to the image border filled in.
 pub(super) fn fill_holes(w: usize, h: usize, mask: &[bool]) -> Vec<bool> {
-    let mut outside = vec![false; mask.len()];
-    let mut stack: Vec<(usize, usize)> = border(w, h).filter(|&(x, y)| !mask[y * w + x]).collect();
-    stack.iter().for_each(|&(x, y)| outside[y * w + x] = true);
-    while let Some((x, y)) = stack.pop() {
-        let mut visit = |x: usize, y: usize| {
-            let j = y * w + x;
-            if !mask[j] && !outside[j] {
-                outside[j] = true;
-                stack.push((x, y));
-            }
-        };
-        if x > 0 {
-            visit(x - 1, y);
-        }
-        if x + 1 < w {
-            visit(x + 1, y);
-        }
-        if y > 0 {
-            visit(x, y - 1);
-        }
-        if y + 1 < h {
-            visit(x, y + 1);
-        }
+    let background = Regions::of(w, h, mask, false, false);
+    let mut outside = vec![false; background.runs.len()];
+    for (run, &root) in background.runs.iter().zip(&background.root) {
+        outside[root] |= run.y == 0 || run.y + 1 == h || run.start == 0 || run.end == w;
     }
-    outside.iter().map(|o| !o).collect()
+    let mut filled = mask.to_vec();
+    background.paint(w, &mut filled, |root| !outside[root]);
+    filled
 }
 
 /// The pixels of a `w` x `h` image's outermost ring, each once, in raster order.
@@ -208,4 +289,84 @@ pub(super) fn box_counting_dimension(w: usize, h: usize, outline: &[(usize, usiz
     let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
     let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
     if sxx > 0.0 { sxy / sxx } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Flood fill from each unlabelled pixel in raster order: the definition the run
+    /// labelling must reproduce (component order included).
+    fn flood(w: usize, h: usize, mask: &[bool], value: bool, diagonal: bool) -> Vec<usize> {
+        let mut label = vec![0; mask.len()];
+        let mut next = 0;
+        for start in 0..mask.len() {
+            if mask[start] != value || label[start] != 0 {
+                continue;
+            }
+            next += 1;
+            label[start] = next;
+            let mut stack = vec![(start % w, start / w)];
+            while let Some((x, y)) = stack.pop() {
+                for (dx, dy) in [
+                    (-1, -1),
+                    (0, -1),
+                    (1, -1),
+                    (-1, 0),
+                    (1, 0),
+                    (-1, 1),
+                    (0, 1),
+                    (1, 1),
+                ] {
+                    if !diagonal && dx != 0 && dy != 0 {
+                        continue;
+                    }
+                    let (nx, ny) = (x as isize + dx, y as isize + dy);
+                    if nx < 0 || ny < 0 || nx as usize >= w || ny as usize >= h {
+                        continue;
+                    }
+                    let j = ny as usize * w + nx as usize;
+                    if mask[j] == value && label[j] == 0 {
+                        label[j] = next;
+                        stack.push((nx as usize, ny as usize));
+                    }
+                }
+            }
+        }
+        label
+    }
+
+    #[test]
+    fn run_labelling_matches_flood_fill_on_random_masks() {
+        let mut rng = Rng::new(11);
+        for case in 0..300 {
+            let (w, h) = (1 + rng.below(40), 1 + rng.below(40));
+            let density = rng.f64();
+            let mask: Vec<bool> = (0..w * h).map(|_| rng.f64() < density).collect();
+            let want = flood(w, h, &mask, true, true);
+            let components = Components::of(w, h, &mask);
+            let count = want.iter().copied().max().unwrap_or(0);
+            let sizes: Vec<usize> = (1..=count)
+                .map(|l| want.iter().filter(|&&v| v == l).count())
+                .collect();
+            assert_eq!(components.sizes, sizes, "case {case}: {w}x{h}");
+            for (index, label) in (1..=count).enumerate() {
+                let expected: Vec<bool> = want.iter().map(|&v| v == label).collect();
+                assert_eq!(components.mask(w, h, index), expected, "case {case}");
+            }
+            // Holes: background 4-connected regions that never reach the border.
+            let background = flood(w, h, &mask, false, false);
+            let reaches_border = |label: usize| {
+                (0..w * h).any(|i| {
+                    let (x, y) = (i % w, i / w);
+                    background[i] == label && (x == 0 || y == 0 || x + 1 == w || y + 1 == h)
+                })
+            };
+            let filled: Vec<bool> = (0..w * h)
+                .map(|i| mask[i] || !reaches_border(background[i]))
+                .collect();
+            assert_eq!(fill_holes(w, h, &mask), filled, "case {case}: {w}x{h}");
+        }
+    }
 }
