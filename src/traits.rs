@@ -259,10 +259,11 @@ struct Gray {
 impl Gray {
     fn from_rgb(image: &RgbImage) -> Self {
         let px = image
-            .pixels()
+            .as_raw()
+            .chunks_exact(3)
             .map(|p| {
-                let [r, g, b] = p.0;
-                ((299 * r as u32 + 587 * g as u32 + 114 * b as u32 + 500) / 1000) as u8
+                let [r, g, b] = [p[0], p[1], p[2]].map(u32::from);
+                ((299 * r + 587 * g + 114 * b + 500) / 1000) as u8
             })
             .collect();
         Gray {
@@ -323,8 +324,8 @@ impl Particle {
             border_len - border_above
         };
         let border_background = 1.0 - border_particle as f32 / border_len.max(1) as f32;
-        let foreground: Vec<bool> = (0..gray.px.len())
-            .map(|i| above(i) == particle_is_above)
+        let foreground: Vec<bool> = (gray.px.iter())
+            .map(|&v| (v > threshold) == particle_is_above)
             .collect();
         let components = Components::of(gray.w, gray.h, &foreground);
         let sizes = &components.sizes;

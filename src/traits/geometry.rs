@@ -6,14 +6,15 @@ use std::sync::OnceLock;
 
 /// The maximal runs of `value` in one mask row, left to right.
 pub(super) fn row_runs(row: &[bool], value: bool) -> impl Iterator<Item = Range<usize>> + '_ {
+    // SAFETY: a bool is one byte holding 0 or 1, so the row reads as bytes of the same
+    // length and lifetime. As bytes, memchr finds each run's ends many bytes at a time (a
+    // byte-by-byte search was a tenth of the traits' time).
+    let bytes = unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), row.len()) };
     let mut x = 0;
     std::iter::from_fn(move || {
-        x += row.get(x..)?.iter().position(|&m| m == value)?;
+        x += memchr::memchr(u8::from(value), bytes.get(x..)?)?;
         let start = x;
-        x += row[x..]
-            .iter()
-            .position(|&m| m != value)
-            .unwrap_or(row.len() - x);
+        x += memchr::memchr(u8::from(!value), &bytes[x..]).unwrap_or(row.len() - x);
         Some(start..x)
     })
 }
