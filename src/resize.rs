@@ -73,6 +73,48 @@ pub fn triangle(image: &RgbImage, width: u32, height: u32) -> RgbImage {
             image::imageops::FilterType::Triangle,
         );
     }
+    #[cfg(target_arch = "x86_64")]
+    return triangle_at(crate::model::kernels::simd::level(), image, width, height);
+    #[cfg(not(target_arch = "x86_64"))]
+    resample(image, width, height)
+}
+
+/// The resize compiled for `level`'s vector width, which the CPU must have. Wider vectors
+/// give the same values: each is still a product then an addition, in the same order
+/// (Rust never fuses them into one rounding), and the rounding to 8 bits, a libm call per
+/// value on baseline x86-64, becomes an instruction.
+#[cfg(target_arch = "x86_64")]
+fn triangle_at(
+    level: crate::model::kernels::simd::Level,
+    image: &RgbImage,
+    width: u32,
+    height: u32,
+) -> RgbImage {
+    use crate::model::kernels::simd::Level;
+
+    #[target_feature(enable = "avx512f")]
+    fn avx512(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+        resample(image, width, height)
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn avx2(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+        resample(image, width, height)
+    }
+
+    match level {
+        // SAFETY: `level` is one the CPU has (`simd::level` or below).
+        Level::Avx512 => unsafe { avx512(image, width, height) },
+        // SAFETY: as above.
+        Level::Avx2 => unsafe { avx2(image, width, height) },
+        Level::Portable => resample(image, width, height),
+    }
+}
+
+/// Both passes; inlined into each instruction set's copy.
+#[inline(always)]
+fn resample(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (w, h) = image.dimensions();
     let src = image.as_raw();
     let row = 3 * w as usize;
     // Vertical pass: `height` rows of `w` pixels, in f32.
@@ -135,15 +177,29 @@ mod tests {
             });
             let want =
                 image::imageops::resize(&image, nw, nh, image::imageops::FilterType::Triangle);
-            let got = triangle(&image, nw, nh);
-            assert_eq!(got.dimensions(), want.dimensions());
-            let differing = got
-                .as_raw()
-                .iter()
-                .zip(want.as_raw())
-                .filter(|(a, b)| a != b)
-                .count();
-            assert_eq!(differing, 0, "{w}x{h} -> {nw}x{nh}");
+            let mut results = vec![("best", triangle(&image, nw, nh))];
+            // Each instruction set this CPU has, whichever `triangle` picked.
+            #[cfg(target_arch = "x86_64")]
+            {
+                use crate::model::kernels::simd::Level;
+                if is_x86_feature_detected!("avx512f") {
+                    results.push(("avx512", triangle_at(Level::Avx512, &image, nw, nh)));
+                }
+                if is_x86_feature_detected!("avx2") {
+                    results.push(("avx2", triangle_at(Level::Avx2, &image, nw, nh)));
+                }
+                results.push(("portable", triangle_at(Level::Portable, &image, nw, nh)));
+            }
+            for (level, got) in results {
+                assert_eq!(got.dimensions(), want.dimensions());
+                let differing = got
+                    .as_raw()
+                    .iter()
+                    .zip(want.as_raw())
+                    .filter(|(a, b)| a != b)
+                    .count();
+                assert_eq!(differing, 0, "{level}: {w}x{h} -> {nw}x{nh}");
+            }
         }
     }
 }
