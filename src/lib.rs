@@ -5,6 +5,8 @@
 //! views. `pipeline` wires the stages together for the commands and the TUI; no module
 //! imports from a later stage, and the command-line parser stays in the binary (`cli.rs`).
 
+#[cfg(target_arch = "x86_64")]
+pub mod cpu;
 pub mod demo;
 pub mod eval;
 pub mod exit;

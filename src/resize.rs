@@ -74,7 +74,7 @@ pub fn triangle(image: &RgbImage, width: u32, height: u32) -> RgbImage {
         );
     }
     #[cfg(target_arch = "x86_64")]
-    return triangle_at(crate::model::kernels::simd::level(), image, width, height);
+    return triangle_at(crate::cpu::level(), image, width, height);
     #[cfg(not(target_arch = "x86_64"))]
     resample(image, width, height)
 }
@@ -84,13 +84,8 @@ pub fn triangle(image: &RgbImage, width: u32, height: u32) -> RgbImage {
 /// (Rust never fuses them into one rounding), and the rounding to 8 bits, a libm call per
 /// value on baseline x86-64, becomes an instruction.
 #[cfg(target_arch = "x86_64")]
-fn triangle_at(
-    level: crate::model::kernels::simd::Level,
-    image: &RgbImage,
-    width: u32,
-    height: u32,
-) -> RgbImage {
-    use crate::model::kernels::simd::Level;
+fn triangle_at(level: crate::cpu::Level, image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    use crate::cpu::Level;
 
     #[target_feature(enable = "avx512f")]
     fn avx512(image: &RgbImage, width: u32, height: u32) -> RgbImage {
@@ -181,7 +176,7 @@ mod tests {
             // Each instruction set this CPU has, whichever `triangle` picked.
             #[cfg(target_arch = "x86_64")]
             {
-                use crate::model::kernels::simd::Level;
+                use crate::cpu::Level;
                 if is_x86_feature_detected!("avx512f") {
                     results.push(("avx512", triangle_at(Level::Avx512, &image, nw, nh)));
                 }
