@@ -98,7 +98,7 @@ fn triangle_at(level: crate::cpu::Level, image: &RgbImage, width: u32, height: u
     }
 
     match level {
-        // SAFETY: `level` is one the CPU has (`simd::level` or below).
+        // SAFETY: `level` is one the CPU has (`cpu::level` or below).
         Level::Avx512 => unsafe { avx512(image, width, height) },
         // SAFETY: as above.
         Level::Avx2 => unsafe { avx2(image, width, height) },

@@ -82,10 +82,6 @@ impl Regions {
         Regions { runs, root }
     }
 
-    fn pixels(run: &Run) -> usize {
-        run.end - run.start
-    }
-
     /// Sets the pixels of the runs `keep` selects (by root) in the row-major `mask`.
     fn paint(&self, w: usize, mask: &mut [bool], keep: impl Fn(usize) -> bool) {
         for (run, &root) in self.runs.iter().zip(&self.root) {
@@ -117,7 +113,7 @@ impl Components {
                 roots.push(i);
                 sizes.push(0);
             }
-            sizes[component[root]] += Regions::pixels(run);
+            sizes[component[root]] += run.end - run.start;
         }
         Components {
             regions,
