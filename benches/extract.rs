@@ -1,7 +1,7 @@
 //! Extraction throughput: EfficientNet-Lite0 features (avg-pooled, 1280-d) of a batch of
 //! 32 images at 224x224, model only (decoding excluded), with the global thread pool.
 //! Compare with `benches/peer_extract.py` (PyTorch eager, ONNX Runtime) on the same machine.
-//! The default precision (BF16 where the CPU has AMX); `SNOWSCOPE_PRECISION=f32` for FP32.
+//! The default precision (BF16 where the CPU has AMX-BF16 or AVX512-BF16); `SNOWSCOPE_PRECISION=f32` for FP32.
 
 #[path = "common/precision.rs"]
 mod precision;

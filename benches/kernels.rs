@@ -1,6 +1,6 @@
 //! GFLOP/s of the CPU kernels on every EfficientNet-Lite0 layer shape (one image, one
 //! thread), to see which shapes run far from the machine's peak. Medians of repeated runs.
-//! `cargo bench --bench kernels` (`SNOWSCOPE_PRECISION=bf16` for the 1x1 products on AMX)
+//! `cargo bench --bench kernels` (`SNOWSCOPE_PRECISION=bf16` for the BF16 1x1 products)
 
 use snowscope::model::efficientnet_lite::STAGES;
 use snowscope::model::kernels::depthwise::DepthwiseConv;
@@ -34,7 +34,7 @@ fn median_secs(mut run: impl FnMut()) -> f64 {
 fn pointwise(name: &str, m: usize, k: usize, n: usize, residual: bool, total: &mut f64) {
     let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 * 0.01).collect();
     let mut conv = PointwiseConv::new(&w, &vec![0.1; n], k, true);
-    // `SNOWSCOPE_PRECISION=bf16`: the AMX BF16 product, where the CPU has it.
+    // `SNOWSCOPE_PRECISION=bf16`: the BF16 product, where the CPU has an engine for it.
     if std::env::var("SNOWSCOPE_PRECISION").as_deref() == Ok("bf16") {
         conv = conv.in_bf16();
     }

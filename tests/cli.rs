@@ -333,11 +333,11 @@ fn synth_count_is_the_number_of_images_written() {
     );
 }
 
-/// `--precision bf16` where it cannot run (forced here by `SNOWSCOPE_KERNELS=avx2`, which
-/// every CPU is treated as lacking AMX under) is a clear error naming the way out, and the
+/// `--precision bf16` where it cannot run (forced here by `SNOWSCOPE_KERNELS=avx2`, under
+/// which every CPU is treated as lacking AMX and AVX512-BF16) is a clear error naming the way out, and the
 /// default then runs in FP32, as the description says.
 #[test]
-fn bf16_without_amx_is_a_clear_error_and_the_default_is_f32() {
+fn bf16_without_a_bf16_engine_is_a_clear_error_and_the_default_is_f32() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     write_images(dir.path(), 3);

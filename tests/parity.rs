@@ -208,7 +208,7 @@ fn bf16_features_point_where_the_fp32_ones_do() {
             ..Default::default()
         })
         .err()
-        .expect("BF16 refused without AMX");
+        .expect("BF16 refused without a BF16 engine");
         assert!(err.to_string().contains("--precision f32"), "{err}");
         return;
     }

@@ -69,7 +69,8 @@ pub enum Pooling {
 pub enum Precision {
     F32,
     /// BF16 products with FP32 accumulation: EfficientNet-Lite0's 1x1 convolutions (90 % of
-    /// its multiply-adds) on AMX tiles (`kernels::amx`); depthwise and pooling stay FP32.
+    /// its multiply-adds) on AMX tiles or with AVX512-BF16 (`kernels::bf16`); depthwise and
+    /// pooling stay FP32.
     Bf16,
 }
 
@@ -88,10 +89,11 @@ impl Precision {
             .find(|p| p.name() == name)
     }
 
-    /// Whether BF16 runs here: EfficientNet-Lite0 on a CPU with AMX-BF16.
+    /// Whether BF16 runs here: EfficientNet-Lite0 on a CPU with a BF16 engine (AMX-BF16 or
+    /// AVX512-BF16).
     pub fn bf16_available(arch: Arch, device: DeviceKind) -> bool {
         #[cfg(target_arch = "x86_64")]
-        let cpu = kernels::amx::available();
+        let cpu = kernels::bf16::engine().is_some();
         #[cfg(not(target_arch = "x86_64"))]
         let cpu = false;
         cpu && arch == Arch::EfficientNetLite0 && device == DeviceKind::Cpu
@@ -238,7 +240,7 @@ pub enum ModelError {
     #[error("this build has no CUDA support; rebuild with `cargo build --release --features cuda`")]
     NoCuda,
     #[error(
-        "--precision bf16 runs EfficientNet-Lite0 on a CPU with AMX-BF16 (Intel Xeon 4th generation or later), which this is not; use --precision f32"
+        "--precision bf16 runs EfficientNet-Lite0 on a CPU with AMX-BF16 or AVX512-BF16 (Intel Xeon 4th generation or later, AMD Zen 4 or later), which this is not; use --precision f32"
     )]
     NoBf16,
     #[error("model error: {0}")]

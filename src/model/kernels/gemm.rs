@@ -20,9 +20,10 @@ pub struct PointwiseConv {
     bias: Vec<f32>,
     k: usize,
     relu6: bool,
-    /// The weights as BF16 tiles, when the product runs on AMX ([`Self::in_bf16`]).
+    /// The weights in BF16 and the engine that multiplies them, when the product runs in
+    /// BF16 ([`Self::in_bf16`]).
     #[cfg(target_arch = "x86_64")]
-    bf16: Option<super::amx::PackedWeights>,
+    bf16: Option<(super::bf16::Engine, super::bf16::PackedWeights)>,
 }
 
 impl PointwiseConv {
@@ -46,14 +47,17 @@ impl PointwiseConv {
         }
     }
 
-    /// The same convolution with BF16 products (FP32 accumulation and epilogue) on AMX
-    /// tiles, where they pay ([`super::amx::MIN_INPUTS`]). Unchanged where
-    /// [`super::amx::available`] is false: callers check it first.
+    /// The same convolution with BF16 products (FP32 accumulation and epilogue), where
+    /// they pay ([`super::bf16::MIN_INPUTS`]). Unchanged where the CPU has no BF16 engine
+    /// ([`super::bf16::engine`]): callers check it first.
     pub fn in_bf16(mut self) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if super::amx::available() && self.k >= super::amx::MIN_INPUTS {
+        if let Some(engine) = super::bf16::engine()
+            && self.k >= super::bf16::MIN_INPUTS
+        {
             let n = self.outputs();
-            self.bf16 = Some(super::amx::PackedWeights::new(&self.weight, self.k, n));
+            let packed = super::bf16::PackedWeights::new(&self.weight, self.k, n);
+            self.bf16 = Some((engine, packed));
         }
         self
     }
@@ -75,9 +79,11 @@ impl PointwiseConv {
             assert_eq!(r.len(), m * n, "residual is m x n");
         }
         #[cfg(target_arch = "x86_64")]
-        if let Some(w) = &self.bf16 {
-            // SAFETY: the tiles were packed only where AMX is available; sizes asserted.
-            return unsafe { super::amx::product(w, a, m, &self.bias, residual, self.relu6, out) };
+        if let Some((engine, w)) = &self.bf16 {
+            // SAFETY: the engine is the one this CPU has; sizes asserted.
+            return unsafe {
+                super::bf16::product(*engine, w, a, m, &self.bias, residual, self.relu6, out)
+            };
         }
         #[cfg(target_arch = "x86_64")]
         match simd::level() {
@@ -321,14 +327,23 @@ mod tests {
         }
     }
 
-    /// The AMX BF16 path against the same naive product of BF16-rounded inputs: tails of
-    /// rows (past 32), channels (past 32) and columns (past 16 and 32), with and without
-    /// residual and ReLU6. Runs only where the CPU has AMX.
+    /// Each BF16 engine this CPU has against the same naive product of BF16-rounded
+    /// inputs: tails of rows (past 12 and 32), channels (odd, past 32) and columns (past
+    /// 16 and 32), with and without residual and ReLU6.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn bf16_tiles_match_the_product_of_rounded_inputs() {
-        if !crate::model::kernels::amx::available() {
-            eprintln!("no AMX-BF16 on this CPU: the BF16 path is not exercised");
+    fn bf16_engines_match_the_product_of_rounded_inputs() {
+        use crate::model::kernels::bf16::{Engine, PackedWeights};
+        use crate::model::kernels::{amx, dpbf16};
+        let engines: Vec<Engine> = [
+            (Engine::Amx, amx::available()),
+            (Engine::Avx512Bf16, dpbf16::available()),
+        ]
+        .into_iter()
+        .filter_map(|(engine, here)| here.then_some(engine))
+        .collect();
+        if engines.is_empty() {
+            eprintln!("no BF16 engine on this CPU: the BF16 paths are not exercised");
             return;
         }
         let round = |x: f32| {
@@ -343,19 +358,19 @@ mod tests {
             (49, 40, 24),
             (70, 100, 33),
             (64, 64, 64),
+            (13, 65, 17),
         ] {
             let a = random(&mut rng, m * k);
             let w = random(&mut rng, n * k);
             let bias = random(&mut rng, n);
             let residual = random(&mut rng, m * n);
-            for (relu6, res) in [(false, None), (true, Some(&residual[..]))] {
+            for (engine, (relu6, res)) in engines
+                .iter()
+                .flat_map(|&e| [(false, None), (true, Some(&residual[..]))].map(|c| (e, c)))
+            {
                 let mut conv = PointwiseConv::new(&w, &bias, k, relu6);
                 // Packed directly: `in_bf16` leaves the small-k shapes in FP32.
-                conv.bf16 = Some(crate::model::kernels::amx::PackedWeights::new(
-                    &conv.weight,
-                    k,
-                    n,
-                ));
+                conv.bf16 = Some((engine, PackedWeights::new(&conv.weight, k, n)));
                 let mut got = vec![f32::NAN; m * n];
                 conv.apply(&a, m, res, &mut got);
                 for row in 0..m {
@@ -368,7 +383,7 @@ mod tests {
                         let g = got[row * n + col];
                         assert!(
                             (g - want).abs() < 1e-3,
-                            "m={m} k={k} n={n} ({row},{col}): {g} vs {want}"
+                            "{engine:?} m={m} k={k} n={n} ({row},{col}): {g} vs {want}"
                         );
                     }
                 }

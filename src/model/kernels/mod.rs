@@ -11,7 +11,11 @@
 
 #[cfg(target_arch = "x86_64")]
 pub mod amx;
+#[cfg(target_arch = "x86_64")]
+pub mod bf16;
 pub mod depthwise;
+#[cfg(target_arch = "x86_64")]
+pub mod dpbf16;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd;
@@ -19,7 +23,9 @@ pub(crate) mod simd;
 /// Bumped whenever the BF16 path's arithmetic changes (what is rounded, in which order
 /// products are summed), since that changes the features it gives: it is part of the BF16
 /// model id, so caches of the old features are rebuilt rather than ranked beside new ones.
-/// Version 2: the band-by-band AMX products (session 10).
+/// Version 2: the band-by-band AMX products (session 10). The AMX and AVX512-BF16 engines
+/// share it: they round the same values of the same layers (`bf16::MIN_INPUTS`) and differ
+/// only in the order FP32 sums are added, as the FP32 kernels of different CPUs do.
 pub const BF16_ARITHMETIC_VERSION: u32 = 2;
 
 /// TensorFlow "SAME" padding as used by EfficientNet-Lite: output = ceil(input / stride),
