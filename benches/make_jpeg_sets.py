@@ -9,6 +9,8 @@ photo set, deterministically:
                (about 2 MB each), JPEG quality 90.
   OUT/mid/     photos of ImageNet-like sizes: the long side 500-800 px, the short side
                375-600 px (bicubic upscale of the same crops, mild grain), JPEG quality 90.
+  OUT/png224/  the same crops at 224x224 as PNG (only with --only png224): the model-bound
+               set, where decoding is trivial (`--count 1000` for the README's figures).
 
     python benches/make_jpeg_sets.py OUT [--source ../shared/datasets/fashion200] [--count 2000]
 
@@ -46,6 +48,8 @@ def make(job):
         return
     if kind == "small":
         img, _ = variant(src, seed, (320, 240))
+    elif kind == "png224":
+        img, _ = variant(src, seed, (224, 224))
     elif kind == "mid":
         rng = random.Random(seed + 7)
         long, short = rng.randint(500, 800), rng.randint(375, 600)
@@ -68,17 +72,18 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--source", default=os.path.join(here, "..", "..", "shared", "datasets", "fashion200"))
     ap.add_argument("--count", type=int, default=2000)
-    ap.add_argument("--only", choices=["small", "camera", "mid"])
+    ap.add_argument("--only", choices=["small", "camera", "mid", "png224"])
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     sources = sorted(os.path.join(args.source, f) for f in os.listdir(args.source) if f.endswith(".jpg"))
     jobs = []
-    for kind in ["small", "camera", "mid"]:
-        if args.only and kind != args.only:
+    for kind in ["small", "camera", "mid", "png224"]:
+        if kind != args.only and (args.only or kind == "png224"):
             continue
         os.makedirs(os.path.join(args.out, kind), exist_ok=True)
+        ext = "png" if kind == "png224" else "jpg"
         for i in range(args.count):
-            dst = os.path.join(args.out, kind, f"{kind}_{i:04d}.jpg")
+            dst = os.path.join(args.out, kind, f"{kind}_{i:04d}.{ext}")
             jobs.append((kind, sources[i % len(sources)], dst, i))
     with ProcessPoolExecutor(args.jobs) as pool:
         list(pool.map(make, jobs, chunksize=8))

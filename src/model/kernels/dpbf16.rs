@@ -103,15 +103,27 @@ impl Tile {
         // SAFETY (whole body): `a` holds R rows of at least 2 * pairs values, each strip
         // `pairs` vectors of 32 values; the epilogue masks columns to `cols`.
         unsafe {
-            let mut acc = [[_mm512_setzero_ps(); NV]; R];
-            for p in 0..self.pairs {
-                let b: [__m512bh; NV] = std::array::from_fn(|v| {
+            let weights = |p: usize| -> [__m512bh; NV] {
+                std::array::from_fn(|v| {
                     let at = self.b.add(v * self.strip_len + p * 2 * STRIP);
                     std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(at.cast()))
-                });
+                })
+            };
+            let activations = |r: usize, p: usize| -> __m512bh {
+                let pair = a.add(r * stride + 2 * p).cast::<i32>().read_unaligned();
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair))
+            };
+            // Started from the first pair's products, not a zeroed array: see the FP32
+            // kernel (`gemm.rs`) for why. pairs >= 1.
+            let b = weights(0);
+            let mut acc: [[__m512; NV]; R] = std::array::from_fn(|r| {
+                let x = activations(r, 0);
+                std::array::from_fn(|v| _mm512_dpbf16_ps(_mm512_setzero_ps(), x, b[v]))
+            });
+            for p in 1..self.pairs {
+                let b = weights(p);
                 for (r, acc_row) in acc.iter_mut().enumerate() {
-                    let pair = a.add(r * stride + 2 * p).cast::<i32>().read_unaligned();
-                    let x = std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair));
+                    let x = activations(r, p);
                     for v in 0..NV {
                         acc_row[v] = _mm512_dpbf16_ps(acc_row[v], x, b[v]);
                     }
