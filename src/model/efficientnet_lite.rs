@@ -307,8 +307,8 @@ impl EfficientNetLite0 {
     }
 
     /// The network with a map taken at each of `taps` in one pass; with BF16, the 1x1
-    /// convolutions (stem included, through im2col) of at least `kernels::bf16::MIN_INPUTS`
-    /// input channels multiply in BF16.
+    /// convolutions (stem included, through im2col) of at least the engine's
+    /// `min_inputs` input channels multiply in BF16.
     pub fn load_taps(vb: &VarBuilder, taps: &[Tap], precision: Precision) -> Result<Self> {
         let depth = |t: &Tap| match t {
             Tap::Block(i) => *i,

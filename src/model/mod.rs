@@ -348,15 +348,13 @@ impl FeatureModel {
             backbone,
             pooling: cfg.pooling,
             // FP32 keeps the ids it always had, so existing caches stay valid; BF16 ids
-            // carry the version of its arithmetic, whose features it decides.
+            // carry the version of its arithmetic and the engine, which decide its features.
             id: format!(
                 "{name}-w{weights_hash}-{layer}-{pooling}-{}{}",
                 preprocess.id(),
                 match precision {
                     Precision::F32 => String::new(),
-                    Precision::Bf16 => {
-                        format!("-bf16v{}", kernels::BF16_ARITHMETIC_VERSION)
-                    }
+                    Precision::Bf16 => kernels::bf16_id_suffix(),
                 }
             ),
             description: describe(name, &layer, cfg.pooling, cfg.device, precision),

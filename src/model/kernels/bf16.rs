@@ -3,8 +3,7 @@
 //! Intel AMX tiles ([`super::amx`]) or AVX512-BF16's `vdpbf16ps` on vector registers
 //! ([`super::dpbf16`], AMD Zen 4 and later). Both read the operands in the same "VNNI"
 //! order, packed here: the weights as pairs of input channels per output column, the
-//! activations as BF16 rows, so the two engines round exactly the same values and differ
-//! only in the order FP32 sums are added.
+//! activations as BF16 rows, rounded to nearest even by the same instructions.
 
 use super::simd::{Avx512, Isa};
 use std::arch::x86_64::*;
@@ -16,15 +15,6 @@ pub(super) const STRIP: usize = 16;
 /// BF16 values of one strip's step: 16 pairs of channels by 16 columns by 2.
 pub(super) const STEP_VALUES: usize = STRIP * K_STEP;
 
-/// The fewest input channels for which BF16 products beat the FP32 kernel, on both
-/// engines. Below it the conversions and (on AMX) the fixed cost of the tiles outweigh
-/// what the products save: at 1,344 rows (one band), k = 16-40 ran at 60-111 GFLOP/s on
-/// the tiles against 86-113 in FP32, k = 96-144 at 107-110 against 92, k = 240-480 at
-/// 240-450 against 55-125 (`cargo bench --bench kernels`, Sapphire Rapids). One threshold
-/// for both engines keeps which layers are rounded, and so the features, the same on
-/// every CPU that runs BF16.
-pub const MIN_INPUTS: usize = 64;
-
 /// What runs the BF16 products on this CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -32,6 +22,34 @@ pub enum Engine {
     Amx,
     /// AVX512-BF16 `vdpbf16ps` on vector registers.
     Avx512Bf16,
+}
+
+impl Engine {
+    /// The fewest input channels for which this engine's products beat the FP32 kernel
+    /// (`cargo bench --bench kernels`, with and without `SNOWSCOPE_PRECISION=bf16`).
+    /// AMX: below 64 a block has one or two tile steps, and converting, storing and
+    /// finishing the tiles costs more than the products save: at 1,344 rows (one band),
+    /// k = 16-40 ran at 60-111 GFLOP/s on the tiles against 86-113 in FP32, k = 96-144 at
+    /// 107-110 against 92, k = 240-480 at 240-450 against 55-125 (Sapphire Rapids).
+    /// AVX512-BF16 pays on every layer of EfficientNet-Lite0: k = 16-40 and the stem ran
+    /// at 104-162 GFLOP/s against 60-98 in FP32, the 1x1 products and stem of an image
+    /// took 4.2 ms against 5.1 ms with the AMX threshold (AMD Zen 4).
+    pub fn min_inputs(self) -> usize {
+        match self {
+            Engine::Amx => 64,
+            Engine::Avx512Bf16 => 1,
+        }
+    }
+
+    /// What the BF16 model id adds for this engine. The two round different sets of
+    /// layers ([`Self::min_inputs`]), so their features differ by more than the order of
+    /// sums and are cached apart. AMX adds nothing, so its caches stay valid.
+    pub fn id_tag(self) -> &'static str {
+        match self {
+            Engine::Amx => "",
+            Engine::Avx512Bf16 => "-dp",
+        }
+    }
 }
 
 /// The BF16 engine this process uses, if any. AMX comes first where both exist: on

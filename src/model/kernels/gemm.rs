@@ -48,12 +48,12 @@ impl PointwiseConv {
     }
 
     /// The same convolution with BF16 products (FP32 accumulation and epilogue), where
-    /// they pay ([`super::bf16::MIN_INPUTS`]). Unchanged where the CPU has no BF16 engine
-    /// ([`super::bf16::engine`]): callers check it first.
+    /// they pay ([`super::bf16::Engine::min_inputs`]). Unchanged where the CPU has no BF16
+    /// engine ([`super::bf16::engine`]): callers check it first.
     pub fn in_bf16(mut self) -> Self {
         #[cfg(target_arch = "x86_64")]
         if let Some(engine) = super::bf16::engine()
-            && self.k >= super::bf16::MIN_INPUTS
+            && self.k >= engine.min_inputs()
         {
             let n = self.outputs();
             let packed = super::bf16::PackedWeights::new(&self.weight, self.k, n);
@@ -379,7 +379,7 @@ mod tests {
                 .flat_map(|&e| [(false, None), (true, Some(&residual[..]))].map(|c| (e, c)))
             {
                 let mut conv = PointwiseConv::new(&w, &bias, k, relu6);
-                // Packed directly: `in_bf16` leaves the small-k shapes in FP32.
+                // Packed directly: `in_bf16` leaves the small-k shapes in FP32 on AMX.
                 conv.bf16 = Some((engine, PackedWeights::new(&conv.weight, k, n)));
                 let mut got = vec![f32::NAN; m * n];
                 conv.apply(&a, m, res, &mut got);

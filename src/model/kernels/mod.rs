@@ -23,10 +23,18 @@ pub(crate) mod simd;
 /// Bumped whenever the BF16 path's arithmetic changes (what is rounded, in which order
 /// products are summed), since that changes the features it gives: it is part of the BF16
 /// model id, so caches of the old features are rebuilt rather than ranked beside new ones.
-/// Version 2: the band-by-band AMX products (session 10). The AMX and AVX512-BF16 engines
-/// share it: they round the same values of the same layers (`bf16::MIN_INPUTS`) and differ
-/// only in the order FP32 sums are added, as the FP32 kernels of different CPUs do.
+/// Version 2: the band-by-band AMX products (session 10).
 pub const BF16_ARITHMETIC_VERSION: u32 = 2;
+
+/// What a BF16 model id ends with on this CPU: the arithmetic's version and the engine's
+/// tag (`bf16::Engine::id_tag`: the engines round different sets of layers).
+pub fn bf16_id_suffix() -> String {
+    #[cfg(target_arch = "x86_64")]
+    let engine = bf16::engine().map_or("", bf16::Engine::id_tag);
+    #[cfg(not(target_arch = "x86_64"))]
+    let engine = "";
+    format!("-bf16v{BF16_ARITHMETIC_VERSION}{engine}")
+}
 
 /// TensorFlow "SAME" padding as used by EfficientNet-Lite: output = ceil(input / stride),
 /// with the odd pixel of padding at the bottom/right. Returns (out, pad_before).
