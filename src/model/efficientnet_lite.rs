@@ -178,6 +178,7 @@ impl MbConv {
             y,
             expanded,
             depthwise,
+            depthwise_bf16,
         } = s;
         let mid = self.project.cpu.inputs();
         let cin = self.expand.as_ref().map_or(mid, |e| e.cpu.inputs());
@@ -213,14 +214,26 @@ impl MbConv {
                 }
                 None => &input[needed.start * row..needed.end * row],
             };
-            let d = sized(depthwise, rows.len() * ow * mid);
-            dw.apply_band(band_input, h, w, needed.start, rows.clone(), d);
+            let m = rows.len() * ow;
             // A residual block keeps its size (stride 1, cin = cout): rows match.
             let at = rows.start * ow * cout..rows.end * ow * cout;
             let residual = self.residual.then(|| &input[at.clone()]);
-            self.project
-                .cpu
-                .apply(d, rows.len() * ow, residual, &mut out[at]);
+            // Where the projection multiplies in BF16, the depthwise layer writes its
+            // input rows in BF16 directly: no FP32 map written, read back and converted.
+            #[cfg(target_arch = "x86_64")]
+            if let Some((stride, len)) = self.project.cpu.bf16_rows(m)
+                && dw.writes_bf16()
+            {
+                let d = sized(depthwise_bf16, len);
+                dw.apply_band_bf16(band_input, h, w, needed.start, rows.clone(), d, stride);
+                self.project
+                    .cpu
+                    .apply_bf16_rows(d, m, residual, &mut out[at]);
+                continue;
+            }
+            let d = sized(depthwise, m * mid);
+            dw.apply_band(band_input, h, w, needed.start, rows.clone(), d);
+            self.project.cpu.apply(d, m, residual, &mut out[at]);
         }
         std::mem::swap(x, y);
         (oh, ow)
@@ -246,6 +259,8 @@ struct Scratch {
     y: Vec<f32>,
     expanded: Vec<f32>,
     depthwise: Vec<f32>,
+    /// The depthwise output as the BF16 rows of the projection's product.
+    depthwise_bf16: Vec<u16>,
 }
 
 thread_local! {
@@ -253,9 +268,9 @@ thread_local! {
 }
 
 /// The first `len` values of `buf`, growing it when needed (contents are overwritten).
-fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+fn sized<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
     if buf.len() < len {
-        buf.resize(len, 0.0);
+        buf.resize(len, T::default());
     }
     &mut buf[..len]
 }

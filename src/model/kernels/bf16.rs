@@ -128,46 +128,63 @@ thread_local! {
     static ROWS: std::cell::RefCell<Vec<u16>> = std::cell::RefCell::default();
 }
 
+/// Values of a buffer of BF16 rows for `m` rows of `w`'s input: whole 32-row blocks, which
+/// AMX reads (the rows past `m` only reach output rows that are never stored).
+pub fn rows_len(w: &PackedWeights, m: usize) -> usize {
+    m.div_ceil(2 * STRIP) * 2 * STRIP * w.row_len()
+}
+
 /// `out (m x n) = act(a (m x k) . W + bias [+ residual])`.
 ///
 /// # Safety
 /// `engine` is [`engine`]'s answer; `a` is `m x w.k`, `out` and `residual` are
 /// `m x w.n`, `bias` has `w.n` values.
-#[allow(clippy::too_many_arguments)]
 pub unsafe fn product(
     engine: Engine,
     w: &PackedWeights,
     a: &[f32],
     m: usize,
-    bias: &[f32],
-    residual: Option<&[f32]>,
-    relu6: bool,
+    epilogue: &Epilogue,
     out: &mut [f32],
 ) {
-    debug_assert!(a.len() == m * w.k && out.len() == m * w.n && bias.len() == w.n);
+    debug_assert!(a.len() == m * w.k);
     ROWS.with_borrow_mut(|rows| {
-        let stride = w.row_len();
-        // AMX reads whole 32-row blocks.
-        let padded_rows = m.div_ceil(2 * STRIP) * 2 * STRIP;
+        let len = rows_len(w, m);
         // Grown, never shrunk: a resize down and up again would zero it on every layer.
-        if rows.len() < padded_rows * stride {
-            rows.resize(padded_rows * stride, 0);
+        if rows.len() < len {
+            rows.resize(len, 0);
         }
-        let rows = &mut rows[..padded_rows * stride];
-        let epilogue = Epilogue {
-            bias,
-            residual,
-            relu6,
-        };
         // SAFETY: the caller checked the engine; the sizes are as asserted.
         unsafe {
-            to_bf16_rows(a, m, w.k, stride, rows);
-            match engine {
-                Engine::Amx => super::amx::tiles(w, rows, m, &epilogue, out),
-                Engine::Avx512Bf16 => super::dpbf16::product(w, rows, m, &epilogue, out),
-            }
+            to_bf16_rows(a, m, w.k, w.row_len(), &mut rows[..len]);
+            product_of_rows(engine, w, &rows[..len], m, epilogue, out);
         }
     });
+}
+
+/// [`product`] of activations already in BF16 rows (`w.row_len()` values each, the lanes
+/// past `w.k` zero), as a layer that writes them directly leaves them.
+///
+/// # Safety
+/// `engine` is [`engine`]'s answer; `rows` holds [`rows_len`] values; `out` and the
+/// epilogue's slices are `m x w.n`.
+pub unsafe fn product_of_rows(
+    engine: Engine,
+    w: &PackedWeights,
+    rows: &[u16],
+    m: usize,
+    epilogue: &Epilogue,
+    out: &mut [f32],
+) {
+    debug_assert!(out.len() == m * w.n && epilogue.bias.len() == w.n);
+    debug_assert!(rows.len() >= rows_len(w, m));
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match engine {
+            Engine::Amx => super::amx::tiles(w, rows, m, epilogue, out),
+            Engine::Avx512Bf16 => super::dpbf16::product(w, rows, m, epilogue, out),
+        }
+    }
 }
 
 /// Converts the `m x k` activations into rows of `stride` BF16 values, zero-padded. The
@@ -195,7 +212,7 @@ unsafe fn to_bf16_rows(a: &[f32], m: usize, k: usize, stride: usize, rows: &mut 
 }
 
 /// What follows the sums: `act(sum + bias [+ residual])`, stored.
-pub(super) struct Epilogue<'a> {
+pub struct Epilogue<'a> {
     pub bias: &'a [f32],
     pub residual: Option<&'a [f32]>,
     pub relu6: bool,

@@ -242,8 +242,9 @@ impl DepthwiseConv {
         o: &mut [f32],
         g: Geometry,
     ) {
+        let sink = Pixels::new(o, self.bias.len());
         // SAFETY: forwarded from the caller.
-        unsafe { self.rows::<Avx512, K, S>(i, o, g) }
+        unsafe { self.rows::<Avx512, _, K, S>(i, &sink, g) }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -254,18 +255,85 @@ impl DepthwiseConv {
         o: &mut [f32],
         g: Geometry,
     ) {
+        let sink = Pixels::new(o, self.bias.len());
         // SAFETY: forwarded from the caller.
-        unsafe { self.rows::<Avx2, K, S>(i, o, g) }
+        unsafe { self.rows::<Avx2, _, K, S>(i, &sink, g) }
+    }
+
+    /// Whether [`Self::apply_band_bf16`] runs here: AVX-512 with AVX512-BF16, and whole
+    /// vectors of channels.
+    #[cfg(target_arch = "x86_64")]
+    pub fn writes_bf16(&self) -> bool {
+        simd::level() == Level::Avx512
+            && is_x86_feature_detected!("avx512bf16")
+            && self.bias.len().is_multiple_of(Avx512::LANES)
+    }
+
+    /// [`Self::apply_band`] into BF16 rows, `stride` values per output pixel (its channels
+    /// rounded to nearest even, then zeros), as the BF16 product of the next 1x1 layer
+    /// reads them (`PointwiseConv::bf16_rows`): the output is rounded once, where it is
+    /// made, and never written in FP32. Panics unless [`Self::writes_bf16`].
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_band_bf16(
+        &self,
+        input: &[f32],
+        h: usize,
+        w: usize,
+        first_row: usize,
+        out_rows: Range<usize>,
+        rows: &mut [u16],
+        stride: usize,
+    ) {
+        assert!(self.writes_bf16(), "BF16 output needs AVX512-BF16");
+        let c = self.bias.len();
+        let pixels = out_rows.len() * self.output_size(h, w).1;
+        assert!(
+            stride >= c && rows.len() >= pixels * stride,
+            "rows hold every pixel"
+        );
+        let g = self.geometry((h, w), (first_row, input.len()), out_rows, pixels * c);
+        for row in rows[..pixels * stride].chunks_exact_mut(stride) {
+            row[c..].fill(0);
+        }
+        let sink = Bf16Rows {
+            out: rows.as_mut_ptr(),
+            stride,
+        };
+        macro_rules! by_shape {
+            ($($k:literal, $s:literal);*) => {
+                match (self.kernel, self.stride) {
+                    // SAFETY: the CPU has AVX-512 and AVX512-BF16 and the channels fill
+                    // whole vectors (asserted); `geometry` checked the input rows and the
+                    // assert above the output pixels.
+                    $(($k, $s) => unsafe { self.run_avx512_bf16::<$k, $s>(input, &sink, g) },)*
+                    _ => unreachable!("EfficientNet's depthwise shapes are 3 or 5, stride 1 or 2"),
+                }
+            };
+        }
+        by_shape!(3, 1; 3, 2; 5, 1; 5, 2)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn run_avx512_bf16<const K: usize, const S: usize>(
+        &self,
+        i: &[f32],
+        sink: &Bf16Rows,
+        g: Geometry,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.rows::<Avx512, _, K, S>(i, sink, g) }
     }
 
     /// Safety: the CPU has `I`'s instruction set, the channels are a multiple of its lanes
     /// and both maps have the sizes `apply` asserts.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn rows<I: Isa, const K: usize, const S: usize>(
+    unsafe fn rows<I: Isa, O: Sink<I>, const K: usize, const S: usize>(
         &self,
         input: &[f32],
-        out: &mut [f32],
+        out: &O,
         g: Geometry,
     ) {
         let c = self.bias.len();
@@ -283,9 +351,9 @@ impl DepthwiseConv {
                     // `interior` proved them in range.
                     unsafe {
                         if interior {
-                            self.block::<I, K, S, false>(input, out, g, oy, ox, cb, count)
+                            self.block::<I, O, K, S, false>(input, out, g, oy, ox, cb, count)
                         } else {
-                            self.block::<I, K, S, true>(input, out, g, oy, ox, cb, count)
+                            self.block::<I, O, K, S, true>(input, out, g, oy, ox, cb, count)
                         }
                     }
                     ox += PIXELS;
@@ -298,10 +366,10 @@ impl DepthwiseConv {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn block<I: Isa, const K: usize, const S: usize, const CHECKED: bool>(
+    unsafe fn block<I: Isa, O: Sink<I>, const K: usize, const S: usize, const CHECKED: bool>(
         &self,
         input: &[f32],
-        out: &mut [f32],
+        out: &O,
         g: Geometry,
         oy: usize,
         ox: usize,
@@ -359,12 +427,66 @@ impl DepthwiseConv {
                     }
                 }
             }
-            let dst = out
-                .as_mut_ptr()
-                .add(((oy - g.out_first) * g.out_w + ox) * c + cb);
+            let first = (oy - g.out_first) * g.out_w + ox;
             for (p, acc) in acc.iter().enumerate().take(count) {
-                I::store(dst.add(p * c), I::relu6(*acc));
+                out.store(first + p, cb, I::relu6(*acc));
             }
+        }
+    }
+}
+
+/// Where the register blocks store their finished vectors.
+#[cfg(target_arch = "x86_64")]
+trait Sink<I: Isa> {
+    /// Stores channels `cb..cb + LANES` of output pixel `pixel` (counted from the band's
+    /// first). Safety: the pixel and channels lie inside the output; the CPU has what the
+    /// sink's instructions need.
+    unsafe fn store(&self, pixel: usize, cb: usize, v: I::V);
+}
+
+/// FP32 output pixels of `c` channels each.
+#[cfg(target_arch = "x86_64")]
+struct Pixels {
+    out: *mut f32,
+    c: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Pixels {
+    fn new(out: &mut [f32], c: usize) -> Self {
+        Self {
+            out: out.as_mut_ptr(),
+            c,
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<I: Isa> Sink<I> for Pixels {
+    #[inline(always)]
+    unsafe fn store(&self, pixel: usize, cb: usize, v: I::V) {
+        // SAFETY: the caller keeps the pixel and channels inside the output.
+        unsafe { I::store(self.out.add(pixel * self.c + cb), v) }
+    }
+}
+
+/// BF16 rows of `stride` values per output pixel (see `apply_band_bf16`).
+#[cfg(target_arch = "x86_64")]
+struct Bf16Rows {
+    out: *mut u16,
+    stride: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Sink<Avx512> for Bf16Rows {
+    #[inline(always)]
+    unsafe fn store(&self, pixel: usize, cb: usize, v: std::arch::x86_64::__m512) {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller keeps the pixel and channels inside the rows and runs with
+        // AVX512-BF16; rounding to nearest even, as `bf16::to_bf16_rows` does.
+        unsafe {
+            let packed = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v));
+            _mm256_storeu_si256(self.out.add(pixel * self.stride + cb).cast(), packed);
         }
     }
 }
@@ -459,6 +581,51 @@ mod tests {
                     .map(|(g, w)| (g - w).abs())
                     .fold(0f32, f32::max);
                 assert!(err < 1e-5, "k={k} s={s} {h}x{w}x{c}: max error {err}");
+            }
+        }
+    }
+
+    /// BF16 rows, band by band: each value is the FP32 output rounded to nearest even, the
+    /// lanes past the channels are zero whatever the buffer held.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn bf16_rows_are_the_fp32_output_rounded() {
+        let conv = DepthwiseConv::new(&[0.0; 16 * 9], &[0.0; 16], 3, 1);
+        if !conv.writes_bf16() {
+            eprintln!("no AVX512-BF16 on this CPU: the BF16 output is not exercised");
+            return;
+        }
+        let mut rng = Rng::new(5);
+        for &(k, s, h, w, c, stride) in &[
+            (3, 1, 7, 9, 16, 32),
+            (3, 2, 8, 8, 32, 32),
+            (5, 1, 14, 14, 48, 64),
+            (5, 2, 9, 23, 16, 48),
+        ] {
+            let x: Vec<f32> = (0..h * w * c).map(|_| rng.f32() * 8.0 - 4.0).collect();
+            let wt: Vec<f32> = (0..c * k * k).map(|_| rng.f32() * 2.0 - 1.0).collect();
+            let b: Vec<f32> = (0..c).map(|_| rng.f32()).collect();
+            let conv = DepthwiseConv::new(&wt, &b, k, s);
+            let (oh, ow) = conv.output_size(h, w);
+            let mut fp32 = vec![0f32; oh * ow * c];
+            conv.apply(&x, h, w, &mut fp32);
+            for band in [1, 2, oh] {
+                let mut rows = vec![0xffff_u16; oh * ow * stride];
+                for first in (0..oh).step_by(band) {
+                    let out_rows = first..(first + band).min(oh);
+                    let input = conv.input_rows(out_rows.clone(), h);
+                    let x_band = &x[input.start * w * c..input.end * w * c];
+                    let r = &mut rows[first * ow * stride..out_rows.end * ow * stride];
+                    conv.apply_band_bf16(x_band, h, w, input.start, out_rows, r, stride);
+                }
+                for (pixel, row) in rows.chunks_exact(stride).enumerate() {
+                    let want: Vec<u16> = fp32[pixel * c..(pixel + 1) * c]
+                        .iter()
+                        .map(|&v| super::super::bf16::bf16(v))
+                        .chain(std::iter::repeat_n(0, stride - c))
+                        .collect();
+                    assert_eq!(row, &want[..], "k={k} s={s} {h}x{w}x{c} pixel {pixel}");
+                }
             }
         }
     }

@@ -82,7 +82,7 @@ impl PointwiseConv {
         if let Some((engine, w)) = &self.bf16 {
             // SAFETY: the engine is the one this CPU has; sizes asserted.
             return unsafe {
-                super::bf16::product(*engine, w, a, m, &self.bias, residual, self.relu6, out)
+                super::bf16::product(*engine, w, a, m, &self.epilogue(residual), out)
             };
         }
         #[cfg(target_arch = "x86_64")]
@@ -94,6 +94,46 @@ impl PointwiseConv {
             Level::Portable => {}
         }
         self.apply_portable(a, m, residual, out);
+    }
+
+    /// Where the product runs in BF16: the values per row of its input as BF16 rows
+    /// (input channels zero-padded) and the buffer length for `m` rows, for a layer that
+    /// writes its output straight into those rows ([`Self::apply_bf16_rows`]).
+    #[cfg(target_arch = "x86_64")]
+    pub fn bf16_rows(&self, m: usize) -> Option<(usize, usize)> {
+        let (_, w) = self.bf16.as_ref()?;
+        Some((w.row_len(), super::bf16::rows_len(w, m)))
+    }
+
+    /// [`Self::apply`] of an input already in BF16 rows ([`Self::bf16_rows`]).
+    #[cfg(target_arch = "x86_64")]
+    pub fn apply_bf16_rows(
+        &self,
+        rows: &[u16],
+        m: usize,
+        residual: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let (engine, w) = self.bf16.as_ref().expect("the product runs in BF16");
+        assert!(
+            rows.len() >= super::bf16::rows_len(w, m),
+            "rows hold m padded rows"
+        );
+        assert_eq!(out.len(), m * self.outputs(), "output is m x n");
+        if let Some(r) = residual {
+            assert_eq!(r.len(), out.len(), "residual is m x n");
+        }
+        // SAFETY: the engine is the one this CPU has; sizes asserted.
+        unsafe { super::bf16::product_of_rows(*engine, w, rows, m, &self.epilogue(residual), out) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn epilogue<'a>(&'a self, residual: Option<&'a [f32]>) -> super::bf16::Epilogue<'a> {
+        super::bf16::Epilogue {
+            bias: &self.bias,
+            residual,
+            relu6: self.relu6,
+        }
     }
 
     /// The same product through the `gemm` crate: start from bias (+ residual), accumulate
@@ -398,6 +438,45 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+    /// A product of rows already in BF16 (as a depthwise layer writes them) is the product
+    /// of the FP32 input, bit for bit, on the engine this CPU has.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn bf16_rows_give_the_same_product_as_fp32_input() {
+        let Some(engine) = crate::model::kernels::bf16::engine() else {
+            eprintln!("no BF16 engine on this CPU: the BF16 rows are not exercised");
+            return;
+        };
+        let mut rng = Rng::new(13);
+        for &(m, k, n) in &[(33, 96, 24), (13, 144, 40), (49, 672, 112)] {
+            let a = random(&mut rng, m * k);
+            let w = random(&mut rng, n * k);
+            let bias = random(&mut rng, n);
+            let residual = random(&mut rng, m * n);
+            let mut conv = PointwiseConv::new(&w, &bias, k, true);
+            conv.bf16 = Some((
+                engine,
+                crate::model::kernels::bf16::PackedWeights::new(&conv.weight, k, n),
+            ));
+            let (stride, len) = conv.bf16_rows(m).expect("packed in BF16");
+            let mut rows = vec![0u16; len];
+            for (row, values) in rows.chunks_exact_mut(stride).zip(a.chunks_exact(k)) {
+                for (r, &v) in row.iter_mut().zip(values) {
+                    *r = crate::model::kernels::bf16::bf16(v);
+                }
+            }
+            let mut want = vec![f32::NAN; m * n];
+            conv.apply(&a, m, Some(&residual), &mut want);
+            let mut got = vec![f32::NAN; m * n];
+            conv.apply_bf16_rows(&rows, m, Some(&residual), &mut got);
+            assert!(
+                want.iter()
+                    .zip(&got)
+                    .all(|(w, g)| w.to_bits() == g.to_bits()),
+                "{engine:?} m={m} k={k} n={n}"
+            );
         }
     }
 }
