@@ -82,14 +82,18 @@ pub fn triangle(image: &RgbImage, width: u32, height: u32) -> RgbImage {
 /// The resize compiled for `level`'s vector width, which the CPU must have. Wider vectors
 /// give the same values: each is still a product then an addition, in the same order
 /// (Rust never fuses them into one rounding), and the rounding to 8 bits, a libm call per
-/// value on baseline x86-64, becomes an instruction.
+/// value on baseline x86-64, becomes an instruction. With AVX-512 the horizontal pass
+/// runs 16 output pixels at a time ([`horizontal_avx512`]).
 #[cfg(target_arch = "x86_64")]
 fn triangle_at(level: crate::cpu::Level, image: &RgbImage, width: u32, height: u32) -> RgbImage {
     use crate::cpu::Level;
 
     #[target_feature(enable = "avx512f")]
     fn avx512(image: &RgbImage, width: u32, height: u32) -> RgbImage {
-        resample(image, width, height)
+        let rows = vertical(image, height);
+        // SAFETY: the CPU has AVX-512F (the caller's level); `rows` holds `height` rows of
+        // the image's width.
+        unsafe { horizontal_avx512(&rows, image.width(), width, height) }
     }
 
     #[target_feature(enable = "avx2")]
@@ -109,10 +113,16 @@ fn triangle_at(level: crate::cpu::Level, image: &RgbImage, width: u32, height: u
 /// Both passes; inlined into each instruction set's copy.
 #[inline(always)]
 fn resample(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let rows = vertical(image, height);
+    horizontal(&rows, image.width(), width, height)
+}
+
+/// The vertical pass: `height` rows of the image's width, in f32.
+#[inline(always)]
+fn vertical(image: &RgbImage, height: u32) -> Vec<f32> {
     let (w, h) = image.dimensions();
     let src = image.as_raw();
     let row = 3 * w as usize;
-    // Vertical pass: `height` rows of `w` pixels, in f32.
     let vertical = Taps::new(h, height);
     let mut rows = vec![0f32; height as usize * row];
     for (y, out) in rows.chunks_exact_mut(row).enumerate() {
@@ -124,7 +134,13 @@ fn resample(image: &RgbImage, width: u32, height: u32) -> RgbImage {
             }
         }
     }
-    // Horizontal pass, rounded to 8 bits.
+    rows
+}
+
+/// The horizontal pass over the `w`-pixel rows of the vertical one, rounded to 8 bits.
+#[inline(always)]
+fn horizontal(rows: &[f32], w: u32, width: u32, height: u32) -> RgbImage {
+    let row = 3 * w as usize;
     let horizontal = Taps::new(w, width);
     let mut out = vec![0u8; 3 * width as usize * height as usize];
     for (line, dst) in rows
@@ -146,6 +162,84 @@ fn resample(image: &RgbImage, width: u32, height: u32) -> RgbImage {
         }
     }
     RgbImage::from_raw(width, height, out).expect("buffer sized for the image")
+}
+
+/// [`horizontal`] 16 output pixels at a time: each tap of the 16 is a gather from the row
+/// and a vector of their weights. Outputs with fewer taps than the most any has get
+/// zero-weight taps at the end, which add exactly zero (the values are finite and not
+/// negative), so every sum is the scalar one, tap for tap.
+///
+/// # Safety
+/// AVX-512F; `rows` holds `height` rows of `3 * w` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn horizontal_avx512(rows: &[f32], w: u32, width: u32, height: u32) -> RgbImage {
+    use std::arch::x86_64::*;
+    const LANES: usize = 16;
+    let (w, width) = (w as usize, width as usize);
+    let taps = Taps::new(w as u32, width as u32);
+    let most = (0..width).map(|x| taps.of(x).1.len()).max().unwrap_or(0);
+    let groups = width.div_ceil(LANES);
+    // Tap-major tables, 16 outputs per group: the input pixel's first value (clamped into
+    // the row for padding taps, whose weight is zero) and the weight.
+    let mut index = vec![0i32; groups * most * LANES];
+    let mut weight = vec![0f32; groups * most * LANES];
+    for x in 0..width {
+        let (first, weights) = taps.of(x);
+        let (group, lane) = (x / LANES, x % LANES);
+        for i in 0..most {
+            let at = (group * most + i) * LANES + lane;
+            index[at] = (3 * (first + i).min(w - 1)) as i32;
+            weight[at] = weights.get(i).copied().unwrap_or(0.0);
+        }
+    }
+    let mut out = vec![0u8; 3 * width * height as usize];
+    let mut bytes = [[0u8; LANES]; 3];
+    for (line, dst) in rows
+        .chunks_exact(3 * w)
+        .zip(out.chunks_exact_mut(3 * width))
+    {
+        for group in 0..groups {
+            for (c, channel) in bytes.iter_mut().enumerate() {
+                // SAFETY: every index is a pixel's first value inside the row, plus c < 3;
+                // the tables hold `most` vectors per group.
+                unsafe {
+                    let mut t = _mm512_setzero_ps();
+                    for i in 0..most {
+                        let at = (group * most + i) * LANES;
+                        let idx = _mm512_add_epi32(
+                            _mm512_loadu_si512(index[at..].as_ptr().cast()),
+                            _mm512_set1_epi32(c as i32),
+                        );
+                        let p = _mm512_i32gather_ps::<4>(idx, line.as_ptr());
+                        let wt = _mm512_loadu_ps(weight[at..].as_ptr());
+                        t = _mm512_add_ps(t, _mm512_mul_ps(p, wt));
+                    }
+                    let t =
+                        _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), _mm512_set1_ps(255.0));
+                    // `f32::round` rounds halves away from zero: the whole part, plus one
+                    // where the fraction (exact: both parts share the value's exponent) is
+                    // a half or more.
+                    let whole =
+                        _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(t);
+                    let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(
+                        _mm512_sub_ps(t, whole),
+                        _mm512_set1_ps(0.5),
+                    );
+                    let rounded = _mm512_mask_add_ps(whole, up, whole, _mm512_set1_ps(1.0));
+                    let packed = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(rounded));
+                    _mm_storeu_si128(channel.as_mut_ptr().cast(), packed);
+                }
+            }
+            let x0 = group * LANES;
+            for (lane, pixel) in dst[3 * x0..].chunks_exact_mut(3).take(LANES).enumerate() {
+                for c in 0..3 {
+                    pixel[c] = bytes[c][lane];
+                }
+            }
+        }
+    }
+    RgbImage::from_raw(width as u32, height, out).expect("buffer sized for the image")
 }
 
 #[cfg(test)]
