@@ -137,8 +137,8 @@ pub fn rows_len(w: &PackedWeights, m: usize) -> usize {
 /// `out (m x n) = act(a (m x k) . W + bias [+ residual])`.
 ///
 /// # Safety
-/// `engine` is [`engine`]'s answer; `a` is `m x w.k`, `out` and `residual` are
-/// `m x w.n`, `bias` has `w.n` values.
+/// `engine` is [`engine`]'s answer; `a` is `m x w.k`; `out` and the epilogue's slices
+/// are `m x w.n`.
 pub unsafe fn product(
     engine: Engine,
     w: &PackedWeights,

@@ -40,6 +40,7 @@ pub(super) unsafe fn product(
         let tile = Tile {
             b: w.values[col / STRIP * w.strip_len()..].as_ptr(),
             strip_len: w.strip_len(),
+            stride: w.row_len(),
             pairs: w.k.div_ceil(2),
             col,
             cols: (w.n - col).min(2 * STRIP),
@@ -52,18 +53,18 @@ pub(super) unsafe fn product(
                 macro_rules! by_rows {
                     ($nv:literal) => {
                         match (m - row).min(MR) {
-                            12 => tile.kernel::<12, $nv>(a, w.row_len(), row, epilogue, out),
-                            11 => tile.kernel::<11, $nv>(a, w.row_len(), row, epilogue, out),
-                            10 => tile.kernel::<10, $nv>(a, w.row_len(), row, epilogue, out),
-                            9 => tile.kernel::<9, $nv>(a, w.row_len(), row, epilogue, out),
-                            8 => tile.kernel::<8, $nv>(a, w.row_len(), row, epilogue, out),
-                            7 => tile.kernel::<7, $nv>(a, w.row_len(), row, epilogue, out),
-                            6 => tile.kernel::<6, $nv>(a, w.row_len(), row, epilogue, out),
-                            5 => tile.kernel::<5, $nv>(a, w.row_len(), row, epilogue, out),
-                            4 => tile.kernel::<4, $nv>(a, w.row_len(), row, epilogue, out),
-                            3 => tile.kernel::<3, $nv>(a, w.row_len(), row, epilogue, out),
-                            2 => tile.kernel::<2, $nv>(a, w.row_len(), row, epilogue, out),
-                            _ => tile.kernel::<1, $nv>(a, w.row_len(), row, epilogue, out),
+                            12 => tile.kernel::<12, $nv>(a, row, epilogue, out),
+                            11 => tile.kernel::<11, $nv>(a, row, epilogue, out),
+                            10 => tile.kernel::<10, $nv>(a, row, epilogue, out),
+                            9 => tile.kernel::<9, $nv>(a, row, epilogue, out),
+                            8 => tile.kernel::<8, $nv>(a, row, epilogue, out),
+                            7 => tile.kernel::<7, $nv>(a, row, epilogue, out),
+                            6 => tile.kernel::<6, $nv>(a, row, epilogue, out),
+                            5 => tile.kernel::<5, $nv>(a, row, epilogue, out),
+                            4 => tile.kernel::<4, $nv>(a, row, epilogue, out),
+                            3 => tile.kernel::<3, $nv>(a, row, epilogue, out),
+                            2 => tile.kernel::<2, $nv>(a, row, epilogue, out),
+                            _ => tile.kernel::<1, $nv>(a, row, epilogue, out),
                         }
                     };
                 }
@@ -82,6 +83,8 @@ struct Tile {
     /// The first strip; the second follows `strip_len` values later.
     b: *const u16,
     strip_len: usize,
+    /// BF16 values from one activation row to the next.
+    stride: usize,
     /// Pairs of input channels that hold weights (the rest are zero padding).
     pairs: usize,
     col: usize,
@@ -90,12 +93,11 @@ struct Tile {
 
 impl Tile {
     /// `R x (16 NV)` outputs starting at row `row`: accumulate over the pairs, then the
-    /// epilogue. `a` is the tile's first BF16 row, rows `stride` values apart.
+    /// epilogue. `a` is the tile's first BF16 row.
     #[inline(always)]
     unsafe fn kernel<const R: usize, const NV: usize>(
         &self,
         a: *const u16,
-        stride: usize,
         row: usize,
         epilogue: &Epilogue,
         out: &mut [f32],
@@ -110,7 +112,10 @@ impl Tile {
                 })
             };
             let activations = |r: usize, p: usize| -> __m512bh {
-                let pair = a.add(r * stride + 2 * p).cast::<i32>().read_unaligned();
+                let pair = a
+                    .add(r * self.stride + 2 * p)
+                    .cast::<i32>()
+                    .read_unaligned();
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair))
             };
             // Started from the first pair's products, not a zeroed array: see the FP32
