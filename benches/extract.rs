@@ -26,7 +26,8 @@ fn extraction(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(batch as u64));
     group.bench_function("efficientnet_lite0_b32_224", |b| {
-        b.iter(|| model.features(&input, batch).expect("forward pass"))
+        let images: Vec<&[f32]> = input.chunks_exact(len).collect();
+        b.iter(|| model.features(&images).expect("forward pass"))
     });
     group.finish();
 }

@@ -77,7 +77,6 @@ pub fn run(
                 }
             }
         });
-        let mut input = Vec::with_capacity(batch_size * pp.len());
         for decoded in rx {
             if cancel.load(Ordering::Relaxed) {
                 break;
@@ -86,13 +85,13 @@ pub fn run(
                 last: decoded.last().map(|d| d.0),
                 ..Default::default()
             };
-            input.clear();
+            let mut images = Vec::with_capacity(decoded.len());
             let mut ids = Vec::with_capacity(decoded.len());
             let mut traits = Vec::with_capacity(decoded.len());
             for (id, prepared) in decoded {
                 match prepared {
                     Ok((pixels, measured)) => {
-                        input.extend_from_slice(&pixels);
+                        images.push(pixels);
                         ids.push(id);
                         traits.push(measured);
                     }
@@ -100,7 +99,8 @@ pub fn run(
                 }
             }
             if !ids.is_empty() {
-                let (features, dim) = model.features(&input, ids.len())?;
+                let images: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
+                let (features, dim) = model.features(&images)?;
                 result.rows = ids
                     .into_iter()
                     .zip(features.chunks_exact(dim).zip(traits))

@@ -232,3 +232,41 @@ fn bf16_features_point_where_the_fp32_ones_do() {
         assert!(worst >= 0.999, "{layer}: {worst}");
     }
 }
+
+/// The CPU path pools its channels-last maps itself ([`FeatureModel::features`]); those
+/// features must be the tensor path's (`feature_map` + [`pool`]), for every pooling and
+/// for two taps at once, up to the order of the sums.
+#[test]
+fn features_pooled_on_the_cpu_path_match_the_pooled_maps() {
+    for (layer, pooling) in [
+        ("head", Pooling::Avg),
+        ("head", Pooling::Max),
+        ("stage6", Pooling::None),
+        ("stage6+head", Pooling::Avg),
+    ] {
+        let model = FeatureModel::load(&ModelConfig {
+            layer: Some(layer.into()),
+            pooling,
+            precision: Some(Precision::F32),
+            ..Default::default()
+        })
+        .unwrap();
+        let x = parity_batch(&model, 2);
+        let pixels: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        let images: Vec<&[f32]> = pixels.chunks_exact(model.preprocess.len()).collect();
+        let (features, dim) = model.features(&images).unwrap();
+        let maps = if layer == "stage6+head" {
+            // The tensor path's one tap is the deepest; pool the shallower one apart.
+            let shallow = efficientnet("stage6", None);
+            let a = pool(&shallow.feature_map(&x).unwrap(), pooling).unwrap();
+            let b = pool(&model.feature_map(&x).unwrap(), pooling).unwrap();
+            Tensor::cat(&[a, b], 1).unwrap()
+        } else {
+            pool(&model.feature_map(&x).unwrap(), pooling).unwrap()
+        };
+        assert_eq!(dim, maps.dim(1).unwrap(), "{layer} {pooling:?}");
+        let ours = Tensor::from_vec(features, (2, dim), &Device::Cpu).unwrap();
+        let err = relative_error(&ours, &maps);
+        assert!(err < 1e-6, "{layer} {pooling:?}: {err:.2e}");
+    }
+}

@@ -8,7 +8,7 @@
 use super::kernels::depthwise::DepthwiseConv;
 use super::kernels::gemm::PointwiseConv;
 use super::kernels::{im2col, same_padding};
-use super::{Backbone, Precision, Tap};
+use super::{Backbone, Pooling, Precision, Tap, channels_first, pool_channels_last};
 use candle_core::{Device, Result, Tensor, bail};
 use candle_nn::VarBuilder;
 
@@ -374,28 +374,33 @@ impl EfficientNetLite0 {
 }
 
 impl EfficientNetLite0 {
-    /// One CHW image through the network on the CPU, channels-last throughout; returns the
-    /// map at each tap as CHW (PyTorch's layout, which flattened features follow).
-    fn forward_cpu(&self, image: &[f32], h: usize, w: usize) -> Vec<(Vec<f32>, [usize; 3])> {
+    /// One CHW image through the network on the CPU, channels-last throughout; hands each
+    /// tap's map to `visit` as `(h * w) x c` values with its `[c, h, w]`, shallowest first.
+    fn forward_cpu(
+        &self,
+        image: &[f32],
+        h: usize,
+        w: usize,
+        mut visit: impl FnMut(&[f32], [usize; 3]),
+    ) {
         SCRATCH.with_borrow_mut(|s| {
-            let mut maps = Vec::with_capacity(self.taps.len());
+            let mut visited = 0;
             let (mut h, mut w) = self.stem_cpu(image, h, w, s);
             let mut c = self.stem.cpu.outputs();
             for (i, block) in self.blocks.iter().enumerate() {
                 (h, w) = block.forward_cpu(s, h, w);
                 c = block.project.cpu.outputs();
                 if self.taps.contains(&Tap::Block(i)) {
-                    maps.push((hwc_to_chw(&s.x[..h * w * c], c), [c, h, w]));
-                    if maps.len() == self.taps.len() {
-                        return maps;
+                    visit(&s.x[..h * w * c], [c, h, w]);
+                    visited += 1;
+                    if visited == self.taps.len() {
+                        return;
                     }
                 }
             }
             let head = sized(&mut s.y, h * w * self.head.cpu.outputs());
             self.head.cpu.apply(&s.x[..h * w * c], h * w, None, head);
-            let c = self.head.cpu.outputs();
-            maps.push((hwc_to_chw(head, c), [c, h, w]));
-            maps
+            visit(head, [self.head.cpu.outputs(), h, w]);
         })
     }
 }
@@ -421,23 +426,19 @@ impl EfficientNetLite0 {
     }
 }
 
-/// Transposes an `(h * w) x c` channels-last map to `c x (h * w)`.
-fn hwc_to_chw(map: &[f32], c: usize) -> Vec<f32> {
-    let pixels = map.len() / c;
-    let mut out = vec![0f32; map.len()];
-    for (p, pixel) in map.chunks_exact(c).enumerate() {
-        for (ch, &v) in pixel.iter().enumerate() {
-            out[ch * pixels + p] = v;
-        }
-    }
-    out
-}
-
 impl Backbone for EfficientNetLite0 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_taps(x)?
             .pop()
             .ok_or_else(|| candle_core::Error::Msg("no tap".into()))
+    }
+
+    fn pooled_cpu(&self, image: &[f32], h: usize, w: usize, pooling: Pooling) -> Option<Vec<f32>> {
+        let mut row = Vec::new();
+        self.forward_cpu(image, h, w, |map, [c, ..]| {
+            pool_channels_last(map, c, pooling, &mut row)
+        });
+        Some(row)
     }
 
     fn forward_taps(&self, x: &Tensor) -> Result<Vec<Tensor>> {
@@ -449,12 +450,14 @@ impl Backbone for EfficientNetLite0 {
             let pixels = x.flatten_all()?.to_vec1::<f32>()?;
             let mut per_tap: Vec<(Vec<f32>, [usize; 3])> = Vec::new();
             for image in pixels.chunks_exact(c * h * w) {
-                let maps = self.forward_cpu(image, h, w);
-                per_tap.resize_with(maps.len(), Default::default);
-                for ((all, shape), (map, s)) in per_tap.iter_mut().zip(maps) {
-                    all.extend_from_slice(&map);
-                    *shape = s;
-                }
+                let mut tap = 0;
+                self.forward_cpu(image, h, w, |map, shape| {
+                    if per_tap.len() == tap {
+                        per_tap.push((Vec::new(), shape));
+                    }
+                    per_tap[tap].0.extend(channels_first(map, shape[0]));
+                    tap += 1;
+                });
             }
             return per_tap
                 .into_iter()

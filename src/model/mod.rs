@@ -43,6 +43,18 @@ pub trait Backbone: Send + Sync {
     fn forward_taps(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
         Ok(vec![self.forward(x)?])
     }
+
+    /// The pooled features of one `3 x h x w` image, computed on slices by a CPU path of
+    /// the network's own (no tensors copied in and out); `None` where it has none.
+    fn pooled_cpu(
+        &self,
+        _image: &[f32],
+        _h: usize,
+        _w: usize,
+        _pooling: Pooling,
+    ) -> Option<Vec<f32>> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -364,12 +376,12 @@ impl FeatureModel {
         })
     }
 
-    /// Feature vectors of `n` preprocessed images laid out back to back (CHW each).
-    /// Returns the row-major n x dim matrix and dim.
-    pub fn features(&self, batch: &[f32], n: usize) -> Result<(Vec<f32>, usize), ModelError> {
+    /// Feature vectors of preprocessed images (CHW each, [`Preprocess::len`] values).
+    /// Returns the row-major `images.len() x dim` matrix and dim.
+    pub fn features(&self, images: &[&[f32]]) -> Result<(Vec<f32>, usize), ModelError> {
         let s = self.preprocess.size as usize;
         if !self.device.is_cpu() {
-            let x = Tensor::from_slice(batch, (n, 3, s, s), &self.device)?;
+            let x = Tensor::from_slice(&images.concat(), (images.len(), 3, s, s), &self.device)?;
             let pooled = self
                 .backbone
                 .forward_taps(&x)?
@@ -381,10 +393,12 @@ impl FeatureModel {
         }
         // On the CPU one image at a time per thread: a single image's activations stay in
         // cache, where a whole batch's (150 MB per layer at batch 32) would stream from memory.
-        let rows: Vec<Vec<f32>> = batch
-            .par_chunks(3 * s * s)
-            .take(n)
-            .map(|image| -> Result<Vec<f32>, ModelError> {
+        let rows: Vec<Vec<f32>> = images
+            .par_iter()
+            .map(|&image| -> Result<Vec<f32>, ModelError> {
+                if let Some(row) = self.backbone.pooled_cpu(image, s, s, self.pooling) {
+                    return Ok(row);
+                }
                 let x = Tensor::from_slice(image, (1, 3, s, s), &self.device)?;
                 let mut row = Vec::new();
                 for map in self.backbone.forward_taps(&x)? {
@@ -401,6 +415,48 @@ impl FeatureModel {
     pub fn feature_map(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         Ok(self.backbone.forward(x)?)
     }
+}
+
+/// [`pool`] of one channels-last map (`(h * w) x c` values) without tensors, appended to
+/// `out`: the same values in the same order (channel by channel, or C x H x W for
+/// [`Pooling::None`]), summed in pixel order.
+pub fn pool_channels_last(map: &[f32], c: usize, pooling: Pooling, out: &mut Vec<f32>) {
+    let pixels = map.chunks_exact(c);
+    match pooling {
+        Pooling::Avg => {
+            let start = out.len();
+            out.resize(start + c, 0.0);
+            for pixel in pixels.clone() {
+                for (sum, &v) in out[start..].iter_mut().zip(pixel) {
+                    *sum += v;
+                }
+            }
+            let n = pixels.len() as f32;
+            out[start..].iter_mut().for_each(|sum| *sum /= n);
+        }
+        Pooling::Max => {
+            let start = out.len();
+            out.resize(start + c, f32::NEG_INFINITY);
+            for pixel in pixels {
+                for (max, &v) in out[start..].iter_mut().zip(pixel) {
+                    *max = max.max(v);
+                }
+            }
+        }
+        Pooling::None => out.extend(channels_first(map, c)),
+    }
+}
+
+/// Transposes an `(h * w) x c` channels-last map to `c x (h * w)`.
+pub fn channels_first(map: &[f32], c: usize) -> Vec<f32> {
+    let pixels = map.len() / c;
+    let mut out = vec![0f32; map.len()];
+    for (p, pixel) in map.chunks_exact(c).enumerate() {
+        for (ch, &v) in pixel.iter().enumerate() {
+            out[ch * pixels + p] = v;
+        }
+    }
+    out
 }
 
 /// Pools an N x C x H x W map into N x D vectors.

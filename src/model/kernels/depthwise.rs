@@ -293,8 +293,14 @@ impl DepthwiseConv {
             "rows hold every pixel"
         );
         let g = self.geometry((h, w), (first_row, input.len()), out_rows, pixels * c);
-        for row in rows[..pixels * stride].chunks_exact_mut(stride) {
-            row[c..].fill(0);
+        // The padding lanes (a few vectors, or none) zeroed in place: `fill` would call
+        // `memset` once per pixel, which cost more than the zeros.
+        if stride > c {
+            for row in rows[..pixels * stride].chunks_exact_mut(stride) {
+                for lanes in row[c..].chunks_mut(16) {
+                    lanes.copy_from_slice(&[0; 16][..lanes.len()]);
+                }
+            }
         }
         let sink = Bf16Rows {
             out: rows.as_mut_ptr(),
