@@ -57,13 +57,13 @@ fn relu6(values: &mut [f32]) {
 /// an `(oh * ow) x (c * K * K)` matrix, each row ordered (c, ky, kx) like a flattened
 /// convolution weight, so a dense convolution becomes one [`gemm::PointwiseConv`] product.
 /// Only output rows `rows` are unfolded (callers go band by band, so the unfolded band
-/// stays in cache for the product); `out` is resized as needed and every value written.
+/// stays in cache for the product) into the first `rows.len() * ow` rows of `out`.
 pub fn im2col<const K: usize>(
     image: &[f32],
     (c, h, w): (usize, usize, usize),
     s: usize,
     rows: std::ops::Range<usize>,
-    out: &mut Vec<f32>,
+    out: &mut [f32],
 ) {
     assert_eq!(image.len(), c * h * w, "image is c x h x w");
     let (oh, pad_top) = same_padding(h, K, s);
@@ -71,7 +71,7 @@ pub fn im2col<const K: usize>(
     assert!(rows.end <= oh, "rows {rows:?} beyond the {oh} output rows");
     let row_len = c * K * K;
     let pixels = rows.len() * ow;
-    out.resize(pixels * row_len, 0.0);
+    assert!(out.len() >= pixels * row_len, "out holds the band");
     for (pixel, row) in out[..pixels * row_len]
         .chunks_exact_mut(row_len)
         .enumerate()
