@@ -242,7 +242,8 @@ fn hue_variation(image: &RgbImage) -> f32 {
 }
 
 /// [`hue_variation`]'s arithmetic, compiled into each instruction set's copy: with AVX2 the
-/// four lanes' square roots are one `vsqrtpd` (the same values as four `sqrtsd`).
+/// lanes' square roots are taken together (`vsqrtpd`, the same values as `sqrtsd` one by
+/// one).
 #[inline(always)]
 fn hue_variation_loop(image: &RgbImage) -> f32 {
     // Twice the opponent coordinates are integers: their sums are kept exact, and the

@@ -310,7 +310,10 @@ impl<T: Plain> Lines<T> {
 
     /// The first `len` values, which the buffer must hold.
     fn get(&self, len: usize) -> &[T] {
-        assert!(len * size_of::<T>() <= self.lines.len() * size_of::<Line>());
+        assert!(
+            len * size_of::<T>() <= self.lines.len() * size_of::<Line>(),
+            "the buffer holds {len} values"
+        );
         // SAFETY: as in `sized`; the assert bounds the slice.
         unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), len) }
     }
