@@ -2,13 +2,16 @@
 //! and ReLU6 fused, and TensorFlow "SAME" padding.
 //!
 //! Channels-last makes every tap a multiply-add of 16 consecutive channels, so the AVX-512
-//! path needs no shuffles, no padded copies and no scalar tails (EfficientNet-Lite's
-//! depthwise layers all have a multiple of 16 channels). Eight output pixels are computed
-//! together so that eight independent accumulator chains hide the multiply-add latency.
+//! path needs no shuffles and no scalar tails (EfficientNet-Lite's depthwise layers all
+//! have a multiple of 16 channels). Eight output pixels are computed together so that
+//! eight independent accumulator chains hide the multiply-add latency; each vector of
+//! channels is first copied into a zero-padded plane, so the blocks need no edge checks.
 
 use super::same_padding;
 use std::ops::Range;
 
+#[cfg(target_arch = "x86_64")]
+use super::lines::Lines;
 #[cfg(target_arch = "x86_64")]
 use super::simd::{self, Avx2, Avx512, Isa, Level};
 
@@ -334,6 +337,14 @@ impl DepthwiseConv {
 
     /// Safety: the CPU has `I`'s instruction set, the channels are a multiple of its lanes
     /// and both maps have the sizes `apply` asserts.
+    ///
+    /// One vector of channels at a time, the input rows the output rows read are copied
+    /// into a plane with the zero padding written out (`PLANE`), so the register blocks
+    /// read every tap without a bounds check or a mask, at fixed offsets. The copy is one
+    /// load and one store per input vector, against `K * K / (S * S)` multiply-adds; edge
+    /// checks inside the blocks cost more (on 14 x 14 and 7 x 7 maps every block is at an
+    /// edge), and branches around the multiply-adds made the compiler keep the
+    /// accumulators on the stack.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn rows<I: Isa, O: Sink<I>, const K: usize, const S: usize>(
@@ -343,102 +354,118 @@ impl DepthwiseConv {
         g: Geometry,
     ) {
         let c = self.bias.len();
-        for oy in g.out_first..g.out_end {
-            for cb in (0..c).step_by(I::LANES) {
-                let mut ox = 0;
-                while ox < g.out_w {
-                    let count = (g.out_w - ox).min(PIXELS);
-                    // Whole block inside the input: no per-tap bounds checks.
-                    let interior = count == PIXELS
-                        && ox * S >= g.pad_left
-                        && (ox + PIXELS - 1) * S + K - 1 - g.pad_left < g.in_w;
-                    // SAFETY: the block covers output pixels ox..ox+count of row oy and
-                    // one vector of channels from cb; input reads are bounds checked unless
-                    // `interior` proved them in range.
-                    unsafe {
-                        if interior {
-                            self.block::<I, O, K, S, false>(input, out, g, oy, ox, cb, count)
-                        } else {
-                            self.block::<I, O, K, S, true>(input, out, g, oy, ox, cb, count)
-                        }
+        let lanes = I::LANES;
+        // Plane row r is padded row `out_first * S + r`; plane column x is padded column x,
+        // and there are enough for whole blocks of PIXELS output pixels.
+        let plane_h = (g.out_end - g.out_first - 1) * S + K;
+        let blocks = g.out_w.div_ceil(PIXELS);
+        let plane_w = (blocks * PIXELS - 1) * S + K;
+        let row_len = plane_w * lanes;
+        let first_row = g.out_first * S;
+        // Only the input rows and columns are rewritten for each vector of channels: the
+        // padding stays zero.
+        let copied: Vec<(usize, usize)> = (0..plane_h)
+            .filter_map(|r| {
+                let iy = (first_row + r)
+                    .checked_sub(g.pad_top)
+                    .filter(|&y| y < g.in_h)?;
+                Some((r, iy - g.in_first))
+            })
+            .collect();
+        // Taken out of the thread-local for the call, not used inside a closure: a closure
+        // has no target features, and the vector instructions would not inline into it.
+        let mut buffer = PLANE.take();
+        let plane = buffer.zeroed(plane_h * row_len).as_mut_ptr();
+        for cb in (0..c).step_by(lanes) {
+            // SAFETY: `geometry` checked that the input holds rows `iy` (counted from
+            // its first) of `in_w * c` values; the plane holds `plane_h` rows of
+            // `plane_w >= pad_left + in_w` vectors.
+            unsafe {
+                for &(r, iy) in &copied {
+                    let from = input.as_ptr().add(iy * g.in_w * c + cb);
+                    let to = plane.add(r * row_len + g.pad_left * lanes);
+                    for x in 0..g.in_w {
+                        I::store(to.add(x * lanes), I::load(from.add(x * c)));
                     }
-                    ox += PIXELS;
+                }
+            }
+            for oy in g.out_first..g.out_end {
+                let first_pixel = (oy - g.out_first) * g.out_w;
+                for ox in (0..g.out_w).step_by(PIXELS) {
+                    let count = (g.out_w - ox).min(PIXELS);
+                    // SAFETY: the block reads plane rows (oy - out_first) * S.. + K and
+                    // columns ox * S.. + (PIXELS - 1) * S + K, inside the plane by its
+                    // size, and writes `count` pixels of output row oy.
+                    unsafe {
+                        let corner = plane.add(((oy - g.out_first) * S * plane_w + ox * S) * lanes);
+                        self.block::<I, O, K, S>(corner, row_len, out, first_pixel + ox, cb, count)
+                    }
                 }
             }
         }
+        PLANE.set(buffer);
     }
 
-    /// Up to eight output pixels of one row, one vector of channels.
+    /// Up to eight output pixels of one row, one vector of channels, from the plane whose
+    /// first tap for the first pixel is at `corner` (plane rows `row_len` apart).
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn block<I: Isa, O: Sink<I>, const K: usize, const S: usize, const CHECKED: bool>(
+    unsafe fn block<I: Isa, O: Sink<I>, const K: usize, const S: usize>(
         &self,
-        input: &[f32],
+        corner: *const f32,
+        row_len: usize,
         out: &O,
-        g: Geometry,
-        oy: usize,
-        ox: usize,
+        first_pixel: usize,
         cb: usize,
         count: usize,
     ) {
         let c = self.bias.len();
-        // SAFETY (whole body): reads are at (iy, ix) inside the input (rows checked here,
-        // columns checked or proved by the caller), channels cb..cb+16 < c; writes only to
-        // the `count` pixels of this block.
+        let lanes = I::LANES;
+        // SAFETY (whole body): the caller keeps the block's taps inside the plane and its
+        // `count` pixels inside the output; channels cb..cb + lanes < c.
         unsafe {
             let bias = I::load(self.bias.as_ptr().add(cb));
             let mut acc = [bias; PIXELS];
-            for ky in 0..K {
-                let Some(iy) = (oy * S + ky).checked_sub(g.pad_top).filter(|&y| y < g.in_h) else {
-                    continue;
-                };
-                let row = input.as_ptr().add((iy - g.in_first) * g.in_w * c + cb);
+            // The row loop is kept a loop (its count hidden from the optimiser): unrolled,
+            // its K * K tap loads were hoisted out of the blocks into stack slots and the
+            // products reordered into one accumulator's dependent chain.
+            for ky in 0..std::hint::black_box(K) {
+                let row = corner.add(ky * row_len);
                 let taps: [I::V; K] = std::array::from_fn(|kx| {
                     I::load(self.weight.as_ptr().add((ky * K + kx) * c + cb))
                 });
-                let inside = |x: usize| !CHECKED || (x >= g.pad_left && x - g.pad_left < g.in_w);
-                let load = |x: usize| I::load(row.add((x - g.pad_left) * c));
-                if S == 1 {
-                    // Pixel p's tap kx reads column ox + p + kx (padded coordinates): load
-                    // each column once and feed every (pixel, tap) pair that reads it.
-                    for j in 0..PIXELS + K - 1 {
-                        if !inside(ox + j) {
-                            continue; // zero padding
+                // Each column is loaded once, before the products, and the loops have no
+                // conditions, so they unroll fully and the accumulators stay in registers.
+                // With stride 2, pixel p's tap kx = 2t + phase reads column
+                // 2 (p + t) + phase: within a column phase, column j feeds pixel j - t.
+                for phase in 0..S {
+                    let phase_taps = (K - phase).div_ceil(S);
+                    let columns: [I::V; PIXELS + 4] = std::array::from_fn(|j| {
+                        if j < PIXELS + phase_taps - 1 {
+                            I::load(row.add((S * j + phase) * lanes))
+                        } else {
+                            I::zero()
                         }
-                        let v = load(ox + j);
-                        for (kx, tap) in taps.iter().enumerate() {
-                            if let Some(p) = j.checked_sub(kx).filter(|&p| p < PIXELS) {
-                                acc[p] = I::fma(v, *tap, acc[p]);
-                            }
-                        }
-                    }
-                } else {
-                    // Stride 2: pixel p's tap kx = 2t + phase reads column
-                    // 2 (ox + p + t) + phase, so within each column phase the same sharing
-                    // applies: column j of the phase feeds pixel j - t with tap 2t + phase.
-                    for phase in 0..2 {
-                        for j in 0..PIXELS + (K - phase).div_ceil(2) - 1 {
-                            let x = 2 * (ox + j) + phase;
-                            if !inside(x) {
-                                continue;
-                            }
-                            let v = load(x);
-                            for t in 0..(K - phase).div_ceil(2) {
-                                if let Some(p) = j.checked_sub(t).filter(|&p| p < PIXELS) {
-                                    acc[p] = I::fma(v, taps[2 * t + phase], acc[p]);
-                                }
-                            }
+                    });
+                    for t in 0..phase_taps {
+                        for (p, acc) in acc.iter_mut().enumerate() {
+                            *acc = I::fma(columns[p + t], taps[S * t + phase], *acc);
                         }
                     }
                 }
             }
-            let first = (oy - g.out_first) * g.out_w + ox;
             for (p, acc) in acc.iter().enumerate().take(count) {
-                out.store(first + p, cb, I::relu6(*acc));
+                out.store(first_pixel + p, cb, I::relu6(*acc));
             }
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// The zero-padded plane of one vector of channels that `rows` reads, reused from call
+    /// to call.
+    static PLANE: std::cell::Cell<Lines<f32>> = std::cell::Cell::default();
 }
 
 /// Where the register blocks store their finished vectors.

@@ -17,6 +17,7 @@ pub mod depthwise;
 #[cfg(target_arch = "x86_64")]
 pub mod dpbf16;
 pub mod gemm;
+pub(crate) mod lines;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd;
 
