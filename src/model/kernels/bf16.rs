@@ -232,16 +232,41 @@ impl Epilogue<'_> {
         lanes: usize,
         out: &mut [f32],
     ) {
+        // SAFETY: forwarded.
+        unsafe {
+            match (self.residual.is_some(), self.relu6) {
+                (false, false) => self.store_with::<false, false>(sums, row, col, lanes, out),
+                (false, true) => self.store_with::<false, true>(sums, row, col, lanes, out),
+                (true, false) => self.store_with::<true, false>(sums, row, col, lanes, out),
+                (true, true) => self.store_with::<true, true>(sums, row, col, lanes, out),
+            }
+        }
+    }
+
+    /// [`Self::store`] with the options as constants, `RESIDUAL` being whether there is
+    /// one, so that a kernel that settles them once per tile has no branch per vector.
+    ///
+    /// # Safety
+    /// As [`Self::store`].
+    #[inline(always)]
+    pub unsafe fn store_with<const RESIDUAL: bool, const RELU6: bool>(
+        &self,
+        sums: __m512,
+        row: usize,
+        col: usize,
+        lanes: usize,
+        out: &mut [f32],
+    ) {
         let n = self.bias.len();
         let at = row * n + col;
         // SAFETY: every load and store is masked to `lanes` columns inside row `row`.
         unsafe {
             let mask = Avx512::mask(lanes);
             let mut y = Avx512::add(sums, Avx512::load_masked(self.bias.as_ptr().add(col), mask));
-            if let Some(res) = self.residual {
+            if RESIDUAL && let Some(res) = self.residual {
                 y = Avx512::add(y, Avx512::load_masked(res.as_ptr().add(at), mask));
             }
-            if self.relu6 {
+            if RELU6 {
                 y = Avx512::relu6(y);
             }
             Avx512::store_masked(out.as_mut_ptr().add(at), mask, y);

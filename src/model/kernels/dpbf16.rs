@@ -134,10 +134,39 @@ impl Tile {
                     }
                 }
             }
+            // The epilogue's options are settled once per tile, not once per vector:
+            // branches inside the unrolled stores made the compiler spill the
+            // accumulators and finish them in a loop.
+            match (epilogue.residual.is_some(), epilogue.relu6) {
+                (false, false) => self.finish::<R, NV, false, false>(&acc, row, epilogue, out),
+                (false, true) => self.finish::<R, NV, false, true>(&acc, row, epilogue, out),
+                (true, false) => self.finish::<R, NV, true, false>(&acc, row, epilogue, out),
+                (true, true) => self.finish::<R, NV, true, true>(&acc, row, epilogue, out),
+            }
+        }
+    }
+
+    /// The epilogue of a tile, with its options as constants.
+    #[inline(always)]
+    unsafe fn finish<const R: usize, const NV: usize, const RESIDUAL: bool, const RELU6: bool>(
+        &self,
+        acc: &[[__m512; NV]; R],
+        row: usize,
+        epilogue: &Epilogue,
+        out: &mut [f32],
+    ) {
+        // SAFETY: the caller's; the epilogue masks columns to `cols`.
+        unsafe {
             for (r, acc_row) in acc.iter().enumerate() {
                 for (v, &sums) in acc_row.iter().enumerate() {
                     let lanes = self.cols.saturating_sub(v * STRIP).min(STRIP);
-                    epilogue.store(sums, row + r, self.col + v * STRIP, lanes, out);
+                    epilogue.store_with::<RESIDUAL, RELU6>(
+                        sums,
+                        row + r,
+                        self.col + v * STRIP,
+                        lanes,
+                        out,
+                    );
                 }
             }
         }

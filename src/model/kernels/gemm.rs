@@ -289,15 +289,43 @@ impl Tile {
                     }
                 }
             }
+            // The options are settled once per tile: branches inside the unrolled stores
+            // made the compiler spill the accumulators and finish them in a loop.
+            match (!res.is_null(), self.relu6) {
+                (false, false) => self.finish::<I, R, NV, false, false>(&acc, &masks, res, c),
+                (false, true) => self.finish::<I, R, NV, false, true>(&acc, &masks, res, c),
+                (true, false) => self.finish::<I, R, NV, true, false>(&acc, &masks, res, c),
+                (true, true) => self.finish::<I, R, NV, true, true>(&acc, &masks, res, c),
+            }
+        }
+    }
+
+    /// Bias, residual (`RESIDUAL`), ReLU6 (`RELU6`) and the masked stores of a tile.
+    #[inline(always)]
+    unsafe fn finish<
+        I: Isa,
+        const R: usize,
+        const NV: usize,
+        const RESIDUAL: bool,
+        const RELU6: bool,
+    >(
+        &self,
+        acc: &[[I::V; NV]; R],
+        masks: &[I::M; NV],
+        res: *const f32,
+        c: *mut f32,
+    ) {
+        // SAFETY: the caller's (`kernel`).
+        unsafe {
             for (r, acc_row) in acc.iter().enumerate() {
                 for v in 0..NV {
                     let bias = I::load_masked(self.bias.add(I::LANES * v), masks[v]);
                     let mut y = I::add(acc_row[v], bias);
                     let at = r * self.ld + I::LANES * v;
-                    if !res.is_null() {
+                    if RESIDUAL {
                         y = I::add(y, I::load_masked(res.add(at), masks[v]));
                     }
-                    if self.relu6 {
+                    if RELU6 {
                         y = I::relu6(y);
                     }
                     I::store_masked(c.add(at), masks[v], y);
