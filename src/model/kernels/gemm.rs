@@ -437,6 +437,13 @@ mod tests {
             (70, 100, 33),
             (64, 64, 64),
             (13, 65, 17),
+            // The tile plans of `dpbf16::column_tiles`: three strips, two and a half, a
+            // half alone, a masked strip, with partial row blocks.
+            (30, 16, 80),
+            (9, 32, 48),
+            (49, 40, 40),
+            (25, 8, 8),
+            (7, 20, 12),
         ] {
             let a = random(&mut rng, m * k);
             let w = random(&mut rng, n * k);
