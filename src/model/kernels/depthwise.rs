@@ -375,7 +375,19 @@ impl DepthwiseConv {
         // Taken out of the thread-local for the call, not used inside a closure: a closure
         // has no target features, and the vector instructions would not inline into it.
         let mut buffer = PLANE.take();
-        let plane = buffer.zeroed(plane_h * row_len).as_mut_ptr();
+        let plane = buffer.sized(plane_h * row_len);
+        // The padding is zeroed once per call, and only the padding: zeroing the whole
+        // plane was 0.6 % of a run (`memset`).
+        for (r, row) in plane.chunks_exact_mut(row_len).enumerate() {
+            if copied.iter().any(|&(copied, _)| copied == r) {
+                let (left, rest) = row.split_at_mut(g.pad_left * lanes);
+                left.fill(0.0);
+                rest[g.in_w * lanes..].fill(0.0);
+            } else {
+                row.fill(0.0);
+            }
+        }
+        let plane = plane.as_mut_ptr();
         for cb in (0..c).step_by(lanes) {
             // SAFETY: `geometry` checked that the input holds rows `iy` (counted from
             // its first) of `in_w * c` values; the plane holds `plane_h` rows of

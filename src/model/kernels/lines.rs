@@ -41,14 +41,6 @@ impl<T: Plain> Lines<T> {
         unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), len) }
     }
 
-    /// The first `len` values, all zero.
-    pub(crate) fn zeroed(&mut self, len: usize) -> &mut [T] {
-        let lines = (len * size_of::<T>()).div_ceil(size_of::<Line>());
-        self.sized(len);
-        self.lines[..lines].fill(Line([0; 64]));
-        self.sized(len)
-    }
-
     /// The first `len` values, which the buffer must hold.
     pub(crate) fn get(&self, len: usize) -> &[T] {
         assert!(
