@@ -6,7 +6,9 @@
 //! GFLOP/s per core against 115 for FP32 FMAs.
 //!
 //! The kernel is [`super::gemm`]'s, on BF16 operands: a tile of up to 12 rows by two
-//! strips (32 columns) stays in 24 accumulators while the pairs of input channels run.
+//! strips (32 columns), or 8 rows by three, stays in 24 accumulators while the pairs of
+//! input channels run; a leftover of 8 columns is a half strip on 256-bit registers
+//! (`column_tiles`).
 
 use super::bf16::{Epilogue, PackedWeights, STRIP};
 use super::simd::{self, Level};
