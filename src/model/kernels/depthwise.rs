@@ -353,6 +353,9 @@ impl DepthwiseConv {
         out: &O,
         g: Geometry,
     ) {
+        if g.out_first == g.out_end {
+            return;
+        }
         let c = self.bias.len();
         let lanes = I::LANES;
         // Plane row r is padded row `out_first * S + r`; plane column x is padded column x,
@@ -431,6 +434,8 @@ impl DepthwiseConv {
         cb: usize,
         count: usize,
     ) {
+        // The columns of a kernel row fill at most PIXELS + 4 registers.
+        const { assert!(K <= 5, "kernels of at most 5 x 5") };
         let c = self.bias.len();
         let lanes = I::LANES;
         // SAFETY (whole body): the caller keeps the block's taps inside the plane and its
@@ -619,6 +624,8 @@ mod tests {
                     }
                 });
             }
+            // An empty band writes nothing and reads nothing.
+            conv.apply_band(&[], h, w, 0, 0..0, &mut []);
             for got in &results {
                 let err = got
                     .iter()
