@@ -365,16 +365,12 @@ impl DepthwiseConv {
         let plane_w = (blocks * PIXELS - 1) * S + K;
         let row_len = plane_w * lanes;
         let first_row = g.out_first * S;
-        // Only the input rows and columns are rewritten for each vector of channels: the
-        // padding stays zero.
-        let copied: Vec<(usize, usize)> = (0..plane_h)
-            .filter_map(|r| {
-                let iy = (first_row + r)
-                    .checked_sub(g.pad_top)
-                    .filter(|&y| y < g.in_h)?;
-                Some((r, iy - g.in_first))
-            })
-            .collect();
+        // The plane rows that hold input rows (the others are padding), and the first
+        // one's input row counted from the input slice's first. Only these rows' input
+        // columns are rewritten for each vector of channels: the padding stays zero.
+        let copied = g.pad_top.saturating_sub(first_row)
+            ..(g.pad_top + g.in_h).saturating_sub(first_row).min(plane_h);
+        let first_input = (first_row + copied.start).saturating_sub(g.pad_top) - g.in_first;
         // Taken out of the thread-local for the call, not used inside a closure: a closure
         // has no target features, and the vector instructions would not inline into it.
         let mut buffer = PLANE.take();
@@ -382,7 +378,7 @@ impl DepthwiseConv {
         // The padding is zeroed once per call, and only the padding: zeroing the whole
         // plane was 0.6 % of a run (`memset`).
         for (r, row) in plane.chunks_exact_mut(row_len).enumerate() {
-            if copied.iter().any(|&(copied, _)| copied == r) {
+            if copied.contains(&r) {
                 let (left, rest) = row.split_at_mut(g.pad_left * lanes);
                 left.fill(0.0);
                 rest[g.in_w * lanes..].fill(0.0);
@@ -396,7 +392,7 @@ impl DepthwiseConv {
             // its first) of `in_w * c` values; the plane holds `plane_h` rows of
             // `plane_w >= pad_left + in_w` vectors.
             unsafe {
-                for &(r, iy) in &copied {
+                for (r, iy) in copied.clone().zip(first_input..) {
                     let from = input.as_ptr().add(iy * g.in_w * c + cb);
                     let to = plane.add(r * row_len + g.pad_left * lanes);
                     for x in 0..g.in_w {
